@@ -1,0 +1,107 @@
+"""Build the controller and its engines from a Config: each model loaded once, warmed up at start."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from assistant.config import Config
+from assistant.controller import Controller, ImageDefaults
+from assistant.llm import load_prompt_llm
+from assistant.rewrite import PromptRewriter, RuleRewriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    """How long each part took to load, and what the user should know about it."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
+def resolve_device(requested: str) -> str:
+    from pipelines.loading import resolve_device as _resolve  # noqa: PLC0415
+
+    return _resolve(requested)
+
+
+def build_rewriter(config: Config, device: str) -> PromptRewriter:
+    rw = config.rewrite
+    rules = RuleRewriter(rw.quality_terms, rw.default_negative)
+    llm = None if rw.raw else load_prompt_llm(rw.llm, config.cache_dir, device, rw.max_new_tokens)
+    return PromptRewriter(rules, llm, rw.max_prompt_words, raw=rw.raw)
+
+
+def build_image_engine(config: Config, device: str):
+    from pipelines.image_engine import ImageEngine  # noqa: PLC0415
+    from pipelines.loading import load_pipeline  # noqa: PLC0415
+
+    pipe, info = load_pipeline(config.image.model, device=device,
+                               tokenizer_cache=config.cache_dir / "clip-tokenizer")
+    return ImageEngine(pipe, info)
+
+
+def build_asr(config: Config, device: str):
+    from voice.asr import WhisperASR  # noqa: PLC0415
+
+    a = config.asr
+    return WhisperASR(
+        model=a.model,
+        device=device,
+        language=a.language,
+        task=a.task,
+        cache_dir=config.cache_dir / "whisper",
+        no_speech_threshold=a.no_speech_threshold,
+        min_rms_dbfs=a.min_rms_dbfs,
+        max_seconds=a.max_seconds,
+    )
+
+
+def build_tts_engine(config: Config, device: str):
+    from voice.tts import build_tts  # noqa: PLC0415
+
+    t = config.tts
+    return build_tts(t.engine, voice=t.voice, speed=t.speed, device=device, fallback=True)
+
+
+def build_controller(
+    config: Config, with_asr: bool = True, with_tts: bool = True
+) -> tuple[Controller, LoadReport]:
+    """Load every engine the config names, once, and hand them to a Controller."""
+    from pipelines.metadata import save_png  # noqa: PLC0415
+    from voice.audio import write_wav  # noqa: PLC0415
+
+    report = LoadReport()
+    device = resolve_device(config.device)
+
+    def timed(name: str, build):
+        start = time.perf_counter()
+        value = build()
+        report.seconds[name] = round(time.perf_counter() - start, 2)
+        logger.info("Loaded %s in %.2f s", name, report.seconds[name])
+        return value
+
+    image_engine = timed("image", lambda: build_image_engine(config, device))
+    if image_engine.info.placeholder:
+        report.notices.append(
+            f"Image model {config.image.model!r} has random weights: pictures are placeholders "
+            "(noise), not your request. For real pictures set image.model to a local model "
+            "folder, a .safetensors checkpoint, or a hub id such as stabilityai/sd-turbo "
+            "(e.g. --set image.model=/path/to/model or --profile hub)."
+        )
+        logger.warning(report.notices[-1])
+    if config.image.warm_up:
+        timed("image warm-up", image_engine.warm_up)
+    rewriter = timed("rewriter", lambda: build_rewriter(config, device))
+    asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
+    tts = timed("tts", lambda: build_tts_engine(config, device)) if (
+        with_tts and config.tts.enabled) else None
+    im = config.image
+    defaults = ImageDefaults(width=im.width, height=im.height, steps=im.steps,
+                             guidance=im.guidance, edit_strength=im.edit_strength, seed=im.seed)
+    controller = Controller(image_engine, rewriter, save_png=save_png, write_wav=write_wav,
+                            asr=asr, tts=tts, defaults=defaults, output_dir=config.output_dir)
+    return controller, report

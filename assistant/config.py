@@ -1,0 +1,187 @@
+"""Typed, validated configuration: config.yaml, then the profile, then env vars, then CLI flags."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+ENV_PREFIX = "ASSISTANT__"  # ASSISTANT__IMAGE__STEPS=2 sets image.steps
+ENV_PROFILE = "ASSISTANT_PROFILE"
+ENV_DATA_DIR = "ASSISTANT_DATA_DIR"
+
+
+class _Section(BaseModel):
+    # A misspelt key is refused rather than silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AsrConfig(_Section):
+    model: str = "packaged:base"  # packaged:base, an openai-whisper name, or a .pt path
+    language: str | None = None  # null detects the language
+    task: Literal["transcribe", "translate"] = "transcribe"
+    no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    min_rms_dbfs: float = Field(-55.0, le=0.0)
+    max_seconds: float = Field(120, gt=0, le=3600)
+
+
+class RewriteConfig(_Section):
+    llm: str = "packaged:gemma-3-270m"  # packaged:..., hub id, local folder, or "none"
+    max_new_tokens: int = Field(48, ge=8, le=512)
+    max_prompt_words: int = Field(60, ge=5, le=200)
+    quality_terms: list[str] = ["highly detailed", "sharp focus"]
+    default_negative: list[str] = ["blurry", "low quality", "deformed", "watermark", "text"]
+    raw: bool = False
+
+
+class ImageConfig(_Section):
+    model: str = "random:small"  # random:<arch>, hub id, local folder, or .safetensors file
+    steps: int | None = Field(None, ge=1, le=150)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+    width: int = Field(512, ge=64, le=2048, multiple_of=8)
+    height: int = Field(512, ge=64, le=2048, multiple_of=8)
+    edit_strength: float = Field(0.6, gt=0.0, le=1.0)
+    seed: int = Field(-1, ge=-1, lt=2**32)
+    warm_up: bool = True
+
+
+class TtsConfig(_Section):
+    engine: Literal["piper", "coqui", "espeak"] = "piper"
+    voice: str | None = None
+    speed: float = Field(1.0, gt=0.2, le=4.0)
+    enabled: bool = True
+
+
+class UiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+
+
+class Config(_Section):
+    profile: Literal["offline", "hub", "tiny"] = "offline"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    data_dir: Path = Path("~/.cache/voice-image-assistant")
+    output_dir: Path = Path("outputs")
+    asr: AsrConfig = AsrConfig()
+    rewrite: RewriteConfig = RewriteConfig()
+    image: ImageConfig = ImageConfig()
+    tts: TtsConfig = TtsConfig()
+    ui: UiConfig = UiConfig()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Absolute folder for converted weights and caches (created on demand)."""
+        return self.data_dir.expanduser()
+
+
+class ConfigError(ValueError):
+    """A configuration value was refused; the message names the key and what is allowed."""
+
+    code = "config-invalid"
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = [k for k in dotted.split(".") if k]
+    if not keys:
+        raise ConfigError(f"empty setting name in {dotted!r}")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``image.steps=4`` into (``image.steps``, 4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r} (e.g. --set image.steps=4)")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _env_overrides(environ: dict[str, str]) -> list[tuple[str, Any]]:
+    pairs = []
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            pairs.append((dotted, yaml.safe_load(raw) if raw else None))
+    if environ.get(ENV_PROFILE):
+        pairs.append(("profile", environ[ENV_PROFILE]))
+    if environ.get(ENV_DATA_DIR):
+        pairs.append(("data_dir", environ[ENV_DATA_DIR]))
+    return pairs
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        got = item.get("input")
+        lines.append(f"{key}: {item['msg']} (got {got!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[tuple[str, Any]] | None = None,
+    profile: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load config.yaml, apply the profile, env vars and overrides, and validate.
+
+    Parameters
+    ----------
+    path: the YAML file (default: the repository's config.yaml).
+    overrides: (dotted key, value) pairs from the command line; they win over everything.
+    profile: a profile name from the command line; wins over the file and ASSISTANT_PROFILE.
+    environ: the environment to read (default: os.environ).
+
+    Returns
+    -------
+    A validated ``Config``. Raises ``ConfigError`` naming the key and the allowed values.
+    """
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} not found") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+
+    profiles = raw.pop("profiles", {}) or {}
+    user = {}
+    for key, value in _env_overrides(dict(os.environ if environ is None else environ)):
+        _set_dotted(user, key, value)
+    for key, value in overrides or []:
+        _set_dotted(user, key, value)
+    if profile:
+        user["profile"] = profile
+
+    chosen = user.get("profile", raw.get("profile", "offline"))
+    if chosen not in profiles:
+        raise ConfigError(
+            f"profile: unknown profile {chosen!r}; choose one of {', '.join(sorted(profiles))}"
+        )
+    merged = _deep_merge(_deep_merge(raw, profiles[chosen] or {}), user)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from e

@@ -1,0 +1,335 @@
+"""The dialogue-state controller: one turn from input to events, image, reply and speech.
+
+    UserInput ─► ASR ─► understand (grammar / rewriter) ─► Plan ─► image engine ─► node
+              ─► reply text ─► TTS, sentence by sentence ─► turn.end
+
+Every stage announces itself with typed events; a failing stage ends the turn with an
+``error`` event carrying a stable code, and the session keeps everything it had.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import AssistantError
+from assistant.events import Event, EventType
+from assistant.plan import IMAGE_INTENTS, Intent, Plan
+from assistant.replies import command_reply, error_reply, image_reply
+from assistant.rewrite import PromptRewriter
+from assistant.state import DialogueState, Exchange, ImageNode
+from assistant.understand import MAX_REQUEST_CHARS, understand
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UserInput:
+    """What a front end hands the controller: text, or audio (path, bytes, or (rate, array))."""
+
+    text: str | None = None
+    audio: Any = None
+    image: Any = None  # an uploaded PIL image to start from (edits apply to it)
+
+
+@dataclass
+class ImageDefaults:
+    """Generation settings that the plan does not decide (from config.image)."""
+
+    width: int = 512
+    height: int = 512
+    steps: int | None = None
+    guidance: float | None = None
+    edit_strength: float = 0.6
+    seed: int = -1
+
+
+@dataclass
+class Session:
+    """One conversation: its state, and where its files go."""
+
+    folder: Path
+    state: DialogueState = field(default_factory=DialogueState)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    turns: int = 0
+    told_placeholder: bool = False
+
+
+class Controller:
+    """Runs turns for sessions. The engines are built elsewhere and handed in once.
+
+    Parameters
+    ----------
+    image_engine: ``pipelines.image_engine.ImageEngine`` (or anything with generate / img2img).
+    rewriter: the PromptRewriter (LLM + deterministic floor).
+    asr: ``voice.asr.WhisperASR`` or None (then audio input is refused).
+    tts: a ``voice.tts`` engine with ``stream(text)``, or None (text replies only).
+    save_png: writes an image with its parameters (``pipelines.metadata.save_png``).
+    write_wav: writes reply audio (``voice.audio.write_wav``).
+    """
+
+    def __init__(
+        self,
+        image_engine: Any,
+        rewriter: PromptRewriter,
+        save_png: Callable[..., Any],
+        write_wav: Callable[..., Any],
+        asr: Any = None,
+        tts: Any = None,
+        defaults: ImageDefaults | None = None,
+        output_dir: Path = Path("outputs"),
+    ):
+        self.image_engine = image_engine
+        self.rewriter = rewriter
+        self.asr = asr
+        self.tts = tts
+        self.save_png = save_png
+        self.write_wav = write_wav
+        self.defaults = defaults or ImageDefaults()
+        self.output_dir = Path(output_dir)
+        # One image job at a time on the one loaded pipeline.
+        self._image_lock = threading.Lock()
+
+    def new_session(self) -> Session:
+        session = Session(folder=self.output_dir)
+        session.folder = self.output_dir / session.id
+        return session
+
+    # --- one turn ---------------------------------------------------------------------
+    def run_turn(
+        self, session: Session, user_input: UserInput, cancel: threading.Event | None = None
+    ) -> Iterator[Event]:
+        """Run one turn and yield its events; always ends with ``turn.end``."""
+        cancel = cancel or threading.Event()
+        session.turns += 1
+        turn = session.turns
+        started = time.perf_counter()
+        yield Event(EventType.TURN_START, {"session": session.id, "turn": turn,
+                                           "input": "audio" if user_input.audio is not None
+                                           else "text"})
+        ok, code, reply = True, None, None
+        try:
+            text = yield from self._hear(user_input)
+            if user_input.image is not None:
+                yield from self._adopt_upload(session, user_input.image, text)
+            plan = self._plan(text, session)
+            yield Event(EventType.PLAN, plan.model_dump(mode="json"))
+            reply = yield from self._act(session, plan, cancel)
+        except AssistantError as e:
+            ok, code = False, e.code
+            reply = error_reply(e.code, e.message)
+            yield Event(EventType.ERROR, {"code": e.code, "message": e.message})
+        except Exception as e:  # a stage's own error type, or a bug: the session survives
+            code = getattr(e, "code", "internal-error")
+            message = getattr(e, "message", None) or f"Something went wrong: {e}"
+            if code == "internal-error":
+                logger.exception("Turn %s of session %s failed", turn, session.id)
+            ok, reply = False, error_reply(code, message)
+            yield Event(EventType.ERROR, {"code": code, "message": message})
+        expects_answer = reply.rstrip().endswith("?")
+        session.state.history.append(
+            Exchange(user=user_input.text or "", reply=reply, node_id=session.state.focus_id)
+        )
+        yield Event(EventType.REPLY, {"text": reply, "expects_answer": expects_answer})
+        yield from self._speak(session, turn, reply)
+        yield Event(EventType.TURN_END, {"ok": ok, "code": code,
+                                         "seconds": round(time.perf_counter() - started, 3)})
+
+    # --- stages ----------------------------------------------------------------------
+    def _hear(self, user_input: UserInput) -> Iterator[Event]:
+        if user_input.audio is None:
+            return self._check_text(user_input.text)
+        if self.asr is None:
+            raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
+        yield Event(EventType.ASR_START, {})
+        transcript = self.asr.transcribe(user_input.audio)
+        yield Event(EventType.ASR_END, {
+            "text": transcript.text, "language": transcript.language,
+            "confidence": round(transcript.confidence, 3),
+            "no_speech_prob": round(transcript.no_speech_prob, 3),
+            "audio_seconds": round(transcript.duration_s, 2),
+            "seconds": round(transcript.elapsed_s, 3),
+        })
+        return self._check_text(transcript.text)
+
+    @staticmethod
+    def _check_text(text: str | None) -> str:
+        text = (text or "").strip()
+        if not text:
+            raise AssistantError("input-invalid",
+                                 "The request is empty. Type or say what you'd like me to draw.")
+        if len(text) > MAX_REQUEST_CHARS:
+            raise AssistantError(
+                "input-invalid",
+                f"The request is {len(text)} characters long; keep it under {MAX_REQUEST_CHARS} "
+                "and describe the picture in a sentence or two.",
+            )
+        return text
+
+    def _plan(self, text: str, session: Session) -> Plan:
+        plan = understand(text, session.state, self.rewriter)
+        session.state.pending_question = plan.question
+        return plan
+
+    def _act(self, session: Session, plan: Plan, cancel: threading.Event) -> Iterator[Event]:
+        state = session.state
+        if plan.intent in IMAGE_INTENTS:
+            node = yield from self._make_image(session, plan, cancel)
+            first = node.placeholder and not session.told_placeholder
+            session.told_placeholder = session.told_placeholder or node.placeholder
+            return image_reply(plan, node, first)
+        if plan.intent in (Intent.UNDO, Intent.REDO):
+            try:
+                node = state.undo() if plan.intent == Intent.UNDO else state.redo()
+            except LookupError as e:
+                raise AssistantError(
+                    "nothing-to-undo",
+                    f"There's nothing to {plan.intent.value}. Ask me to draw something first.",
+                ) from e
+            yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+            return command_reply(plan, node)
+        return command_reply(plan, state.current)
+
+    def _make_image(self, session: Session, plan: Plan, cancel: threading.Event) -> Iterator[Event]:
+        from pipelines.image_engine import ImageRequest  # noqa: PLC0415 (keeps imports light)
+
+        d = self.defaults
+        parent = session.state.nodes.get(plan.target_id) if plan.target_id else None
+        request = ImageRequest(
+            prompt=plan.prompt,
+            negative_prompt=plan.negative_prompt,
+            seed=plan.seed if plan.seed is not None else d.seed,
+            steps=d.steps,
+            guidance=d.guidance,
+            width=parent.width if parent else d.width,
+            height=parent.height if parent else d.height,
+            strength=plan.strength or d.edit_strength,
+        )
+        operation = "img2img" if parent is not None else "generate"
+        yield Event(EventType.IMAGE_START, {"operation": operation, "prompt": plan.prompt,
+                                            "negative_prompt": plan.negative_prompt,
+                                            "parent": parent.id if parent else None})
+        if parent is not None:
+            from PIL import Image  # noqa: PLC0415
+
+            init = Image.open(parent.path).convert("RGB")
+            job = lambda progress: self.image_engine.img2img(  # noqa: E731
+                request, init, on_progress=progress, cancel=cancel)
+        else:
+            job = lambda progress: self.image_engine.generate(  # noqa: E731
+                request, on_progress=progress, cancel=cancel)
+        result = yield from self._run_with_progress(job)
+
+        node_id = session.state.new_node_id()
+        path = session.folder / f"{node_id}.png"
+        params = dict(result.params)
+        self.save_png(result.image, path, params, parent=parent.id if parent else None)
+        node = ImageNode(
+            id=node_id,
+            parent_id=parent.id if parent else None,
+            operation=params.get("operation", operation),
+            prompt=params["prompt"],
+            negative_prompt=params.get("negative_prompt", ""),
+            seed=int(params["seed"]),
+            steps=int(params["steps"]),
+            guidance=float(params["guidance"]),
+            strength=params.get("strength"),
+            width=int(params["width"]),
+            height=int(params["height"]),
+            model=str(params.get("model", "")),
+            path=str(path),
+            request=plan.request,
+            placeholder=bool(params.get("placeholder", False)),
+        )
+        session.state.add_node(node)
+        yield Event(EventType.IMAGE_DONE, {**self._node_event(node), "image": result.image,
+                                           "seconds": round(params.get("elapsed_s", 0.0), 3)})
+        return node
+
+    def _run_with_progress(self, job: Callable[[Callable], Any]) -> Iterator[Event]:
+        """Run the image job in a worker thread, yielding its progress as events."""
+        events: queue.Queue = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def progress(step: int, total: int, preview: Any = None) -> None:
+            events.put(Event(EventType.IMAGE_PROGRESS,
+                             {"step": step, "total": total, "preview": preview}))
+
+        def work() -> None:
+            try:
+                with self._image_lock:
+                    outcome["result"] = job(progress)
+            except BaseException as e:  # handed back to the turn's own thread
+                outcome["error"] = e
+            finally:
+                events.put(None)
+
+        worker = threading.Thread(target=work, name="image-job", daemon=True)
+        worker.start()
+        while (event := events.get()) is not None:
+            yield event
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    def _adopt_upload(self, session: Session, image: Any, text: str) -> Iterator[Event]:
+        """An uploaded picture becomes a node in focus, so the request edits it."""
+        node_id = session.state.new_node_id()
+        path = session.folder / f"{node_id}.png"
+        d = self.defaults
+        image = image.convert("RGB")
+        params = {"prompt": "uploaded image", "negative_prompt": "", "seed": 0, "steps": 0,
+                  "guidance": 0.0, "strength": None, "width": image.width,
+                  "height": image.height, "model": "upload", "operation": "upload"}
+        self.save_png(image, path, params, parent=None)
+        node = ImageNode(id=node_id, parent_id=None, operation="upload", prompt="uploaded image",
+                         negative_prompt="", seed=0, steps=0, guidance=0.0, strength=None,
+                         width=min(image.width // 8 * 8, 2048) or d.width,
+                         height=min(image.height // 8 * 8, 2048) or d.height,
+                         model="upload", path=str(path), request=text)
+        session.state.add_node(node)
+        yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+
+    def _speak(self, session: Session, turn: int, reply: str) -> Iterator[Event]:
+        if self.tts is None:
+            return
+        yield Event(EventType.TTS_START, {"engine": getattr(self.tts, "name", "tts")})
+        chunks, rate = [], None
+        try:
+            for index, chunk in enumerate(self.tts.stream(reply)):
+                chunks.append(chunk.samples)
+                rate = chunk.sample_rate
+                yield Event(EventType.TTS_CHUNK, {"index": index, "seconds": round(chunk.seconds, 3),
+                                                  "sample_rate": rate, "audio": chunk.samples})
+        except Exception as e:
+            # Speech is the last stage: the image and the reply text stand without it.
+            logger.warning("TTS failed: %s", e)
+            yield Event(EventType.ERROR, {"code": "tts-failed",
+                                          "message": f"I couldn't speak the reply: {e}"})
+            return
+        path = None
+        if chunks:
+            path = session.folder / f"turn-{turn:03d}-reply.wav"
+            self.write_wav(path, np.concatenate(chunks), rate)
+        total = sum(len(c) for c in chunks) / rate if rate else 0.0
+        yield Event(EventType.TTS_END, {"path": str(path) if path else None,
+                                        "seconds": round(total, 3)})
+
+    @staticmethod
+    def _node_event(node: ImageNode | None, focus_only: bool = False) -> dict[str, Any]:
+        if node is None:  # undo back past the first picture: nothing in view
+            return {"node_id": None, "path": None, "focus_only": focus_only}
+        data = node.to_json()
+        data["node_id"] = data.pop("id")
+        data["focus_only"] = focus_only
+        return data

@@ -1,0 +1,31 @@
+"""The assistant's own errors, and the table of every stable error code a user can meet."""
+
+from __future__ import annotations
+
+# Every code a turn can end with, and what it means; front ends and the API show these.
+ERROR_CODES: dict[str, str] = {
+    "input-invalid": "the request was empty, too long, or otherwise unusable",
+    "audio-invalid": "the audio could not be read (corrupt, empty, or an unknown format)",
+    "audio-too-long": "the recording is longer than asr.max_seconds",
+    "asr-no-speech": "the audio held no speech (silence, noise, or a known hallucination)",
+    "asr-failed": "speech recognition failed",
+    "rewrite-invalid": "the prompt rewriter produced nothing usable",
+    "model-missing": "a configured model could not be found or loaded",
+    "no-image": "the request needs a current image and there is none yet",
+    "nothing-to-undo": "undo or redo has nothing to move to",
+    "image-oom": "the device ran out of memory while generating",
+    "image-cancelled": "the image was cancelled",
+    "image-failed": "the image engine failed",
+    "tts-failed": "speech synthesis failed (the reply text is still shown)",
+    "internal-error": "an unexpected failure; the session is kept",
+}
+
+
+class AssistantError(Exception):
+    """A failure of the dialogue stage that the user can act on."""
+
+    def __init__(self, code: str, message: str):
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message

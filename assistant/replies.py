@@ -1,0 +1,65 @@
+"""Short, spoken-friendly replies: say what was done, offer the next step."""
+
+from __future__ import annotations
+
+from assistant.errors import ERROR_CODES
+from assistant.plan import Intent, Plan
+from assistant.rewrite import subject_of
+from assistant.state import ImageNode
+
+HELP_TEXT = (
+    "Tell me what to draw, like: draw a lighthouse on a cliff at night. Then change it: "
+    "make it darker. Say undo to go back, again for a new version, or ask what prompt I used."
+)
+
+PLACEHOLDER_NOTE = (
+    "This picture is a placeholder, because no real Stable Diffusion model is set up. "
+    "Set image.model to a model folder or a hub id for real pictures."
+)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def image_reply(plan: Plan, node: ImageNode, first_placeholder: bool) -> str:
+    """What to say once an image is ready."""
+    if plan.intent == Intent.EDIT:
+        text = "Done, I've changed it. Want another change, or undo?"
+    elif plan.intent == Intent.AGAIN:
+        text = "Here's another version. Like this one better?"
+    else:
+        text = f"Here's {_short(subject_of(plan.request))}. Want me to change anything?"
+    if node.placeholder and first_placeholder:
+        text += " " + PLACEHOLDER_NOTE
+    return text
+
+
+def command_reply(plan: Plan, current: ImageNode | None) -> str:
+    """What to say for a request that did not make a new image."""
+    match plan.intent:
+        case Intent.UNDO:
+            return ("Back to the previous picture." if current
+                    else "Back to the start, no picture in view. What should I draw?")
+        case Intent.REDO:
+            return "Forward again."
+        case Intent.CANCEL:
+            return "Okay, never mind."
+        case Intent.HELP:
+            return HELP_TEXT
+        case Intent.DESCRIBE:
+            if current is None:
+                return "I haven't made a picture yet."
+            return (f"I used the prompt: {current.prompt}. Seed {current.seed}, "
+                    f"{current.steps} steps, guidance {current.guidance:g}.")
+        case Intent.CLARIFY:
+            return plan.question or "Could you say that another way?"
+    return "Okay."
+
+
+def error_reply(code: str, message: str) -> str:
+    """The user-facing sentence for a failed turn: what went wrong and what to do."""
+    if code == "asr-no-speech":
+        return "I didn't hear anything. Could you say that again, a little closer?"
+    return message or ERROR_CODES.get(code, "Something went wrong.")

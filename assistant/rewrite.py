@@ -1,0 +1,225 @@
+"""Turn what a person said into a Stable Diffusion prompt and negative prompt.
+
+The deterministic rewriter is the floor: it always works, keeps every content word and moves
+"no X" / "without X" into the negative prompt. An LLM may enrich the prompt, but what it writes
+is validated (not empty, no loops, bounded, keeps the content words, adds nothing negated) and
+refused otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+STOPWORDS = frozenset(
+    """a an the of on in at to for with and or but is are be it its this that these those
+    me my i you your we our us some any very really just so as by from into onto over under
+    there here then than up out off please can could would will should do does did make made
+    let lets let's i'd i'm want like have has had give show get draw paint sketch create
+    generate render imagine picture image photo photograph painting drawing illustration pic
+    one now also more less bit little kind sort something""".split()
+)
+
+# Leading politeness and command words that are not part of the picture.
+_COMMAND_PREFIX = re.compile(
+    r"^\s*(?:(?:hey|ok|okay|so|um|uh|now|please|can you|could you|would you|will you|"
+    r"i want|i'd like|i would like|let's|lets|go ahead and)\s*,?\s*)*"
+    r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce)"
+    r"(?:\s+(?:me|us))?\s+)?"
+    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|photo|photograph|painting|"
+    r"drawing|illustration|render|portrait|sketch)s?\s+(?:of\s+)?)?",
+    re.IGNORECASE,
+)
+_NEGATION = re.compile(
+    r"\s*,?\s*\b(?:but\s+)?(?:without|with\s+no|no|minus|and\s+no|don't\s+(?:include|add|show))"
+    r"\s+(?:any\s+)?(?:a\s+|an\s+|the\s+)?([a-z][a-z' -]*?)(?=\s*(?:,|\.|;|!|\?|$|\band\b|\bbut\b))",
+    re.IGNORECASE,
+)
+_EDIT_PREFIX = re.compile(
+    r"^\s*(?:(?:please|now|ok|okay|and|can you|could you)\s*,?\s*)*"
+    r"(?:make\s+(?:it|this|that|the\s+(?:picture|image))\s+|make\s+|change\s+|turn\s+|give\s+it\s+)?",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A prompt pair and who wrote it."""
+
+    prompt: str
+    negative_prompt: str
+    rewriter: str  # llm | rules | raw
+    note: str | None = None  # why an LLM prompt was refused
+    elapsed_s: float = 0.0
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip("'-") for w in _WORD.findall(text)]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """The words that carry what the picture is about (not stop or command words)."""
+    seen, out = set(), []
+    for w in words(text):
+        if w not in STOPWORDS and len(w) > 1 and w not in seen:
+            seen.add(w)
+            out.append(w)
+    return out
+
+
+def split_negatives(text: str) -> tuple[str, list[str]]:
+    """Take "no X" / "without X" out of the text; return (rest, [X, ...])."""
+    text = _TRAILING_POLITENESS.sub("", text)
+    negatives = [m.group(1).strip() for m in _NEGATION.finditer(text)]
+    rest = _NEGATION.sub("", text)
+    return _tidy(rest), [n for n in negatives if n]
+
+
+_TRAILING_POLITENESS = re.compile(r"(?:[\s,]+(?:please|thanks|thank you|for me))+[\s.!?]*$", re.I)
+
+
+def _tidy(text: str) -> str:
+    text = _TRAILING_POLITENESS.sub("", text)
+    text = re.sub(r"\s+", " ", text).strip(" ,.;!?")
+    return re.sub(r"\s+,", ",", text)
+
+
+def subject_of(request: str) -> str:
+    """The request with leading command words removed: 'draw me a cat' -> 'a cat'."""
+    stripped = _COMMAND_PREFIX.sub("", request, count=1)
+    return _tidy(stripped) or _tidy(request)
+
+
+def _join(*parts: str | list[str]) -> str:
+    flat: list[str] = []
+    for part in parts:
+        items = part if isinstance(part, list) else [part]
+        for item in items:
+            item = item.strip(" ,")
+            if item and item.lower() not in (f.lower() for f in flat):
+                flat.append(item)
+    return ", ".join(flat)
+
+
+def strip_quality(prompt: str, quality_terms: list[str]) -> str:
+    keep = [p.strip() for p in prompt.split(",") if p.strip() not in quality_terms]
+    return ", ".join(p for p in keep if p)
+
+
+class RuleRewriter:
+    """The deterministic rewriter: command words out, negatives split off, bounded terms added."""
+
+    def __init__(self, quality_terms: list[str], default_negative: list[str]):
+        self.quality_terms = list(quality_terms)
+        self.default_negative = list(default_negative)
+
+    def negative_for(self, negatives: list[str]) -> str:
+        return _join(negatives, self.default_negative)
+
+    def generate(self, request: str) -> Rewrite:
+        rest, negatives = split_negatives(request)
+        subject = subject_of(rest)
+        return Rewrite(_join(subject, self.quality_terms), self.negative_for(negatives), "rules")
+
+    def edit(self, instruction: str, base_prompt: str, base_negative: str) -> Rewrite:
+        """Fold an edit ("make it darker") into the prompt of the image being edited."""
+        rest, negatives = split_negatives(instruction)
+        change = _tidy(_EDIT_PREFIX.sub("", rest, count=1))
+        base = strip_quality(base_prompt, self.quality_terms)
+        negative = _join(negatives, [p.strip() for p in base_negative.split(",")])
+        return Rewrite(_join(base, change, self.quality_terms), negative, "rules")
+
+
+# --- validating what an LLM wrote ----------------------------------------------------------
+def find_problem(candidate: str, subject: str, negatives: list[str], max_words: int) -> str | None:
+    """Why an LLM prompt must be refused, or None if it is usable."""
+    cand_words = words(candidate)
+    if not cand_words:
+        return "empty"
+    if len(cand_words) > max_words:
+        return f"too long ({len(cand_words)} words > {max_words})"
+    trigrams = Counter(zip(cand_words, cand_words[1:], cand_words[2:], strict=False))
+    if trigrams and trigrams.most_common(1)[0][1] > 1:
+        return "repeats itself"
+    counts = Counter(w for w in cand_words if w not in STOPWORDS)
+    if counts and counts.most_common(1)[0][1] > 3:
+        return f"loops on {counts.most_common(1)[0][0]!r}"
+    stems = {_stem(w) for w in cand_words}
+    missing = [w for w in content_words(subject) if _stem(w) not in stems]
+    if missing:
+        return f"dropped the words {', '.join(missing)}"
+    for negative in negatives:
+        neg_words = set(content_words(negative))
+        if neg_words and neg_words <= {w for w in cand_words}:
+            return f"adds {negative!r}, which was asked to be left out"
+    return None
+
+
+def clean_llm_output(text: str) -> str:
+    """First line, without labels, quotes or a trailing period."""
+    line = re.sub(r"<[^<>]{1,40}>", " ", text).strip().split("\n", 1)[0]
+    line = re.sub(r"^(?:prompt|positive prompt)\s*:\s*", "", line, flags=re.IGNORECASE)
+    return line.strip().strip("\"'`").strip().rstrip(".")
+
+
+class PromptRewriter:
+    """The rewriter the controller uses: raw mode, the LLM when it behaves, the rules always."""
+
+    def __init__(
+        self,
+        rules: RuleRewriter,
+        llm: Callable[[str], str] | None = None,
+        max_prompt_words: int = 60,
+        raw: bool = False,
+    ):
+        self.rules = rules
+        self.llm = llm  # maps a subject to a prompt line; None = rules only
+        self.max_prompt_words = max_prompt_words
+        self.raw = raw
+
+    def generate(self, request: str) -> Rewrite:
+        start = time.perf_counter()
+        rest, negatives = split_negatives(request)
+        if self.raw:
+            return Rewrite(_tidy(rest) or request.strip(), self.rules.negative_for(negatives), "raw")
+        floor = self.rules.generate(request)
+        if self.llm is None:
+            return floor
+        subject = subject_of(rest)
+        try:
+            candidate = clean_llm_output(self.llm(subject))
+        except Exception as e:  # the LLM is optional: any failure falls back to the floor
+            logger.warning("LLM rewrite failed, using the rules: %s", e)
+            return _with_note(floor, f"LLM failed: {e}", start)
+        problem = find_problem(candidate, subject, negatives, self.max_prompt_words)
+        if problem:
+            logger.info("LLM prompt refused (%s): %r", problem, candidate)
+            return _with_note(floor, f"LLM prompt refused: {problem}", start)
+        elapsed = time.perf_counter() - start
+        return Rewrite(candidate, floor.negative_prompt, "llm", None, elapsed)
+
+    def edit(self, instruction: str, base_prompt: str, base_negative: str) -> Rewrite:
+        if self.raw:
+            rest, negatives = split_negatives(instruction)
+            return Rewrite(_tidy(rest), self.rules.negative_for(negatives), "raw")
+        return self.rules.edit(instruction, base_prompt, base_negative)
+
+
+def _with_note(rewrite: Rewrite, note: str, start: float) -> Rewrite:
+    return Rewrite(
+        rewrite.prompt, rewrite.negative_prompt, rewrite.rewriter, note, time.perf_counter() - start
+    )

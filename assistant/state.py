@@ -1,0 +1,123 @@
+"""Dialogue state: the edit tree of images, which one is in focus, and what was said.
+
+Nothing is ever deleted: undo, redo and select only move the focus.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageNode:
+    """One image in the edit tree, with everything needed to make it again."""
+
+    id: str
+    parent_id: str | None
+    operation: str  # generate | img2img
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    strength: float | None
+    width: int
+    height: int
+    model: str
+    path: str  # the PNG on disk; it carries these parameters too
+    request: str  # what the person said that produced it
+    placeholder: bool = False  # random weights: the picture is noise, not the request
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Exchange:
+    """One turn of conversation as the person saw it."""
+
+    user: str
+    reply: str
+    node_id: str | None = None
+
+
+class DialogueState:
+    """Everything a session knows: the edit tree, the focus, and the conversation."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, ImageNode] = {}
+        self.focus_id: str | None = None
+        self.history: list[Exchange] = []
+        self.pending_question: str | None = None
+        # Focus stacks: undo goes back to where the focus was before, redo comes forward again.
+        self._back: list[str | None] = []
+        self._forward: list[str | None] = []
+
+    # --- the tree -------------------------------------------------------------------
+    def new_node_id(self) -> str:
+        return f"n{len(self.nodes) + 1}"
+
+    def add_node(self, node: ImageNode) -> ImageNode:
+        """Record a finished image and put it in focus (a new image clears redo)."""
+        if node.id in self.nodes:
+            raise ValueError(f"node {node.id} already exists")
+        if node.parent_id is not None and node.parent_id not in self.nodes:
+            raise ValueError(f"parent {node.parent_id} of {node.id} is unknown")
+        self.nodes[node.id] = node
+        self._back.append(self.focus_id)
+        self._forward.clear()
+        self.focus_id = node.id
+        return node
+
+    @property
+    def current(self) -> ImageNode | None:
+        return self.nodes.get(self.focus_id) if self.focus_id else None
+
+    def children(self, node_id: str) -> list[ImageNode]:
+        return [n for n in self.nodes.values() if n.parent_id == node_id]
+
+    def lineage(self, node_id: str) -> list[ImageNode]:
+        """The node and its ancestors, oldest first."""
+        chain = []
+        node = self.nodes.get(node_id)
+        while node is not None:
+            chain.append(node)
+            node = self.nodes.get(node.parent_id) if node.parent_id else None
+        return list(reversed(chain))
+
+    # --- moving the focus -----------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._back)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._forward)
+
+    def undo(self) -> ImageNode | None:
+        """Move the focus back to the image shown before; returns the new current image."""
+        if not self._back:
+            raise LookupError("nothing to undo")
+        self._forward.append(self.focus_id)
+        self.focus_id = self._back.pop()
+        return self.current
+
+    def redo(self) -> ImageNode | None:
+        if not self._forward:
+            raise LookupError("nothing to redo")
+        self._back.append(self.focus_id)
+        self.focus_id = self._forward.pop()
+        return self.current
+
+    def select(self, node_id: str) -> ImageNode:
+        """Put an existing image in focus ("go back to the first one")."""
+        if node_id not in self.nodes:
+            raise KeyError(node_id)
+        if node_id != self.focus_id:
+            self._back.append(self.focus_id)
+            self._forward.clear()
+            self.focus_id = node_id
+        return self.nodes[node_id]

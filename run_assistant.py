@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""The one entry point of the voice and chat image assistant.
+
+    python run_assistant.py                     # the chat window on http://127.0.0.1:7860
+    python run_assistant.py once "draw a lighthouse on a cliff at night" "make it darker"
+    python run_assistant.py once --audio request.wav
+    python run_assistant.py bench               # time one turn stage by stage
+    python run_assistant.py prepare             # convert and cache the packaged weights
+
+Common flags: --profile offline|hub|tiny, --set key=value (repeatable), --config FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Gradio must not phone home (no network here); set before it is imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="a config.yaml (default: the repository's)")
+    common.add_argument("--profile", choices=["offline", "hub", "tiny"], help="model profile")
+    common.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a setting, e.g. image.steps=4")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(description=__doc__, parents=[common],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    chat = sub.add_parser("chat", parents=[common], help="the chat window (default)")
+    chat.add_argument("--share", action="store_true", help="also open a public gradio link")
+    once = sub.add_parser("once", parents=[common],
+                          help="run requests as turns of one session and write the results")
+    once.add_argument("text", nargs="*", help="one or more requests, run in order")
+    once.add_argument("--audio", type=Path, action="append", default=[],
+                      help="an audio file with a spoken request (repeatable)")
+    once.add_argument("--out", type=Path, help="output folder (default: output_dir)")
+    once.add_argument("--json", action="store_true", help="print events as JSON lines")
+    once.add_argument("--no-speech", action="store_true", help="skip the spoken reply")
+    bench = sub.add_parser("bench", parents=[common], help="time one turn stage by stage")
+    bench.add_argument("--repeats", type=int, default=3, help="timed turns after a warm-up")
+    sub.add_parser("prepare", parents=[common], help="convert and cache the packaged weights")
+    return parser
+
+
+def _load_config(args):
+    from assistant.config import ConfigError, load_config, parse_override
+
+    try:
+        overrides = [parse_override(o) for o in args.overrides]
+        return load_config(args.config, overrides=overrides, profile=args.profile)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load_config(args)
+    command = args.command or "chat"
+    if command == "once":
+        from frontends.cli import run_once
+
+        return run_once(config, args.text, args.audio, out=args.out, as_json=args.json,
+                        speak=not args.no_speech)
+    if command == "bench":
+        from benchmarks.turn import run_turn_bench
+
+        return run_turn_bench(config, repeats=args.repeats)
+    if command == "prepare":
+        from assistant.prepare import prepare
+
+        return prepare(config)
+    from frontends.chat_window import launch
+
+    return launch(config, share=getattr(args, "share", False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Shared fixtures: everything offline, caches outside the repo, models loaded once per run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never reach for a model hub or phone home from a test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# Converted weights are cached across runs here (CI re-uses them on the same machine).
+DATA_DIR = Path(os.environ.get("ASSISTANT_DATA_DIR", "~/.cache/voice-image-assistant")).expanduser()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory, data_dir):
+    """The tiny profile: tiny random image model, rules-only rewriter, real Whisper and Piper."""
+    from assistant.config import load_config
+
+    out = tmp_path_factory.mktemp("outputs")
+    return load_config(profile="tiny", environ={},
+                       overrides=[("output_dir", str(out)), ("data_dir", str(data_dir))])
