@@ -102,6 +102,7 @@ class Controller:
     def new_session(self) -> Session:
         session = Session(folder=self.output_dir)
         session.folder = self.output_dir / session.id
+        session.folder.mkdir(parents=True, exist_ok=True)
         return session
 
     # --- one turn ---------------------------------------------------------------------

@@ -4,10 +4,11 @@ Each browser tab has its own session (``gr.State``); every tab renders the contr
 Importing this module builds nothing heavy: ``build_app`` takes a ready Controller.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: gradio reads the real `gr.SelectData` annotation.
 import logging
 import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from assistant.events import EventType
 logger = logging.getLogger(__name__)
 
 TITLE = "Voice & chat image assistant"
+MAX_TABS = 200  # sessions kept in memory; the oldest tab beyond this starts afresh
 
 
 class TabState:
@@ -26,6 +28,26 @@ class TabState:
     def __init__(self, controller: Controller):
         self.session: Session = controller.new_session()
         self.cancel = threading.Event()
+
+
+class TabRegistry:
+    """Server-side tab states, keyed by an id that gr.State carries (gr.State deep-copies its
+    value, and a session holds locks and events that cannot be copied)."""
+
+    def __init__(self, controller: Controller):
+        self.controller = controller
+        self._tabs: OrderedDict[str, TabState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tab_id: str | None) -> tuple[str, TabState]:
+        with self._lock:
+            if tab_id not in self._tabs:
+                tab_id = uuid.uuid4().hex
+                self._tabs[tab_id] = TabState(self.controller)
+                while len(self._tabs) > MAX_TABS:
+                    self._tabs.popitem(last=False)
+            self._tabs.move_to_end(tab_id)
+            return tab_id, self._tabs[tab_id]
 
 
 def _gallery(session: Session) -> list[tuple[str, str]]:
@@ -66,7 +88,7 @@ def run_chat_turn(controller: Controller, tab: TabState, text: str | None, audio
             if d.get("preview") is not None:
                 image = d["preview"]
         elif event.type == EventType.IMAGE_DONE:
-            image = d.get("image") or d.get("path")
+            image = d.get("path") or d.get("image")  # the saved PNG carries its settings
             status = ""
         elif event.type == EventType.ERROR:
             status = f"⚠️ `{d['code']}`: {d['message']}"
@@ -83,8 +105,9 @@ def build_app(controller: Controller, notices: list[str] | None = None):
     """The gradio Blocks app around a ready controller."""
     import gradio as gr
 
+    tabs = TabRegistry(controller)
     with gr.Blocks(title=TITLE) as app:
-        tab = gr.State(lambda: TabState(controller))
+        tab = gr.State(None)  # this tab's id in `tabs`
         gr.Markdown(f"## {TITLE}\nSay or type what to draw, then ask for changes: "
                     "*make it darker*, *again*, *undo*, *what prompt did you use?*")
         for notice in notices or []:
@@ -109,24 +132,27 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                 gallery = gr.Gallery(label="History (click to go back)", columns=6, height=140,
                                      elem_id="history")
 
-        outputs = [chat, image, status, speech, details, gallery]
+        outputs = [chat, image, status, speech, details, gallery, tab]
 
-        def on_send(text_value, audio_value, history, tab_state):
-            yield from run_chat_turn(controller, tab_state, text_value, audio_value, history)
+        def on_send(text_value, audio_value, history, tab_id):
+            tab_id, tab_state = tabs.get(tab_id)
+            for update in run_chat_turn(controller, tab_state, text_value, audio_value, history):
+                yield *update, tab_id
 
-        def on_select(tab_state: TabState, evt: gr.SelectData):
+        def on_select(tab_id: str, evt: gr.SelectData):
+            tab_id, tab_state = tabs.get(tab_id)
             session = tab_state.session
-            node_id = list(session.state.nodes)[evt.index]
-            node = session.state.select(node_id)
+            node = session.state.select(list(session.state.nodes)[evt.index])
             return node.path, _details(session)
 
-        def on_cancel(tab_state: TabState):
-            tab_state.cancel.set()
+        def on_cancel(tab_id: str):
+            tabs.get(tab_id)[1].cancel.set()
             return "Cancelling…"
 
-        for trigger in (send.click, text.submit):
-            trigger(on_send, [text, mic, chat, tab], outputs, api_name=False).then(
-                lambda: ("", None), None, [text, mic], api_name=False)
+        send.click(on_send, [text, mic, chat, tab], outputs, api_name="send").then(
+            lambda: ("", None), None, [text, mic], api_name=False)
+        text.submit(on_send, [text, mic, chat, tab], outputs, api_name=False).then(
+            lambda: ("", None), None, [text, mic], api_name=False)
         mic.stop_recording(on_send, [text, mic, chat, tab], outputs, api_name=False)
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details], api_name=False)

@@ -1,0 +1,182 @@
+"""Whole turns through the controller in the tiny profile: text and audio in, image and speech out.
+
+Real parts: openai-whisper with the packaged weights, Piper speech, diffusers classes (tiny,
+random). What is asserted is what a person would check: the picture file and its settings, the
+spoken reply, that a seed repeats a picture, that an edit starts from the last picture, that
+undo brings it back, and that bad input is refused with a code and costs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from assistant.controller import UserInput
+from assistant.events import EventType
+from pipelines.metadata import read_png_params
+from tests.speech import say
+
+
+@pytest.fixture(scope="module")
+def controller(tiny_config):
+    from assistant.build import build_controller
+
+    controller, report = build_controller(tiny_config)
+    assert report.notices and "placeholder" in report.notices[0]
+    return controller
+
+
+def run(controller, session, **kwargs):
+    events = list(controller.run_turn(session, UserInput(**kwargs)))
+    assert events[0].type == EventType.TURN_START and events[-1].type == EventType.TURN_END
+    return events
+
+
+def of(events, kind):
+    return [e.data for e in events if e.type == kind]
+
+
+def done_image(events):
+    (data,) = [d for d in of(events, EventType.IMAGE_DONE) if not d["focus_only"]]
+    return data
+
+
+def assert_spoken_reply(events):
+    (end,) = of(events, EventType.TTS_END)
+    samples, rate = sf.read(end["path"], dtype="float32")
+    assert rate == 22050 and len(samples) / rate > 0.5
+    assert np.sqrt(np.mean(samples**2)) > 0.01  # not silence
+
+
+def test_text_turn_writes_image_with_parameters_and_speaks(controller):
+    session = controller.new_session()
+    events = run(controller, session, text="Draw a lighthouse on a cliff at night")
+    types = [e.type for e in events]
+    assert types.index(EventType.PLAN) < types.index(EventType.IMAGE_START)
+    assert types.index(EventType.IMAGE_DONE) < types.index(EventType.REPLY)
+    assert len(of(events, EventType.IMAGE_PROGRESS)) == 2  # tiny profile: 2 steps
+    image = done_image(events)
+    params = read_png_params(image["path"])
+    assert "lighthouse on a cliff at night" in params["prompt"]
+    assert params["seed"] == image["seed"] and params["seed"] >= 0
+    assert Image.open(image["path"]).size == (64, 64)
+    (reply,) = of(events, EventType.REPLY)
+    assert "lighthouse" in reply["text"] and "placeholder" in reply["text"]
+    assert of(events, EventType.TURN_END)[0]["ok"]
+    assert_spoken_reply(events)
+
+
+def test_audio_turn_transcribes_then_draws(controller, tmp_path):
+    wav = say("Draw a red barn in a snowy field.", tmp_path / "request.wav")
+    session = controller.new_session()
+    events = run(controller, session, audio=str(wav))
+    (heard,) = of(events, EventType.ASR_END)
+    for word in ("red", "barn", "snowy", "field"):
+        assert word in heard["text"].lower()
+    prompt = read_png_params(done_image(events)["path"])["prompt"]
+    assert "red barn" in prompt and "snowy field" in prompt
+    assert_spoken_reply(events)
+
+
+def test_same_seed_same_pixels_edit_parent_and_undo(controller):
+    session = controller.new_session()
+    first = done_image(run(controller, session, text="a blue teapot"))
+    again = done_image(run(controller, session, text="again"))
+    assert again["prompt"] == first["prompt"] and again["parent_id"] is None
+
+    # The same prompt and seed give the very same pixels.
+    session_b = controller.new_session()
+    controller.defaults.seed = first["seed"]
+    try:
+        repeat = done_image(run(controller, session_b, text="a blue teapot"))
+    finally:
+        controller.defaults.seed = -1
+    assert np.array_equal(np.asarray(Image.open(repeat["path"])),
+                          np.asarray(Image.open(first["path"])))
+
+    edit_events = run(controller, session, text="make it darker")
+    (plan,) = of(edit_events, EventType.PLAN)
+    assert plan["intent"] == "edit" and plan["operation"] == "img2img"
+    edited = done_image(edit_events)
+    assert edited["parent_id"] == again["node_id"]
+    assert edited["operation"] == "img2img" and "darker" in edited["prompt"]
+    assert read_png_params(edited["path"])["parent"] == again["node_id"]
+
+    undo = run(controller, session, text="undo")
+    (focus,) = of(undo, EventType.IMAGE_DONE)
+    assert focus["focus_only"] and focus["node_id"] == again["node_id"]
+    assert session.state.current.path == again["path"]
+    assert len(session.state.nodes) == 3  # nothing was deleted
+    redo = run(controller, session, text="redo")
+    assert of(redo, EventType.IMAGE_DONE)[0]["node_id"] == edited["node_id"]
+
+
+def error_code(events):
+    errors = of(events, EventType.ERROR)
+    return errors[0]["code"] if errors else None
+
+
+def test_bad_input_gets_a_code_and_the_session_goes_on(controller, tmp_path, tiny_config):
+    session = controller.new_session()
+    done_image(run(controller, session, text="a green apple"))
+    before = dict(session.state.nodes)
+
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" + bytes(range(256)))
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, dtype=np.float32), 16000)
+    cases = [
+        (dict(audio=str(corrupt)), "audio-invalid"),
+        (dict(audio=str(silent)), "asr-no-speech"),
+        (dict(text="   "), "input-invalid"),
+        (dict(text="x" * 5000), "input-invalid"),
+    ]
+    for kwargs, code in cases:
+        events = run(controller, session, **kwargs)
+        assert error_code(events) == code, kwargs
+        (reply,) = of(events, EventType.REPLY)
+        assert reply["text"]  # the person is told what happened
+        assert not of(events, EventType.TURN_END)[0]["ok"]
+        assert session.state.nodes == before
+
+    # The next ordinary turn of the same session still works and edits the same picture.
+    edit = done_image(run(controller, session, text="make it brighter"))
+    assert edit["parent_id"] in before
+
+
+def test_missing_model_is_a_clear_error(tiny_config):
+    from assistant.build import build_image_engine
+    from pipelines.errors import ImageError
+
+    config = tiny_config.model_copy(deep=True)
+    config.image.model = "/nowhere/stable-diffusion"
+    with pytest.raises(ImageError) as info:
+        build_image_engine(config, "cpu")
+    assert info.value.code == "model-missing" and "image.model" in info.value.message
+
+
+def test_edit_without_a_picture_asks_back(controller):
+    session = controller.new_session()
+    events = run(controller, session, text="make it darker")
+    (plan,) = of(events, EventType.PLAN)
+    assert plan["intent"] == "clarify"
+    (reply,) = of(events, EventType.REPLY)
+    assert reply["expects_answer"] and "no picture" in reply["text"].lower()
+    assert not of(events, EventType.IMAGE_START)
+
+
+def test_cancel_stops_the_image_and_keeps_the_session(controller):
+    import threading
+
+    session = controller.new_session()
+    cancel = threading.Event()
+    events = []
+    for event in controller.run_turn(session, UserInput(text="a tall tower"), cancel=cancel):
+        events.append(event)
+        if event.type == EventType.IMAGE_PROGRESS:
+            cancel.set()
+    assert error_code(events) == "image-cancelled"
+    assert not session.state.nodes
+    assert done_image(run(controller, session, text="a tall tower"))["node_id"] == "n1"
