@@ -1,0 +1,46 @@
+"""`run_assistant.py once` as a person runs it: requests in, files and printed events out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import soundfile as sf
+
+from pipelines.metadata import read_png_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "run_assistant.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_once_runs_turns_of_one_session_and_writes_files(tmp_path, data_dir):
+    result = run_cli("once", "--profile", "tiny", "--json", "--set", f"data_dir={data_dir}",
+                     "--out", str(tmp_path), "draw a red barn, no fence", "make it darker")
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    types = [e["type"] for e in events]
+    assert types.count("turn.start") == 2 and types.count("turn.end") == 2
+    plans = [e["data"] for e in events if e["type"] == "plan"]
+    assert plans[0]["intent"] == "generate" and "fence" in plans[0]["negative_prompt"]
+    assert plans[1]["intent"] == "edit"
+
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    first, second = read_png_params(folder / "n1.png"), read_png_params(folder / "n2.png")
+    assert "red barn" in first["prompt"] and "fence" not in first["prompt"]
+    assert second["parent"] == "n1" and "darker" in second["prompt"]
+    assert read_png_params(folder / "latest.png")["prompt"] == second["prompt"]
+    assert "changed" in (folder / "reply.txt").read_text()
+    audio, rate = sf.read(folder / "turn-002-reply.wav")
+    assert rate == 22050 and len(audio) > rate // 2
+
+
+def test_once_reports_a_bad_setting_by_name(tmp_path):
+    result = run_cli("once", "--profile", "tiny", "--set", "image.width=123", "a cat")
+    assert result.returncode != 0
+    assert "image.width" in result.stderr and "multiple of 8" in result.stderr
