@@ -13,7 +13,6 @@ Common flags: --profile offline|hub|tiny, --set key=value (repeatable), --config
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -27,20 +26,33 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="a config.yaml (default: the repository's)")
     common.add_argument("--profile", choices=["offline", "hub", "tiny"], help="model profile")
-    common.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a setting, e.g. image.steps=4")
+    common.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. image.steps=4",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    parser = argparse.ArgumentParser(description=__doc__, parents=[common],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", parents=[common], help="the chat window (default)")
     chat.add_argument("--share", action="store_true", help="also open a public gradio link")
-    once = sub.add_parser("once", parents=[common],
-                          help="run requests as turns of one session and write the results")
+    once = sub.add_parser(
+        "once", parents=[common], help="run requests as turns of one session and write the results"
+    )
     once.add_argument("text", nargs="*", help="one or more requests, run in order")
-    once.add_argument("--audio", type=Path, action="append", default=[],
-                      help="an audio file with a spoken request (repeatable)")
+    once.add_argument(
+        "--audio",
+        type=Path,
+        action="append",
+        default=[],
+        help="an audio file with a spoken request (repeatable)",
+    )
     once.add_argument("--out", type=Path, help="output folder (default: output_dir)")
     once.add_argument("--json", action="store_true", help="print events as JSON lines")
     once.add_argument("--no-speech", action="store_true", help="skip the spoken reply")
@@ -62,15 +74,18 @@ def _load_config(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     config = _load_config(args)
     command = args.command or "chat"
     if command == "once":
         from frontends.cli import run_once
 
-        return run_once(config, args.text, args.audio, out=args.out, as_json=args.json,
-                        speak=not args.no_speech)
+        return run_once(
+            config, args.text, args.audio, out=args.out, as_json=args.json, speak=not args.no_speech
+        )
     if command == "bench":
         from benchmarks.turn import run_turn_bench
 

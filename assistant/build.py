@@ -1,4 +1,4 @@
-"""Build the controller and its engines from a Config: each model loaded once, warmed up at start."""
+"""Build the controller and its engines from a Config: each model loaded once, warmed at start."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
 from assistant.llm import load_prompt_llm
 from assistant.rewrite import PromptRewriter, RuleRewriter
+from assistant.store import SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ def build_image_engine(config: Config, device: str):
     from pipelines.image_engine import ImageEngine  # noqa: PLC0415
     from pipelines.loading import load_pipeline  # noqa: PLC0415
 
-    pipe, info = load_pipeline(config.image.model, device=device,
-                               tokenizer_cache=config.cache_dir / "clip-tokenizer")
+    pipe, info = load_pipeline(
+        config.image.model, device=device, tokenizer_cache=config.cache_dir / "clip-tokenizer"
+    )
     return ImageEngine(pipe, info)
 
 
@@ -97,11 +99,31 @@ def build_controller(
         timed("image warm-up", image_engine.warm_up)
     rewriter = timed("rewriter", lambda: build_rewriter(config, device))
     asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
-    tts = timed("tts", lambda: build_tts_engine(config, device)) if (
-        with_tts and config.tts.enabled) else None
+    tts = (
+        timed("tts", lambda: build_tts_engine(config, device))
+        if (with_tts and config.tts.enabled)
+        else None
+    )
     im = config.image
-    defaults = ImageDefaults(width=im.width, height=im.height, steps=im.steps,
-                             guidance=im.guidance, edit_strength=im.edit_strength, seed=im.seed)
-    controller = Controller(image_engine, rewriter, save_png=save_png, write_wav=write_wav,
-                            asr=asr, tts=tts, defaults=defaults, output_dir=config.output_dir)
+    defaults = ImageDefaults(
+        width=im.width,
+        height=im.height,
+        steps=im.steps,
+        guidance=im.guidance,
+        edit_strength=im.edit_strength,
+        seed=im.seed,
+    )
+    # The session database lives beside the images it points to.
+    store = SessionStore(config.output_dir.expanduser() / "sessions.sqlite3")
+    controller = Controller(
+        image_engine,
+        rewriter,
+        save_png=save_png,
+        write_wav=write_wav,
+        asr=asr,
+        tts=tts,
+        defaults=defaults,
+        output_dir=config.output_dir,
+        store=store,
+    )
     return controller, report

@@ -119,7 +119,7 @@ def _env_overrides(environ: dict[str, str]) -> list[tuple[str, Any]]:
     pairs = []
     for name, raw in environ.items():
         if name.startswith(ENV_PREFIX):
-            dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
             pairs.append((dotted, yaml.safe_load(raw) if raw else None))
     if environ.get(ENV_PROFILE):
         pairs.append(("profile", environ[ENV_PROFILE]))

@@ -87,6 +87,7 @@ class Controller:
         tts: Any = None,
         defaults: ImageDefaults | None = None,
         output_dir: Path = Path("outputs"),
+        store: Any = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -95,15 +96,40 @@ class Controller:
         self.save_png = save_png
         self.write_wav = write_wav
         self.defaults = defaults or ImageDefaults()
-        self.output_dir = Path(output_dir)
-        # One image job at a time on the one loaded pipeline.
-        self._image_lock = threading.Lock()
+        self.output_dir = Path(output_dir).expanduser().resolve()
+        self.store = store  # assistant.store.SessionStore, or None for memory only
 
     def new_session(self) -> Session:
         session = Session(folder=self.output_dir)
         session.folder = self.output_dir / session.id
         session.folder.mkdir(parents=True, exist_ok=True)
+        self._persist(session)
         return session
+
+    def resume(self, session_id: str) -> Session:
+        """A stored session, as it was after its last finished image or turn."""
+        if self.store is None:
+            raise AssistantError("input-invalid", "Sessions are not stored (no session store).")
+        try:
+            folder, state, extra = self.store.load(session_id)
+        except KeyError as e:
+            raise AssistantError("input-invalid", f"There is no session {session_id!r}.") from e
+        return Session(
+            folder=folder,
+            state=state,
+            id=session_id,
+            turns=extra.get("turns", 0),
+            told_placeholder=extra.get("told_placeholder", False),
+        )
+
+    def _persist(self, session: Session, node: ImageNode | None = None) -> None:
+        if self.store is None:
+            return
+        extra = {"turns": session.turns, "told_placeholder": session.told_placeholder}
+        if node is not None:
+            self.store.add_node(session.id, session.folder, session.state, node, extra)
+        else:
+            self.store.save_state(session.id, session.folder, session.state, extra)
 
     # --- one turn ---------------------------------------------------------------------
     def run_turn(
@@ -114,9 +140,14 @@ class Controller:
         session.turns += 1
         turn = session.turns
         started = time.perf_counter()
-        yield Event(EventType.TURN_START, {"session": session.id, "turn": turn,
-                                           "input": "audio" if user_input.audio is not None
-                                           else "text"})
+        yield Event(
+            EventType.TURN_START,
+            {
+                "session": session.id,
+                "turn": turn,
+                "input": "audio" if user_input.audio is not None else "text",
+            },
+        )
         ok, code, reply = True, None, None
         try:
             text = yield from self._hear(user_input)
@@ -140,10 +171,13 @@ class Controller:
         session.state.history.append(
             Exchange(user=user_input.text or "", reply=reply, node_id=session.state.focus_id)
         )
+        self._persist(session)
         yield Event(EventType.REPLY, {"text": reply, "expects_answer": expects_answer})
         yield from self._speak(session, turn, reply)
-        yield Event(EventType.TURN_END, {"ok": ok, "code": code,
-                                         "seconds": round(time.perf_counter() - started, 3)})
+        yield Event(
+            EventType.TURN_END,
+            {"ok": ok, "code": code, "seconds": round(time.perf_counter() - started, 3)},
+        )
 
     # --- stages ----------------------------------------------------------------------
     def _hear(self, user_input: UserInput) -> Iterator[Event]:
@@ -153,21 +187,26 @@ class Controller:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
         yield Event(EventType.ASR_START, {})
         transcript = self.asr.transcribe(user_input.audio)
-        yield Event(EventType.ASR_END, {
-            "text": transcript.text, "language": transcript.language,
-            "confidence": round(transcript.confidence, 3),
-            "no_speech_prob": round(transcript.no_speech_prob, 3),
-            "audio_seconds": round(transcript.duration_s, 2),
-            "seconds": round(transcript.elapsed_s, 3),
-        })
+        yield Event(
+            EventType.ASR_END,
+            {
+                "text": transcript.text,
+                "language": transcript.language,
+                "confidence": round(transcript.confidence, 3),
+                "no_speech_prob": round(transcript.no_speech_prob, 3),
+                "audio_seconds": round(transcript.duration_s, 2),
+                "seconds": round(transcript.elapsed_s, 3),
+            },
+        )
         return self._check_text(transcript.text)
 
     @staticmethod
     def _check_text(text: str | None) -> str:
         text = (text or "").strip()
         if not text:
-            raise AssistantError("input-invalid",
-                                 "The request is empty. Type or say what you'd like me to draw.")
+            raise AssistantError(
+                "input-invalid", "The request is empty. Type or say what you'd like me to draw."
+            )
         if len(text) > MAX_REQUEST_CHARS:
             raise AssistantError(
                 "input-invalid",
@@ -216,18 +255,26 @@ class Controller:
             strength=plan.strength or d.edit_strength,
         )
         operation = "img2img" if parent is not None else "generate"
-        yield Event(EventType.IMAGE_START, {"operation": operation, "prompt": plan.prompt,
-                                            "negative_prompt": plan.negative_prompt,
-                                            "parent": parent.id if parent else None})
+        yield Event(
+            EventType.IMAGE_START,
+            {
+                "operation": operation,
+                "prompt": plan.prompt,
+                "negative_prompt": plan.negative_prompt,
+                "parent": parent.id if parent else None,
+            },
+        )
         if parent is not None:
             from PIL import Image  # noqa: PLC0415
 
             init = Image.open(parent.path).convert("RGB")
             job = lambda progress: self.image_engine.img2img(  # noqa: E731
-                request, init, on_progress=progress, cancel=cancel)
+                request, init, on_progress=progress, cancel=cancel
+            )
         else:
             job = lambda progress: self.image_engine.generate(  # noqa: E731
-                request, on_progress=progress, cancel=cancel)
+                request, on_progress=progress, cancel=cancel
+            )
         result = yield from self._run_with_progress(job)
 
         node_id = session.state.new_node_id()
@@ -252,8 +299,15 @@ class Controller:
             placeholder=bool(params.get("placeholder", False)),
         )
         session.state.add_node(node)
-        yield Event(EventType.IMAGE_DONE, {**self._node_event(node), "image": result.image,
-                                           "seconds": round(params.get("elapsed_s", 0.0), 3)})
+        self._persist(session, node)
+        yield Event(
+            EventType.IMAGE_DONE,
+            {
+                **self._node_event(node),
+                "image": result.image,
+                "seconds": round(params.get("elapsed_s", 0.0), 3),
+            },
+        )
         return node
 
     def _run_with_progress(self, job: Callable[[Callable], Any]) -> Iterator[Event]:
@@ -262,13 +316,13 @@ class Controller:
         outcome: dict[str, Any] = {}
 
         def progress(step: int, total: int, preview: Any = None) -> None:
-            events.put(Event(EventType.IMAGE_PROGRESS,
-                             {"step": step, "total": total, "preview": preview}))
+            events.put(
+                Event(EventType.IMAGE_PROGRESS, {"step": step, "total": total, "preview": preview})
+            )
 
         def work() -> None:
             try:
-                with self._image_lock:
-                    outcome["result"] = job(progress)
+                outcome["result"] = job(progress)  # the engine serialises its own calls
             except BaseException as e:  # handed back to the turn's own thread
                 outcome["error"] = e
             finally:
@@ -289,16 +343,37 @@ class Controller:
         path = session.folder / f"{node_id}.png"
         d = self.defaults
         image = image.convert("RGB")
-        params = {"prompt": "uploaded image", "negative_prompt": "", "seed": 0, "steps": 0,
-                  "guidance": 0.0, "strength": None, "width": image.width,
-                  "height": image.height, "model": "upload", "operation": "upload"}
+        params = {
+            "prompt": "uploaded image",
+            "negative_prompt": "",
+            "seed": 0,
+            "steps": 0,
+            "guidance": 0.0,
+            "strength": None,
+            "width": image.width,
+            "height": image.height,
+            "model": "upload",
+            "operation": "upload",
+        }
         self.save_png(image, path, params, parent=None)
-        node = ImageNode(id=node_id, parent_id=None, operation="upload", prompt="uploaded image",
-                         negative_prompt="", seed=0, steps=0, guidance=0.0, strength=None,
-                         width=min(image.width // 8 * 8, 2048) or d.width,
-                         height=min(image.height // 8 * 8, 2048) or d.height,
-                         model="upload", path=str(path), request=text)
+        node = ImageNode(
+            id=node_id,
+            parent_id=None,
+            operation="upload",
+            prompt="uploaded image",
+            negative_prompt="",
+            seed=0,
+            steps=0,
+            guidance=0.0,
+            strength=None,
+            width=min(image.width // 8 * 8, 2048) or d.width,
+            height=min(image.height // 8 * 8, 2048) or d.height,
+            model="upload",
+            path=str(path),
+            request=text,
+        )
         session.state.add_node(node)
+        self._persist(session, node)
         yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
 
     def _speak(self, session: Session, turn: int, reply: str) -> Iterator[Event]:
@@ -310,21 +385,31 @@ class Controller:
             for index, chunk in enumerate(self.tts.stream(reply)):
                 chunks.append(chunk.samples)
                 rate = chunk.sample_rate
-                yield Event(EventType.TTS_CHUNK, {"index": index, "seconds": round(chunk.seconds, 3),
-                                                  "sample_rate": rate, "audio": chunk.samples})
+                yield Event(
+                    EventType.TTS_CHUNK,
+                    {
+                        "index": index,
+                        "seconds": round(chunk.seconds, 3),
+                        "sample_rate": rate,
+                        "audio": chunk.samples,
+                    },
+                )
         except Exception as e:
             # Speech is the last stage: the image and the reply text stand without it.
             logger.warning("TTS failed: %s", e)
-            yield Event(EventType.ERROR, {"code": "tts-failed",
-                                          "message": f"I couldn't speak the reply: {e}"})
+            yield Event(
+                EventType.ERROR,
+                {"code": "tts-failed", "message": f"I couldn't speak the reply: {e}"},
+            )
             return
         path = None
         if chunks:
             path = session.folder / f"turn-{turn:03d}-reply.wav"
             self.write_wav(path, np.concatenate(chunks), rate)
         total = sum(len(c) for c in chunks) / rate if rate else 0.0
-        yield Event(EventType.TTS_END, {"path": str(path) if path else None,
-                                        "seconds": round(total, 3)})
+        yield Event(
+            EventType.TTS_END, {"path": str(path) if path else None, "seconds": round(total, 3)}
+        )
 
     @staticmethod
     def _node_event(node: ImageNode | None, focus_only: bool = False) -> dict[str, Any]:

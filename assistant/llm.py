@@ -134,13 +134,15 @@ class PromptLLM:
                 stop_strings=["\n"],  # one prompt line, then stop: saves seconds on a CPU
                 tokenizer=self.tokenizer,
             )
-        new_tokens = out[0, inputs["input_ids"].shape[1]:]
+        new_tokens = out[0, inputs["input_ids"].shape[1] :]
         addition = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         addition = addition.split("\n", 1)[0].strip(" ,")
         return f"{subject}, {addition}" if addition else subject
 
 
-def load_prompt_llm(source: str, cache_dir: Path, device: str, max_new_tokens: int) -> PromptLLM | None:
+def load_prompt_llm(
+    source: str, cache_dir: Path, device: str, max_new_tokens: int
+) -> PromptLLM | None:
     """The configured LLM, or None when rewrite.llm is "none"."""
     if source.strip().lower() in {"none", "off", ""}:
         return None

@@ -40,8 +40,11 @@ def command_reply(plan: Plan, current: ImageNode | None) -> str:
     """What to say for a request that did not make a new image."""
     match plan.intent:
         case Intent.UNDO:
-            return ("Back to the previous picture." if current
-                    else "Back to the start, no picture in view. What should I draw?")
+            return (
+                "Back to the previous picture."
+                if current
+                else "Back to the start, no picture in view. What should I draw?"
+            )
         case Intent.REDO:
             return "Forward again."
         case Intent.CANCEL:
@@ -51,8 +54,10 @@ def command_reply(plan: Plan, current: ImageNode | None) -> str:
         case Intent.DESCRIBE:
             if current is None:
                 return "I haven't made a picture yet."
-            return (f"I used the prompt: {current.prompt}. Seed {current.seed}, "
-                    f"{current.steps} steps, guidance {current.guidance:g}.")
+            return (
+                f"I used the prompt: {current.prompt}. Seed {current.seed}, "
+                f"{current.steps} steps, guidance {current.guidance:g}."
+            )
         case Intent.CLARIFY:
             return plan.question or "Could you say that another way?"
     return "Okay."

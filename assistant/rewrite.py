@@ -38,7 +38,8 @@ _COMMAND_PREFIX = re.compile(
 )
 _NEGATION = re.compile(
     r"\s*,?\s*\b(?:but\s+)?(?:without|with\s+no|no|minus|and\s+no|don't\s+(?:include|add|show))"
-    r"\s+(?:any\s+)?(?:a\s+|an\s+|the\s+)?([a-z][a-z' -]*?)(?=\s*(?:,|\.|;|!|\?|$|\band\b|\bbut\b))",
+    r"\s+(?:any\s+)?(?:a\s+|an\s+|the\s+)?([a-z][a-z' -]*?)"
+    r"(?=\s*(?:,|\.|;|!|\?|$|\band\b|\bbut\b))",
     re.IGNORECASE,
 )
 _EDIT_PREFIX = re.compile(
@@ -195,7 +196,9 @@ class PromptRewriter:
         start = time.perf_counter()
         rest, negatives = split_negatives(request)
         if self.raw:
-            return Rewrite(_tidy(rest) or request.strip(), self.rules.negative_for(negatives), "raw")
+            return Rewrite(
+                _tidy(rest) or request.strip(), self.rules.negative_for(negatives), "raw"
+            )
         floor = self.rules.generate(request)
         if self.llm is None:
             return floor

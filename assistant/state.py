@@ -88,6 +88,29 @@ class DialogueState:
             node = self.nodes.get(node.parent_id) if node.parent_id else None
         return list(reversed(chain))
 
+    # --- persistence ----------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything but the nodes, as JSON-safe data (the nodes are stored one by one)."""
+        return {
+            "focus_id": self.focus_id,
+            "back": list(self._back),
+            "forward": list(self._forward),
+            "pending_question": self.pending_question,
+            "history": [asdict(x) for x in self.history],
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Apply a snapshot over the nodes already loaded; ids of missing nodes are dropped."""
+        known = set(self.nodes) | {None}
+        focus = snapshot.get("focus_id")
+        self.focus_id = focus if focus in known else None
+        if self.focus_id is None and self.nodes:
+            self.focus_id = list(self.nodes)[-1]  # recorded after the last snapshot
+        self._back = [n for n in snapshot.get("back", []) if n in known]
+        self._forward = [n for n in snapshot.get("forward", []) if n in known]
+        self.pending_question = snapshot.get("pending_question")
+        self.history = [Exchange(**x) for x in snapshot.get("history", [])]
+
     # --- moving the focus -----------------------------------------------------------
     @property
     def can_undo(self) -> bool:

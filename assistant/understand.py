@@ -19,17 +19,37 @@ _FILLER = re.compile(
 
 # Whole-utterance commands, matched on the normalised text.
 _COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
-    (Intent.UNDO, re.compile(r"^(?:undo(?: that| it)?|go back|back|revert(?: that| it)?|"
-                             r"take (?:that|it) back|previous(?: one| image| picture)?)$")),
+    (
+        Intent.UNDO,
+        re.compile(
+            r"^(?:undo(?: that| it)?|go back|back|revert(?: that| it)?|"
+            r"take (?:that|it) back|previous(?: one| image| picture)?)$"
+        ),
+    ),
     (Intent.REDO, re.compile(r"^(?:redo(?: that| it)?|go forward|forward)$")),
-    (Intent.CANCEL, re.compile(r"^(?:cancel(?: that| it)?|stop|never ?mind|forget (?:it|that)|"
-                               r"abort)$")),
+    (
+        Intent.CANCEL,
+        re.compile(
+            r"^(?:cancel(?: that| it)?|stop|never ?mind|forget (?:it|that)|"
+            r"abort)$"
+        ),
+    ),
     (Intent.HELP, re.compile(r"^(?:help|what can you do|how does this work|what do i say)$")),
-    (Intent.AGAIN, re.compile(r"^(?:again|another(?: one)?|one more(?: time)?|try again|"
-                              r"(?:a )?(?:different|new) seed|reroll|re-roll|more like (?:this|that)|"
-                              r"do (?:it|that) again|same again)$")),
-    (Intent.DESCRIBE, re.compile(r"^(?:what|which) (?:prompt|settings|seed|parameters)\b.*|"
-                                 r"^how did you (?:make|draw) (?:it|this|that)$")),
+    (
+        Intent.AGAIN,
+        re.compile(
+            r"^(?:again|another(?: one)?|one more(?: time)?|try again|"
+            r"(?:a )?(?:different|new) seed|reroll|re-roll|more like (?:this|that)|"
+            r"do (?:it|that) again|same again)$"
+        ),
+    ),
+    (
+        Intent.DESCRIBE,
+        re.compile(
+            r"^(?:what|which) (?:prompt|settings|seed|parameters)\b.*|"
+            r"^how did you (?:make|draw) (?:it|this|that)$"
+        ),
+    ),
 ]
 
 # An utterance that starts like this changes the picture in focus rather than starting anew.
@@ -107,8 +127,11 @@ def _command_plan(intent: Intent, text: str, state: DialogueState) -> Plan:
     current = state.current
     if intent == Intent.AGAIN:
         if current is None:
-            return Plan(intent=Intent.CLARIFY, request=text,
-                        question="There's nothing to repeat yet. What should I draw?")
+            return Plan(
+                intent=Intent.CLARIFY,
+                request=text,
+                question="There's nothing to repeat yet. What should I draw?",
+            )
         # Same prompt, new seed, from the same starting point as the image in focus.
         return Plan(
             intent=Intent.AGAIN,

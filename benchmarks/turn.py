@@ -32,8 +32,11 @@ def stage_times(events) -> dict[str, float]:
     first = {}
     for event in events:
         first.setdefault(event.type, event.timestamp)
-    return {name: first[end] - first[start] for name, start, end in STAGES
-            if start in first and end in first}
+    return {
+        name: first[end] - first[start]
+        for name, start, end in STAGES
+        if start in first and end in first
+    }
 
 
 def run_turn_bench(config: Config, repeats: int = 3) -> int:
@@ -58,9 +61,11 @@ def run_turn_bench(config: Config, repeats: int = 3) -> int:
             if i:
                 runs.append(stage_times(events))
 
-    print(f"\nOne spoken turn, profile {config.profile!r}, image model {config.image.model!r}, "
-          f"{config.image.width}x{config.image.height}; machine: {platform.processor() or ''} "
-          f"{platform.machine()}, {_cores()} cores")
+    print(
+        f"\nOne spoken turn, profile {config.profile!r}, image model {config.image.model!r}, "
+        f"{config.image.width}x{config.image.height}; machine: {platform.processor() or ''} "
+        f"{platform.machine()}, {_cores()} cores"
+    )
     print(f"request: {REQUEST!r}  heard: {transcript!r}\n")
     print(f"| {'stage':<22} | {'median s':>8} | {'min s':>7} |")
     print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|")

@@ -59,13 +59,16 @@ def _details(session: Session) -> str:
     if node is None:
         return "*No picture yet.*"
     parent = f" · edited from {node.parent_id}" if node.parent_id else ""
-    return (f"**{node.id}** · {node.operation}{parent} · seed `{node.seed}` · {node.steps} steps · "
-            f"guidance {node.guidance:g}\n\n**Prompt:** {node.prompt}\n\n"
-            f"**Negative:** {node.negative_prompt or '—'}")
+    return (
+        f"**{node.id}** · {node.operation}{parent} · seed `{node.seed}` · {node.steps} steps · "
+        f"guidance {node.guidance:g}\n\n**Prompt:** {node.prompt}\n\n"
+        f"**Negative:** {node.negative_prompt or '—'}"
+    )
 
 
-def run_chat_turn(controller: Controller, tab: TabState, text: str | None, audio: Any,
-                  history: list[dict]) -> Iterator[tuple]:
+def run_chat_turn(
+    controller: Controller, tab: TabState, text: str | None, audio: Any, history: list[dict]
+) -> Iterator[tuple]:
     """Drive one turn and yield (history, image, status, audio path, details, gallery) updates."""
     tab.cancel = threading.Event()
     session = tab.session
@@ -75,8 +78,9 @@ def run_chat_turn(controller: Controller, tab: TabState, text: str | None, audio
     image = session.state.current.path if session.state.current else None
     status, speech = "Working…", None
     yield history, image, status, speech, _details(session), _gallery(session)
-    user_input = UserInput(text=user_text, audio=audio if audio is not None and not user_text
-                           else None)
+    user_input = UserInput(
+        text=user_text, audio=audio if audio is not None and not user_text else None
+    )
     for event in controller.run_turn(session, user_input, cancel=tab.cancel):
         d = event.data
         if event.type == EventType.ASR_END:
@@ -108,29 +112,45 @@ def build_app(controller: Controller, notices: list[str] | None = None):
     tabs = TabRegistry(controller)
     with gr.Blocks(title=TITLE) as app:
         tab = gr.State(None)  # this tab's id in `tabs`
-        gr.Markdown(f"## {TITLE}\nSay or type what to draw, then ask for changes: "
-                    "*make it darker*, *again*, *undo*, *what prompt did you use?*")
+        gr.Markdown(
+            f"## {TITLE}\nSay or type what to draw, then ask for changes: "
+            "*make it darker*, *again*, *undo*, *what prompt did you use?*"
+        )
         for notice in notices or []:
             gr.Markdown(f"> ⚠️ **Placeholder pictures.** {notice}", elem_id="notice")
         with gr.Row():
             with gr.Column(scale=1):
                 chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat")
-                text = gr.Textbox(placeholder="Draw a lighthouse on a cliff at night",
-                                  label="Request", elem_id="request")
-                mic = gr.Audio(sources=["microphone", "upload"], type="filepath",
-                               label="…or speak", elem_id="mic")
+                text = gr.Textbox(
+                    placeholder="Draw a lighthouse on a cliff at night",
+                    label="Request",
+                    elem_id="request",
+                )
+                mic = gr.Audio(
+                    sources=["microphone", "upload"],
+                    type="filepath",
+                    label="…or speak",
+                    elem_id="mic",
+                )
                 with gr.Row():
                     send = gr.Button("Send", variant="primary", elem_id="send")
                     cancel = gr.Button("Cancel", elem_id="cancel")
-                speech = gr.Audio(label="Spoken reply", autoplay=True, interactive=False,
-                                  elem_id="speech")
+                speech = gr.Audio(
+                    label="Spoken reply", autoplay=True, interactive=False, elem_id="speech"
+                )
             with gr.Column(scale=1):
-                image = gr.Image(label="Current picture", type="filepath", height=420,
-                                 interactive=False, elem_id="image")
+                image = gr.Image(
+                    label="Current picture",
+                    type="filepath",
+                    height=420,
+                    interactive=False,
+                    elem_id="image",
+                )
                 status = gr.Markdown(elem_id="status")
                 details = gr.Markdown("*No picture yet.*", elem_id="details")
-                gallery = gr.Gallery(label="History (click to go back)", columns=6, height=140,
-                                     elem_id="history")
+                gallery = gr.Gallery(
+                    label="History (click to go back)", columns=6, height=140, elem_id="history"
+                )
 
         outputs = [chat, image, status, speech, details, gallery, tab]
 
@@ -150,9 +170,11 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             return "Cancelling…"
 
         send.click(on_send, [text, mic, chat, tab], outputs, api_name="send").then(
-            lambda: ("", None), None, [text, mic], api_name=False)
+            lambda: ("", None), None, [text, mic], api_name=False
+        )
         text.submit(on_send, [text, mic, chat, tab], outputs, api_name=False).then(
-            lambda: ("", None), None, [text, mic], api_name=False)
+            lambda: ("", None), None, [text, mic], api_name=False
+        )
         mic.stop_recording(on_send, [text, mic, chat, tab], outputs, api_name=False)
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details], api_name=False)
@@ -167,7 +189,9 @@ def launch(config: Config, share: bool = False) -> int:
     app = build_app(controller, report.notices)
     logger.info("Chat window on http://%s:%s", config.ui.host, config.ui.port)
     app.queue(default_concurrency_limit=4).launch(
-        server_name=config.ui.host, server_port=config.ui.port, share=share,
+        server_name=config.ui.host,
+        server_port=config.ui.port,
+        share=share,
         allowed_paths=[str(config.output_dir.resolve())],
     )
     return 0

@@ -19,8 +19,10 @@ def describe(event: Event) -> str | None:
         case EventType.TURN_START:
             return f"── turn {d['turn']} ({d['input']})"
         case EventType.ASR_END:
-            return (f"heard: {d['text']!r} [{d['language']}, confidence {d['confidence']:.2f}, "
-                    f"{d['seconds']:.2f} s]")
+            return (
+                f"heard: {d['text']!r} [{d['language']}, confidence {d['confidence']:.2f}, "
+                f"{d['seconds']:.2f} s]"
+            )
         case EventType.PLAN:
             line = f"plan: {d['intent']}"
             if d.get("prompt"):
@@ -32,8 +34,10 @@ def describe(event: Event) -> str | None:
         case EventType.IMAGE_DONE:
             if d.get("focus_only"):
                 return f"now showing: {d.get('node_id') or 'nothing'}"
-            return (f"image: {d['path']} (seed {d['seed']}, {d['steps']} steps, "
-                    f"{d.get('seconds', 0):.2f} s)")
+            return (
+                f"image: {d['path']} (seed {d['seed']}, {d['steps']} steps, "
+                f"{d.get('seconds', 0):.2f} s)"
+            )
         case EventType.REPLY:
             return f"reply: {d['text']}"
         case EventType.TTS_END:
@@ -45,11 +49,17 @@ def describe(event: Event) -> str | None:
     return None
 
 
-def run_once(config: Config, texts: list[str], audio: list[Path], out: Path | None = None,
-             as_json: bool = False, speak: bool = True) -> int:
+def run_once(
+    config: Config,
+    texts: list[str],
+    audio: list[Path],
+    out: Path | None = None,
+    as_json: bool = False,
+    speak: bool = True,
+) -> int:
     """Run every request in order as one session; returns 0 if every turn succeeded."""
     if not texts and not audio:
-        print("error: give a request, e.g. once \"draw a lighthouse\", or --audio FILE")
+        print('error: give a request, e.g. once "draw a lighthouse", or --audio FILE')
         return 2
     if out is not None:
         config.output_dir = out

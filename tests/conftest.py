@@ -28,5 +28,8 @@ def tiny_config(tmp_path_factory, data_dir):
     from assistant.config import load_config
 
     out = tmp_path_factory.mktemp("outputs")
-    return load_config(profile="tiny", environ={},
-                       overrides=[("output_dir", str(out)), ("data_dir", str(data_dir))])
+    return load_config(
+        profile="tiny",
+        environ={},
+        overrides=[("output_dir", str(out)), ("data_dir", str(data_dir))],
+    )

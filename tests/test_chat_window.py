@@ -19,8 +19,13 @@ def chat_client(tiny_config, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
     controller, report = build_controller(tiny_config)
     app = build_app(controller, report.notices)
-    app.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
-                       quiet=True, allowed_paths=[str(tiny_config.output_dir)])
+    app.queue().launch(
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(tiny_config.output_dir)],
+    )
     try:
         client = Client(app.local_url, verbose=False)
         client.handle_file = handle_file
@@ -37,7 +42,8 @@ def monkeypatch_module():
 
 def test_text_then_audio_turn_in_the_chat_window(chat_client, tmp_path):
     history, image, status, speech, details, gallery = chat_client.predict(
-        "Draw a lighthouse on a cliff at night", None, [], api_name="/send")
+        "Draw a lighthouse on a cliff at night", None, [], api_name="/send"
+    )
     assert history[-1]["role"] == "assistant" and "lighthouse" in str(history[-1]["content"])
     assert Image.open(image).size == (64, 64)
     assert "lighthouse on a cliff at night" in read_png_params(image)["prompt"]
@@ -46,7 +52,8 @@ def test_text_then_audio_turn_in_the_chat_window(chat_client, tmp_path):
 
     wav = say("Make it darker.", tmp_path / "edit.wav")
     history, image, status, speech, details, gallery = chat_client.predict(
-        "", chat_client.handle_file(str(wav)), history, api_name="/send")
+        "", chat_client.handle_file(str(wav)), history, api_name="/send"
+    )
     assert "darker" in str(history[-2]["content"]).lower()  # the transcript is shown
     assert "darker" in read_png_params(image)["prompt"]
     assert "edited from n1" in details and len(gallery) == 2

@@ -15,13 +15,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "run_assistant.py"), *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_assistant.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_once_runs_turns_of_one_session_and_writes_files(tmp_path, data_dir):
-    result = run_cli("once", "--profile", "tiny", "--json", "--set", f"data_dir={data_dir}",
-                     "--out", str(tmp_path), "draw a red barn, no fence", "make it darker")
+    result = run_cli(
+        "once",
+        "--profile",
+        "tiny",
+        "--json",
+        "--set",
+        f"data_dir={data_dir}",
+        "--out",
+        str(tmp_path),
+        "draw a red barn, no fence",
+        "make it darker",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     types = [e["type"] for e in events]

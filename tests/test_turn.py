@@ -93,8 +93,9 @@ def test_same_seed_same_pixels_edit_parent_and_undo(controller):
         repeat = done_image(run(controller, session_b, text="a blue teapot"))
     finally:
         controller.defaults.seed = -1
-    assert np.array_equal(np.asarray(Image.open(repeat["path"])),
-                          np.asarray(Image.open(first["path"])))
+    assert np.array_equal(
+        np.asarray(Image.open(repeat["path"])), np.asarray(Image.open(first["path"]))
+    )
 
     edit_events = run(controller, session, text="make it darker")
     (plan,) = of(edit_events, EventType.PLAN)

@@ -1,0 +1,218 @@
+"""The API's one error shape, and which HTTP status each stable error code gets.
+
+Every failure leaves the server as an OpenAI-style envelope, so the official ``openai``
+client raises a typed ``APIStatusError`` whose ``body`` carries our stable code::
+
+    {"error": {"code": "input-invalid", "message": "...", "type": "invalid_request_error",
+               "param": null}}
+
+Stage errors (``VoiceError``, ``ImageError``, ``AssistantError``) keep their code; the
+status comes from :data:`STATUS_BY_CODE`. Codes that only the HTTP layer produces are
+listed in :data:`API_ERROR_CODES`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.errors import AssistantError
+from pipelines.errors import ImageError
+from voice.errors import VoiceError
+
+logger = logging.getLogger(__name__)
+
+# Codes only the HTTP layer produces (the stage codes are in assistant.errors.ERROR_CODES).
+API_ERROR_CODES: dict[str, str] = {
+    "unauthorized": "the API key is missing or wrong (send `Authorization: Bearer <key>`)",
+    "upload-too-large": "the request body is larger than the server's upload limit",
+    "session-not-found": "no session has that id (sessions live as long as the server)",
+    "node-not-found": "the session has no image with that node id",
+    "file-not-found": "no generated file has that name",
+    "not-found": "no route has that path",
+    "method-not-allowed": "the route exists but not for that HTTP method",
+}
+
+STATUS_BY_CODE: dict[str, int] = {
+    "input-invalid": 400,
+    "audio-invalid": 400,
+    "audio-too-long": 400,
+    "asr-no-speech": 400,
+    "unauthorized": 401,
+    "session-not-found": 404,
+    "node-not-found": 404,
+    "file-not-found": 404,
+    "not-found": 404,
+    "method-not-allowed": 405,
+    "image-cancelled": 409,
+    "upload-too-large": 413,
+    "model-missing": 503,
+    "image-oom": 503,
+}
+DEFAULT_STATUS = 500
+
+# OpenAI's error "type" field, by status class.
+_TYPE_BY_STATUS = {401: "authentication_error", 404: "not_found_error"}
+
+# The openai client retries 409 and 5xx by default; none of ours gets better by retrying
+# at once (a cancelled image was cancelled on purpose, a missing model stays missing).
+NO_RETRY = {"x-should-retry": "false"}
+
+
+class ErrorBody(BaseModel):
+    """The inside of the envelope: OpenAI's fields, with our stable ``code``."""
+
+    code: str
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """What every failing request returns."""
+
+    error: ErrorBody
+
+
+class ApiError(StarletteHTTPException):
+    """An error the HTTP layer raises itself; rendered as the envelope.
+
+    It subclasses Starlette's ``HTTPException`` so that FastAPI passes it through
+    unchanged even when it is raised while the request body is being read.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(status_code=status or status_for(code), detail=message, headers=headers)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def status_for(code: str) -> int:
+    """The HTTP status for a stable error code (500 for codes not listed)."""
+    return STATUS_BY_CODE.get(code, DEFAULT_STATUS)
+
+
+def error_type(status: int) -> str:
+    """OpenAI's ``type`` for a status: ``invalid_request_error`` for 4xx, else ``server_error``."""
+    if status in _TYPE_BY_STATUS:
+        return _TYPE_BY_STATUS[status]
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def error_json(code: str, message: str, status: int, param: str | None = None) -> dict[str, Any]:
+    """The envelope as a plain dict (also used by the ASGI gate, which has no FastAPI)."""
+    body = ErrorBody(code=code, message=message, type=error_type(status), param=param)
+    return {"error": body.model_dump()}
+
+
+def error_response(
+    code: str,
+    message: str,
+    status: int | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    status = status or status_for(code)
+    return JSONResponse(
+        error_json(code, message, status, param),
+        status_code=status,
+        headers={**NO_RETRY, **(headers or {})},
+    )
+
+
+def from_stage_error(error: Exception) -> ApiError:
+    """Wrap a VoiceError / ImageError / AssistantError (anything with code and message)."""
+    code = getattr(error, "code", "internal-error")
+    message = getattr(error, "message", None) or str(error)
+    api_error = ApiError(code, message)
+    api_error.__cause__ = error
+    return api_error
+
+
+def _validation_message(error: RequestValidationError) -> tuple[str, str | None]:
+    """One readable sentence from pydantic's error list, and the first offending field."""
+    parts, param = [], None
+    for item in error.errors():
+        loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "request"
+        param = param or (loc[-1] if loc else None)
+        parts.append(f"`{field}`: {item.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts) + ".", param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure as the envelope: ours, the stages', FastAPI's and Starlette's."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(
+            error.code, error.message, error.status_code, error.param, error.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthorized",
+            413: "upload-too-large",
+        }.get(error.status_code, "input-invalid")
+        if error.status_code >= 500:
+            code = "internal-error"
+        return error_response(code, str(error.detail), error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(error)
+        return error_response("input-invalid", message, 400, param)
+
+    async def _stage_error(request: Request, error: Exception) -> JSONResponse:
+        api_error = from_stage_error(error)
+        level = logging.WARNING if api_error.status_code >= 500 else logging.INFO
+        logger.log(
+            level,
+            "%s %s -> %s: %s",
+            request.method,
+            request.url.path,
+            api_error.code,
+            api_error.message,
+        )
+        return error_response(api_error.code, api_error.message, api_error.status_code)
+
+    for stage_error in (VoiceError, ImageError, AssistantError):
+        app.add_exception_handler(stage_error, _stage_error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return error_response("internal-error", f"Something went wrong: {error}", 500)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the envelope for these statuses."""
+    described = {
+        400: "Invalid input (`input-invalid`, `audio-invalid`, ...)",
+        401: "Missing or wrong API key (`unauthorized`)",
+        404: "Unknown session, image or file",
+        409: "Cancelled (`image-cancelled`)",
+        413: "Upload too large (`upload-too-large`)",
+        500: "Unexpected failure (`internal-error`, `image-failed`, ...)",
+        503: "Model not loaded or out of memory (`model-missing`, `image-oom`)",
+    }
+    return {
+        status: {"model": ErrorResponse, "description": described[status]} for status in statuses
+    }
