@@ -95,11 +95,11 @@ def build_controller(
             "(e.g. --set image.model=/path/to/model or --profile hub)."
         )
         logger.warning(report.notices[-1])
-    if config.image.warm_up:
+    if config.warm_up:
         timed("image warm-up", image_engine.warm_up)
     rewriter = timed("rewriter", lambda: build_rewriter(config, device))
     asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
-    if asr is not None and config.image.warm_up:
+    if asr is not None and config.warm_up:
         timed("asr warm-up", asr.warm_up)  # the first spoken request is not the slow one
     tts = (
         timed("tts", lambda: build_tts_engine(config, device))

@@ -47,7 +47,6 @@ class ImageConfig(_Section):
     height: int = Field(512, ge=64, le=2048, multiple_of=8)
     edit_strength: float = Field(0.6, gt=0.0, le=1.0)
     seed: int = Field(-1, ge=-1, lt=2**32)
-    warm_up: bool = True
 
 
 class TtsConfig(_Section):
@@ -67,6 +66,7 @@ class Config(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     data_dir: Path = Path("~/.cache/voice-image-assistant")
     output_dir: Path = Path("outputs")
+    warm_up: bool = True
     asr: AsrConfig = AsrConfig()
     rewrite: RewriteConfig = RewriteConfig()
     image: ImageConfig = ImageConfig()
