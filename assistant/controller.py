@@ -24,7 +24,7 @@ import numpy as np
 from assistant.errors import AssistantError
 from assistant.events import Event, EventType
 from assistant.plan import IMAGE_INTENTS, Intent, Plan
-from assistant.replies import command_reply, error_reply, image_reply
+from assistant.replies import command_reply, error_reply, image_reply, saved_reply
 from assistant.rewrite import PromptRewriter
 from assistant.state import DialogueState, Exchange, ImageNode
 from assistant.understand import MAX_REQUEST_CHARS, understand
@@ -167,7 +167,7 @@ class Controller:
                 logger.exception("Turn %s of session %s failed", turn, session.id)
             ok, reply = False, error_reply(code, message)
             yield Event(EventType.ERROR, {"code": code, "message": message})
-        expects_answer = reply.rstrip().endswith("?")
+        expects_answer = "?" in reply  # a question or an offer: the microphone reopens
         session.state.history.append(
             Exchange(user=user_input.text or "", reply=reply, node_id=session.state.focus_id)
         )
@@ -223,10 +223,23 @@ class Controller:
     def _act(self, session: Session, plan: Plan, cancel: threading.Event) -> Iterator[Event]:
         state = session.state
         if plan.intent in IMAGE_INTENTS:
-            node = yield from self._make_image(session, plan, cancel)
+            for _ in range(plan.count):
+                node = yield from self._make_image(session, plan, cancel)
             first = node.placeholder and not session.told_placeholder
             session.told_placeholder = session.told_placeholder or node.placeholder
             return image_reply(plan, node, first)
+        if plan.intent == Intent.SELECT:
+            node = state.select(plan.target_id)
+            yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+            return command_reply(plan, node)
+        if plan.intent == Intent.SAVE:
+            if not state.nodes or self.store is None:
+                raise AssistantError("no-image", "There's nothing to save yet.")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            folder = self.store.export(
+                session.id, self.output_dir / "exports" / f"{session.id}-{stamp}"
+            )
+            return saved_reply(str(folder), len(state.nodes))
         if plan.intent in (Intent.UNDO, Intent.REDO):
             try:
                 node = state.undo() if plan.intent == Intent.UNDO else state.redo()

@@ -11,16 +11,21 @@ class Intent(StrEnum):
     GENERATE = "generate"  # a new picture
     EDIT = "edit"  # change the current picture (img2img)
     AGAIN = "again"  # the same request with a new seed
+    VARIATIONS = "variations"  # "three more like that": several new seeds
+    SAME_SEED = "same-seed"  # "same seed but with a red roof": a new prompt, the seed kept
+    SELECT = "select"  # "go back to the first one", "the blue one"
     UNDO = "undo"
     REDO = "redo"
+    SAVE = "save"  # export the session as a folder
     DESCRIBE = "describe"  # "what prompt did you use?"
     CANCEL = "cancel"  # "never mind"
     HELP = "help"
+    CHITCHAT = "chitchat"  # greetings, thanks, and anything that tries to instruct the assistant
     CLARIFY = "clarify"  # cannot act on it: ask back
 
 
 # Intents that run the image engine.
-IMAGE_INTENTS = {Intent.GENERATE, Intent.EDIT, Intent.AGAIN}
+IMAGE_INTENTS = {Intent.GENERATE, Intent.EDIT, Intent.AGAIN, Intent.VARIATIONS, Intent.SAME_SEED}
 
 
 class Plan(BaseModel):
@@ -36,6 +41,7 @@ class Plan(BaseModel):
     target_id: str | None = Field(None, description="the image an edit starts from")
     strength: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, description="a fixed seed, or None for the configured one")
+    count: int = Field(1, ge=1, le=4, description="how many pictures to make")
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assistant.errors import ERROR_CODES
 from assistant.plan import Intent, Plan
-from assistant.rewrite import subject_of
+from assistant.rewrite import split_negatives, subject_of
 from assistant.state import ImageNode
 
 HELP_TEXT = (
@@ -29,8 +29,13 @@ def image_reply(plan: Plan, node: ImageNode, first_placeholder: bool) -> str:
         text = "Done, I've changed it. Want another change, or undo?"
     elif plan.intent == Intent.AGAIN:
         text = "Here's another version. Like this one better?"
+    elif plan.intent == Intent.VARIATIONS:
+        text = f"Here are {plan.count} more versions. Say the first one, or the last one, to pick."
+    elif plan.intent == Intent.SAME_SEED:
+        text = f"Same seed, new prompt: {_short(plan.prompt, 60)}. Better?"
     else:
-        text = f"Here's {_short(subject_of(plan.request))}. Want me to change anything?"
+        wanted, _ = split_negatives(plan.request)
+        text = f"Here's {_short(subject_of(wanted))}. Want me to change anything?"
     if node.placeholder and first_placeholder:
         text += " " + PLACEHOLDER_NOTE
     return text
@@ -49,6 +54,14 @@ def command_reply(plan: Plan, current: ImageNode | None) -> str:
             return "Forward again."
         case Intent.CANCEL:
             return "Okay, never mind."
+        case Intent.SELECT:
+            return (
+                f"Back to {current.id}: {_short(subject_of(current.request), 60)}."
+                if current
+                else "Okay."
+            )
+        case Intent.CHITCHAT:
+            return chitchat_reply(plan.request)
         case Intent.HELP:
             return HELP_TEXT
         case Intent.DESCRIBE:
@@ -61,6 +74,21 @@ def command_reply(plan: Plan, current: ImageNode | None) -> str:
         case Intent.CLARIFY:
             return plan.question or "Could you say that another way?"
     return "Okay."
+
+
+def chitchat_reply(said: str) -> str:
+    low = said.lower()
+    if any(w in low for w in ("ignore", "disregard", "pretend", "act as", "you are now")):
+        return "I can only draw and change pictures. What should I draw?"
+    if any(w in low for w in ("thank", "great", "cool", "nice", "awesome", "perfect", "love")):
+        return "Glad you like it! Want to change anything else?"
+    if "who" in low or "what are you" in low:
+        return "I'm a drawing assistant. Tell me what to draw, and I'll make it."
+    return "Hi! Tell me what to draw, like a lighthouse on a cliff at night."
+
+
+def saved_reply(folder: str, count: int) -> str:
+    return f"Saved {count} picture{'s' if count != 1 else ''} with their settings to {folder}."
 
 
 def error_reply(code: str, message: str) -> str:

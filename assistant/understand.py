@@ -1,7 +1,8 @@
 """Understand one request against the dialogue state: fast local grammar first, then rewriting.
 
-Command words (undo, again, cancel, ...) never wait for an LLM. Everything else becomes a
-generate or an edit whose prompt comes from the PromptRewriter.
+Command words (undo, again, cancel, ...) never wait for an LLM. References ("the first one",
+"the blue one") resolve against the edit tree. Everything else becomes a generate or an edit
+whose prompt comes from the PromptRewriter.
 """
 
 from __future__ import annotations
@@ -9,48 +10,133 @@ from __future__ import annotations
 import re
 
 from assistant.plan import Intent, Plan
-from assistant.rewrite import PromptRewriter, content_words, split_negatives
-from assistant.state import DialogueState
+from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
+from assistant.state import DialogueState, ImageNode
+
+MAX_REQUEST_CHARS = 1000  # longer text is refused: it is not a spoken request
 
 _FILLER = re.compile(
-    r"^(?:(?:ok|okay|oh|hey|um+|uh+|so|now|please|and|alright|right)[\s,]+)+|"
+    r"^(?:(?:ok|okay|oh|hey|um+|uh+|so|now|please|and|alright|right|well)[\s,]+)+|"
     r"(?:[\s,]+(?:please|thanks|thank you|now))+$"
 )
+
+
+def _rx(*alternatives: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
 
 # Whole-utterance commands, matched on the normalised text.
 _COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
     (
         Intent.UNDO,
-        re.compile(
-            r"^(?:undo(?: that| it)?|go back|back|revert(?: that| it)?|"
-            r"take (?:that|it) back|previous(?: one| image| picture)?)$"
+        _rx(
+            r"^undo(?: that| it)?$",
+            r"^(?:go )?back$",
+            r"^revert(?: that| it)?$",
+            r"^take (?:that|it) back$",
         ),
     ),
-    (Intent.REDO, re.compile(r"^(?:redo(?: that| it)?|go forward|forward)$")),
+    (Intent.REDO, _rx(r"^redo(?: that| it)?$", r"^(?:go )?forward$")),
     (
         Intent.CANCEL,
-        re.compile(
-            r"^(?:cancel(?: that| it)?|stop|never ?mind|forget (?:it|that)|"
-            r"abort)$"
+        _rx(r"^(?:cancel|stop|abort)(?: that| it)?$", r"^never ?mind\b.*", r"^forget (?:it|that)$"),
+    ),
+    (
+        Intent.HELP,
+        _rx(
+            r"^help$",
+            r"^what can you do$",
+            r"^how does this work$",
+            r"^what (?:can|do|should) i say$",
         ),
     ),
-    (Intent.HELP, re.compile(r"^(?:help|what can you do|how does this work|what do i say)$")),
     (
         Intent.AGAIN,
-        re.compile(
-            r"^(?:again|another(?: one)?|one more(?: time)?|try again|"
-            r"(?:a )?(?:different|new) seed|reroll|re-roll|more like (?:this|that)|"
-            r"do (?:it|that) again|same again)$"
+        _rx(
+            r"^again$",
+            r"^another(?: one)?$",
+            r"^one more(?: time)?$",
+            r"^try again$",
+            r"^(?:a )?(?:different|new) seed$",
+            r"^re-?roll$",
+            r"^do (?:it|that) again$",
+            r"^same again$",
         ),
     ),
     (
         Intent.DESCRIBE,
-        re.compile(
-            r"^(?:what|which) (?:prompt|settings|seed|parameters)\b.*|"
-            r"^how did you (?:make|draw) (?:it|this|that)$"
+        _rx(
+            r"^(?:what|which) (?:prompt|settings|seed|parameters|model)\b.*",
+            r"^how did you (?:make|draw) (?:it|this|that)$",
+            r"^(?:show|tell) me the (?:prompt|settings|seed)\b.*",
+        ),
+    ),
+    (
+        Intent.SAVE,
+        _rx(
+            r"^(?:save|export|download|keep)(?: (?:it|this|that|them|all|everything|"
+            r"the session|the pictures|the images))?$"
+        ),
+    ),
+    (
+        Intent.CHITCHAT,
+        _rx(
+            r"^(?:hi|hello|hey there|hey|good (?:morning|evening|afternoon))$",
+            r"^(?:thanks|thank you|cheers|great|cool|nice|awesome|perfect|"
+            r"love it|i love it|that's (?:great|nice|perfect|cool))$",
+            r"^(?:who|what) are you$",
+            r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
+            r"above)? ?(?:instructions|rules|prompts?)\b",
+            r"^(?:you are now|pretend to be|act as)\b",
         ),
     ),
 ]
+
+_NUMBERS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "2": 2,
+    "3": 3,
+    "4": 4,
+    "a few": 3,
+    "some": 3,
+    "several": 3,
+    "a couple of": 2,
+    "a couple": 2,
+}
+_VARIATIONS = re.compile(
+    r"^(?:(?:give me|show me|make|draw|generate) )?(?P<n>two|three|four|[234]|a few|some|several|"
+    r"a couple(?: of)?)? ?(?:more|variations|versions|options|alternatives)"
+    r"(?: (?:like|of) (?:this|that|it))?$|^(?:some |a few )?variations(?: of (?:this|that|it))?$"
+)
+_SAME_SEED = re.compile(
+    r"^(?:(?:use |keep )?the )?same seed,? (?:but |and )?(?:with )?(?P<rest>.+)"
+)
+
+_ORDINALS = {
+    "first": 0,
+    "1st": 0,
+    "original": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+    "last": -1,
+    "latest": -1,
+}
+_SELECT = _rx(
+    r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
+    r"use|i (?:like|prefer|want)|let's (?:go with|use)|go with) the (?P<ref>.+?)"
+    r"(?: one| image| picture| version| pic)?$",
+    r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous) "
+    r"(?:one|image|picture|version)$",
+    r"^the (?P<ref3>[\w' -]+?) one$",
+)
 
 # An utterance that starts like this changes the picture in focus rather than starting anew.
 _EDIT_CUE = re.compile(
@@ -63,12 +149,10 @@ _EDIT_CUE = re.compile(
     r"sketch|photo|cartoon|anime)\b)"
 )
 
-MAX_REQUEST_CHARS = 1000  # longer text is refused: it is not a spoken request
-
 
 def normalise(text: str) -> str:
     text = text.lower().strip()
-    text = re.sub(r"[\s]+", " ", re.sub(r"[!?.…]+$", "", text))
+    text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
     previous = None
     while previous != text:
         previous, text = text, _FILLER.sub("", text).strip(" ,")
@@ -81,11 +165,41 @@ def understand(text: str, state: DialogueState, rewriter: PromptRewriter) -> Pla
     Returns a validated Plan; open requests get their prompt from ``rewriter``.
     """
     said = normalise(text)
+    current = state.current
     for intent, pattern in _COMMANDS:
-        if pattern.match(said):
+        if pattern.search(said):
             return _command_plan(intent, text, state)
 
-    current = state.current
+    if m := _VARIATIONS.match(said):
+        count = _NUMBERS.get(m.group("n") or "", 3 if "variations" in said else 1)
+        return _again_plan(text, current, count) if current else _nothing_yet(text)
+
+    if m := _SELECT.match(said):
+        target = resolve_reference(m.group("ref") or m.group("ref2") or m.group("ref3"), state)
+        if target is not None:
+            return Plan(intent=Intent.SELECT, request=text, target_id=target.id)
+        if state.nodes:
+            return Plan(
+                intent=Intent.CLARIFY,
+                request=text,
+                question="Which picture do you mean? Say the first one, the last one, "
+                "or describe it.",
+            )
+
+    if m := _SAME_SEED.match(said):
+        if current is None:
+            return _nothing_yet(text)
+        rewrite = rewriter.edit(m.group("rest"), current.prompt, current.negative_prompt)
+        return Plan(
+            intent=Intent.SAME_SEED,
+            request=text,
+            prompt=rewrite.prompt,
+            negative_prompt=rewrite.negative_prompt,
+            operation="generate",
+            seed=current.seed,
+            rewriter=rewrite.rewriter,
+        )
+
     if _EDIT_CUE.match(said):
         if current is None:
             return Plan(
@@ -123,24 +237,61 @@ def understand(text: str, state: DialogueState, rewriter: PromptRewriter) -> Pla
     )
 
 
+def resolve_reference(ref: str, state: DialogueState) -> ImageNode | None:
+    """Find the picture a phrase points at: an ordinal, "previous", or words of its prompt."""
+    nodes = list(state.nodes.values())
+    if not nodes:
+        return None
+    ref = ref.strip()
+    if ref in _ORDINALS:
+        index = _ORDINALS[ref]
+        return nodes[index] if -len(nodes) <= index < len(nodes) else None
+    if ref in {"previous", "one before", "last one before", "one before that", "earlier"}:
+        current = state.current
+        if current and current.parent_id:
+            return state.nodes[current.parent_id]
+        index = nodes.index(current) if current in nodes else len(nodes)
+        return nodes[index - 1] if index >= 1 else None
+    # "the blue one": the most recent picture whose prompt or request holds the most of the words.
+    wanted = set(content_words(ref))
+    if not wanted:
+        return None
+    best, best_score = None, 0
+    for node in nodes:
+        have = set(words(node.prompt)) | set(words(node.request))
+        score = len(wanted & have)
+        if score >= best_score and score > 0:
+            best, best_score = node, score
+    return best
+
+
+def _nothing_yet(text: str) -> Plan:
+    return Plan(
+        intent=Intent.CLARIFY, request=text, question="There's no picture yet. What should I draw?"
+    )
+
+
+def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
+    # Same prompt, new seeds, from the same starting point as the picture in focus.
+    if current.operation == "upload":  # variations of an uploaded photo start from it
+        start = current.id
+    else:
+        start = current.parent_id if current.operation == "img2img" else None
+    return Plan(
+        intent=Intent.AGAIN if count == 1 else Intent.VARIATIONS,
+        request=text,
+        prompt=current.prompt,
+        negative_prompt=current.negative_prompt,
+        operation="img2img" if start else "generate",
+        target_id=start,
+        strength=current.strength,
+        count=count,
+        rewriter="rules",
+    )
+
+
 def _command_plan(intent: Intent, text: str, state: DialogueState) -> Plan:
     current = state.current
     if intent == Intent.AGAIN:
-        if current is None:
-            return Plan(
-                intent=Intent.CLARIFY,
-                request=text,
-                question="There's nothing to repeat yet. What should I draw?",
-            )
-        # Same prompt, new seed, from the same starting point as the image in focus.
-        return Plan(
-            intent=Intent.AGAIN,
-            request=text,
-            prompt=current.prompt,
-            negative_prompt=current.negative_prompt,
-            operation=current.operation,
-            target_id=current.parent_id if current.operation == "img2img" else None,
-            strength=current.strength,
-            rewriter="rules",
-        )
+        return _again_plan(text, current, 1) if current else _nothing_yet(text)
     return Plan(intent=intent, request=text, target_id=current.id if current else None)
