@@ -85,7 +85,8 @@ def snapshot(events, session) -> list[dict]:
         data = {k: event.data.get(k) for k in KEEP[kind] if k in event.data}
         if kind == "reply":
             text = data["text"].replace(str(session.folder.parent), "<out>")
-            data["text"] = re.sub(r"[0-9a-f]{12}-\d{8}-\d{6}", "<session>-<time>", text)
+            text = re.sub(r"[0-9a-f]{12}-\d{8}-\d{6}", "<session>-<time>", text)
+            data["text"] = re.sub(r"Seed \d+", "Seed <random>", text)
         out.append({"event": kind, **data})
     return out
 
