@@ -56,8 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--out", type=Path, help="output folder (default: output_dir)")
     once.add_argument("--json", action="store_true", help="print events as JSON lines")
     once.add_argument("--no-speech", action="store_true", help="skip the spoken reply")
-    bench = sub.add_parser("bench", parents=[common], help="time one turn stage by stage")
-    bench.add_argument("--repeats", type=int, default=3, help="timed turns after a warm-up")
+    bench = sub.add_parser("bench", parents=[common], help="benchmarks that print a table")
+    bench.add_argument(
+        "what",
+        nargs="?",
+        default="turn",
+        choices=["turn", "rewrite", "image"],
+        help="turn: one spoken turn by stage; rewrite: rules vs LLM on casual "
+        "requests; image: the image engine vs plain diffusers",
+    )
+    bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     sub.add_parser("prepare", parents=[common], help="convert and cache the packaged weights")
     return parser
 
@@ -87,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             config, args.text, args.audio, out=args.out, as_json=args.json, speak=not args.no_speech
         )
     if command == "bench":
+        if args.what == "rewrite":
+            from benchmarks.rewrite import run_rewrite_bench
+
+            return run_rewrite_bench(config)
+        if args.what == "image":
+            from benchmarks.image import run_image_bench
+
+            return run_image_bench(config, repeats=args.repeats)
         from benchmarks.turn import run_turn_bench
 
         return run_turn_bench(config, repeats=args.repeats)

@@ -9,60 +9,9 @@ from assistant.rewrite import (
     find_problem,
     split_negatives,
 )
+from benchmarks.casual_requests import REQUESTS
 
 RULES = RuleRewriter(["highly detailed", "sharp focus"], ["blurry", "low quality"])
-
-# (what a person says, words the prompt must keep, words that must go to the negative prompt)
-REQUESTS = [
-    ("draw a lighthouse on a cliff at night", ["lighthouse", "cliff", "night"], []),
-    ("Can you paint me a picture of a forest with no people", ["forest"], ["people"]),
-    ("a cat wearing a tiny wizard hat, please", ["cat", "tiny", "wizard", "hat"], []),
-    ("make an image of two dogs playing in the snow", ["two", "dogs", "playing", "snow"], []),
-    (
-        "show me a red sports car in the rain without reflections",
-        ["red", "sports", "car", "rain"],
-        ["reflections"],
-    ),
-    ("um, draw a castle on a hill at sunset", ["castle", "hill", "sunset"], []),
-    (
-        "I'd like a watercolor of a fox in autumn leaves",
-        ["watercolor", "fox", "autumn", "leaves"],
-        [],
-    ),
-    ("a bowl of ramen, no chopsticks and no text", ["bowl", "ramen"], ["chopsticks", "text"]),
-    (
-        "generate a cyberpunk city street with neon signs",
-        ["cyberpunk", "city", "street", "neon", "signs"],
-        [],
-    ),
-    (
-        "sketch an old man reading a newspaper on a bench",
-        ["old", "man", "reading", "newspaper", "bench"],
-        [],
-    ),
-    (
-        "paint a bowl of fruit in the style of van gogh",
-        ["bowl", "fruit", "style", "van", "gogh"],
-        [],
-    ),
-    (
-        "a spaceship landing in a desert, without any clouds",
-        ["spaceship", "landing", "desert"],
-        ["clouds"],
-    ),
-    ("draw me a happy robot holding a balloon", ["happy", "robot", "holding", "balloon"], []),
-    ("a mountain lake at dawn with mist", ["mountain", "lake", "dawn", "mist"], []),
-    ("give me a portrait of a knight in shining armor", ["knight", "shining", "armor"], []),
-    ("could you create a cozy library with a fireplace", ["cozy", "library", "fireplace"], []),
-    ("a penguin surfing a huge wave, thanks!", ["penguin", "surfing", "huge", "wave"], []),
-    (
-        "an owl on a branch under a full moon, no stars",
-        ["owl", "branch", "full", "moon"],
-        ["stars"],
-    ),
-    ("render a steampunk airship over london", ["steampunk", "airship", "london"], []),
-    ("a child's drawing of a house with a garden", ["child's", "house", "garden"], []),
-]
 
 
 @pytest.mark.parametrize(("said", "keep", "negative"), REQUESTS)
