@@ -4,6 +4,7 @@
     python run_assistant.py                     # the chat window on http://127.0.0.1:7860
     python run_assistant.py once "draw a lighthouse on a cliff at night" "make it darker"
     python run_assistant.py once --audio request.wav
+    python run_assistant.py serve               # HTTP API on :8000 (ASSISTANT_API_KEY=... for a key)
     python run_assistant.py bench               # time one turn stage by stage
     python run_assistant.py prepare             # convert and cache the packaged weights
 
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         "requests; image: the image engine vs plain diffusers",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
+    serve = sub.add_parser("serve", parents=[common],
+                           help="the HTTP API (OpenAI-shaped images/audio routes, turns)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", help="interface to listen on (default: ui.host)")
+    serve.add_argument("--max-upload-mb", type=float, default=25.0)
     sub.add_parser("prepare", parents=[common], help="convert and cache the packaged weights")
     return parser
 
@@ -106,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.turn import run_turn_bench
 
         return run_turn_bench(config, repeats=args.repeats)
+    if command == "serve":
+        from frontends.api import serve
+
+        return serve(config, port=args.port, host=args.host, max_upload_mb=args.max_upload_mb)
     if command == "prepare":
         from assistant.prepare import prepare
 

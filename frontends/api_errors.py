@@ -147,6 +147,9 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
     """One readable sentence from pydantic's error list, and the first offending field."""
     parts, param = [], None
     for item in error.errors():
+        if item.get("type") == "json_invalid":
+            detail = (item.get("ctx") or {}).get("error", "JSON decode error")
+            return f"The body is not valid JSON ({detail}).", None
         loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "request"
         param = param or (loc[-1] if loc else None)
@@ -198,7 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("%s %s failed", request.method, request.url.path)
+        # Starlette re-raises it after this response, and the server logs the traceback.
         return error_response("internal-error", f"Something went wrong: {error}", 500)
 
 

@@ -1,0 +1,195 @@
+"""The HTTP API: OpenAI-shaped image and audio routes, plus the conversational turn.
+
+    .venv/bin/python run_assistant.py serve            # http://127.0.0.1:8000, docs at /docs
+
+Routes (every /v1 route needs ``Authorization: Bearer <key>`` when ASSISTANT_API_KEY is set):
+
+- ``POST /v1/images/generations``, ``POST /v1/images/edits``, ``GET /v1/files/{name}``
+  (``frontends/api_images.py``): the official ``openai`` client's ``images.generate`` /
+  ``images.edit`` work unchanged against ``base_url=http://host:8000/v1``.
+- ``POST /v1/audio/transcriptions``, ``POST /v1/audio/speech`` (``frontends/api_audio.py``).
+- ``POST /v1/sessions``, ``POST /v1/sessions/{id}/turns`` (JSON or Server-Sent Events),
+  ``GET /v1/sessions/{id}``, ``GET /v1/sessions/{id}/images/{node}``,
+  ``GET /v1/sessions/{id}/speech/{turn}`` (``frontends/api_sessions.py``).
+- ``GET /health`` (open): models loaded, placeholder flag.
+
+Every error is ``{"error": {"code", "message", "type", "param"}}`` with a stable code
+(``frontends/api_errors.py``). Importing this module loads no model: ``create_app`` takes a
+ready controller; ``serve`` builds one from a config and runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from frontends.api_audio import audio_router
+from frontends.api_errors import ErrorResponse, install_error_handlers
+from frontends.api_gate import MIB, PROTECTED_PREFIX, ApiGate
+from frontends.api_images import images_router
+from frontends.api_schemas import HealthResponse
+from frontends.api_sessions import sessions_router
+
+logger = logging.getLogger(__name__)
+
+API_KEY_ENV = "ASSISTANT_API_KEY"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_UPLOAD_MB = 25.0  # MiB per request body
+TITLE = "Voice & chat image assistant API"
+VERSION = "1"
+
+
+def create_app(
+    controller: Any, api_key: str | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+) -> FastAPI:
+    """Build the FastAPI app around a ready controller.
+
+    Parameters
+    ----------
+    controller: ``assistant.controller.Controller`` from ``assistant.build.build_controller``.
+    api_key: when set, every /v1 route needs ``Authorization: Bearer <api_key>``.
+    max_upload_mb: the largest request body accepted, in MiB (larger: 413 upload-too-large).
+
+    Returns
+    -------
+    The app; serve it with uvicorn (``serve`` does).
+    """
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    app = FastAPI(title=TITLE, version=VERSION, description=__doc__.split("\n\n", 1)[1])
+    install_error_handlers(app)
+    app.add_middleware(ApiGate, api_key=api_key or None, max_body_bytes=int(max_upload_mb * MIB))
+    for router in (
+        images_router(controller),
+        audio_router(controller),
+        sessions_router(controller),
+    ):
+        app.include_router(router)
+
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        tags=["health"],
+        summary="Is the server up, and what did it load (no API key needed)",
+    )
+    async def health() -> HealthResponse:
+        """Models per slot (None when off) and whether pictures are placeholders."""
+        info = controller.image_engine.info
+        rewriter = controller.rewriter
+        return HealthResponse(
+            models={
+                "image": info.label,
+                "rewriter": "raw"
+                if rewriter.raw
+                else ("llm+rules" if rewriter.llm is not None else "rules"),
+                "asr": "whisper" if controller.asr is not None else None,
+                "tts": getattr(controller.tts, "name", None),
+            },
+            placeholder=bool(info.placeholder),
+            device=info.device,
+            auth=bool(api_key),
+            max_upload_mb=max_upload_mb,
+        )
+
+    app.openapi = lambda: _openapi(app, secured=bool(api_key))
+    return app
+
+
+def _openapi(app: FastAPI, secured: bool) -> dict[str, Any]:
+    """FastAPI's description, told the truth: validation errors are 400 in our envelope
+    (not 422), and /v1 routes need the bearer key when one is set."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["ErrorResponse"] = ErrorResponse.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    for defs_name, defs in components["schemas"]["ErrorResponse"].pop("$defs", {}).items():
+        components["schemas"].setdefault(defs_name, defs)
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "Invalid input (`input-invalid`)",
+                        "content": {"application/json": {"schema": error_ref}},
+                    },
+                )
+            if secured and path.startswith(PROTECTED_PREFIX):
+                operation["security"] = [{"bearer": []}]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components["schemas"].pop(unused, None)
+    if secured:
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    app.openapi_schema = schema
+    return schema
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(
+    config: Any,
+    port: int = DEFAULT_PORT,
+    host: str | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+) -> int:
+    """Load every model once, then serve the API until interrupted.
+
+    Parameters
+    ----------
+    config: the loaded ``assistant.config.Config``.
+    port: TCP port (default 8000).
+    host: interface to listen on (default: config.ui.host, 127.0.0.1 out of the box).
+    max_upload_mb: the largest request body accepted, in MiB.
+
+    Returns
+    -------
+    The process exit status (0 after a clean shutdown).
+    """
+    import uvicorn
+
+    from assistant.build import build_controller
+
+    host = host or config.ui.host
+    api_key = os.environ.get(API_KEY_ENV) or None
+    if api_key is None and not _is_loopback(host):
+        logger.warning(
+            "Listening on %s without an API key: anyone who can reach this port "
+            "can use it. Set %s to require one.",
+            host,
+            API_KEY_ENV,
+        )
+    controller, report = build_controller(config, with_asr=True, with_tts=True)
+    for notice in report.notices:
+        logger.warning(notice)
+    app = create_app(controller, api_key=api_key, max_upload_mb=max_upload_mb)
+    logger.info(
+        "API on http://%s:%d (docs at /docs, key %s)",
+        host,
+        port,
+        "required" if api_key else "not required",
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    )
+    try:
+        server.run()
+    except SystemExit as e:  # uvicorn exits when it cannot bind the port
+        return int(e.code or 1)
+    return 0

@@ -1,0 +1,154 @@
+"""OpenAI-shaped audio routes: /v1/audio/transcriptions (Whisper) and /v1/audio/speech (TTS).
+
+Both call the controller's loaded engines (``controller.asr``, ``controller.tts``); neither
+loads a model per request. What differs from OpenAI, on purpose:
+
+- ``model``, ``voice``, ``temperature`` and ``instructions`` are accepted and ignored (one
+  model of each kind is loaded; Whisper decodes greedily).
+- ``language`` must match the configured ``asr.language`` (or that be null = detect):
+  the loaded recogniser's language is fixed when it loads.
+- ``speed`` other than 1.0 is refused: the voice's pace is fixed when it loads (tts.speed).
+- ``response_format`` for speech defaults to wav (OpenAI: mp3); srt/vtt transcripts and
+  aac speech are refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response
+
+from frontends.api_errors import ApiError, error_responses
+from frontends.api_jobs import run_blocking
+from frontends.api_schemas import (
+    SpeechRequest,
+    TranscriptFormat,
+    TranscriptionResponse,
+    TranscriptionUsage,
+    TranscriptionVerboseResponse,
+)
+from frontends.api_speech_codecs import CODECS, encode_speech
+
+logger = logging.getLogger(__name__)
+
+TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
+
+
+def _loaded(engine: Any, what: str, setting: str) -> Any:
+    if engine is None:
+        raise ApiError(
+            "model-missing",
+            f"{what} is off on this server: no model is loaded "
+            f"(check `{setting}` and the server log).",
+        )
+    return engine
+
+
+def audio_router(controller: Any) -> APIRouter:
+    """The /v1/audio routes, bound to ``controller``."""
+    router = APIRouter(tags=["audio"])
+
+    @router.post(
+        "/v1/audio/transcriptions",
+        summary="Transcribe speech with Whisper (OpenAI audio.transcriptions.create)",
+        response_model=TranscriptionResponse | TranscriptionVerboseResponse,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "JSON by default; plain text for `text`.",
+            },
+            **error_responses(400, 401, 413, 500, 503),
+        },
+    )
+    async def transcribe(
+        request: Request,
+        file: Annotated[
+            UploadFile, File(description="WAV, FLAC, MP3, OGG, or anything ffmpeg reads.")
+        ],
+        model: Annotated[str, Form(description="Accepted and ignored (e.g. whisper-1).")] = "",
+        language: Annotated[
+            str | None,
+            Form(description="ISO-639-1 code; must match asr.language unless that detects."),
+        ] = None,
+        prompt: Annotated[str | None, Form(description="Accepted and ignored.")] = None,
+        response_format: Annotated[TranscriptFormat, Form()] = "json",
+        temperature: Annotated[float | None, Form(description="Ignored (greedy).")] = None,
+    ) -> Any:
+        """Speech to text. Silence, noise and Whisper's known hallucinations are refused
+        with `asr-no-speech` (400), unreadable audio with `audio-invalid` (400)."""
+        asr = _loaded(controller.asr, "Speech recognition", "asr.model")
+        if response_format not in TRANSCRIPT_FORMATS:
+            raise ApiError(
+                "input-invalid",
+                f"`response_format` {response_format!r} is not "
+                f"supported here: use one of {', '.join(TRANSCRIPT_FORMATS)}.",
+                param="response_format",
+            )
+        configured = getattr(asr, "language", None)
+        if language and configured and language.lower() != configured.lower():
+            raise ApiError(
+                "input-invalid",
+                f"This server recognises {configured!r} only "
+                f"(asr.language); got `language` {language!r}. Leave it out, or "
+                "set asr.language to null to detect the language.",
+                param="language",
+            )
+        data = await file.read()
+        transcript = await run_blocking(request, lambda cancel: asr.transcribe(data))
+        usage = TranscriptionUsage(seconds=round(transcript.duration_s, 3))
+        if response_format == "text":
+            return PlainTextResponse(transcript.text)
+        if response_format == "verbose_json":
+            return TranscriptionVerboseResponse(
+                task=getattr(asr, "task", "transcribe"),
+                language=transcript.language,
+                duration=round(transcript.duration_s, 3),
+                text=transcript.text,
+                confidence=round(transcript.confidence, 4),
+                no_speech_prob=round(transcript.no_speech_prob, 4),
+                usage=usage,
+            )
+        return TranscriptionResponse(
+            text=transcript.text,
+            language=transcript.language,
+            confidence=round(transcript.confidence, 4),
+            usage=usage,
+        )
+
+    @router.post(
+        "/v1/audio/speech",
+        summary="Speak text (OpenAI audio.speech.create)",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {media: {} for _, _, media in CODECS.values()},
+                "description": "The audio file; `X-TTS-Voice` names the voice.",
+            },
+            **error_responses(400, 401, 413, 500, 503),
+        },
+    )
+    async def speak(body: SpeechRequest, request: Request) -> Response:
+        """Text to speech with the loaded engine (Piper by default), as one audio file."""
+        tts = _loaded(controller.tts, "Speech output", "tts.enabled / tts.engine")
+        if body.speed != 1.0:
+            raise ApiError(
+                "input-invalid",
+                f"`speed` {body.speed:g} is not supported: the "
+                "voice's pace is set when the server starts (tts.speed). Leave "
+                "`speed` out or send 1.0.",
+                param="speed",
+            )
+
+        def job(cancel: threading.Event) -> tuple[bytes, str]:
+            speech = tts.synthesize(body.input)
+            return encode_speech(speech.samples, speech.sample_rate, body.response_format)
+
+        audio, media_type = await run_blocking(request, job)
+        return Response(
+            audio, media_type=media_type, headers={"X-TTS-Voice": str(getattr(tts, "name", "tts"))}
+        )
+
+    return router

@@ -1,0 +1,336 @@
+"""OpenAI-shaped image routes: /v1/images/generations, /v1/images/edits, /v1/files/{name}.
+
+Every image is written with its parameters in the PNG text (``controller.save_png``) under
+``<output_dir>/api/``; ``b64_json`` returns those very PNG bytes, ``url`` returns a link to
+``GET /v1/files/<name>.png`` on this server. A link, not a data URL: it stays short in the
+JSON, any HTTP client can fetch it, and the file stays on disk with the rest of the
+outputs. The link needs the API key like every /v1 route (OpenAI's links are pre-signed;
+ours are not), so with a key set, fetch it with the same ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from frontends.api_errors import ApiError, error_responses
+from frontends.api_jobs import run_blocking
+from frontends.api_schemas import (
+    MAX_IMAGES,
+    ImageData,
+    ImageFormat,
+    ImageGenerationRequest,
+    ImagesResponse,
+)
+from pipelines.image_engine import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MIN_SIDE, ImageRequest
+
+logger = logging.getLogger(__name__)
+
+SIZE_PATTERN = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+FILE_NAME_PATTERN = r"^[0-9a-f]{32}\.png$"
+MASK_NOTICE = (
+    "The mask was checked and ignored: this server redraws the whole image "
+    "(img2img) until inpainting lands."
+)
+
+
+@dataclass
+class Drawn:
+    """One finished image: where it was written and the parameters that made it."""
+
+    path: Path
+    params: dict[str, Any]
+
+
+def parse_size(size: str | None, default: tuple[int, int]) -> tuple[int, int]:
+    """``"512x768"`` -> (512, 768); None or ``"auto"`` -> ``default``.
+
+    The engine checks the range and the multiple of 8 and says what to use instead.
+    """
+    if size is None or size.strip().lower() in ("", "auto"):
+        return default
+    match = SIZE_PATTERN.match(size)
+    if not match:
+        raise ApiError(
+            "input-invalid",
+            f"`size` must look like 512x512 (WIDTHxHEIGHT in pixels), not {size!r}.",
+            param="size",
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def size_for_upload(width: int, height: int) -> tuple[int, int]:
+    """The output size for an edit that names none: the upload's, fitted to the engine's range.
+
+    Scaled down (aspect kept) to fit ``MAX_SIDE``, rounded down to multiples of 8, at least
+    ``MIN_SIDE`` per side.
+    """
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    return tuple(max(MIN_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
+
+
+def decode_image(data: bytes, field: str):
+    """Open uploaded image bytes as a fully loaded PIL image, or raise ``input-invalid``."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ApiError("input-invalid", f"The `{field}` upload is empty.", param=field)
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except UnidentifiedImageError as e:
+        raise ApiError(
+            "input-invalid",
+            f"The `{field}` upload is not an image (PNG, JPEG or WebP expected).",
+            param=field,
+        ) from e
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ApiError(
+            "input-invalid", f"The `{field}` upload could not be read as an image: {e}", param=field
+        ) from e
+    return image
+
+
+class ImageService:
+    """Draws for the image routes with the controller's engine, rewriter and PNG writer."""
+
+    def __init__(self, controller: Any):
+        self.controller = controller
+        self.files_dir = Path(controller.output_dir) / "api"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def model(self) -> str:
+        return self.controller.image_engine.info.label
+
+    @property
+    def placeholder(self) -> bool:
+        return bool(self.controller.image_engine.info.placeholder)
+
+    def prompts(self, prompt: str, negative: str | None, raw: bool) -> tuple[str, str, str]:
+        """(prompt, negative prompt, who wrote it) for the engine, from the caller's words."""
+        if not prompt.strip():
+            raise ApiError(
+                "input-invalid",
+                "`prompt` is empty: describe the picture, e.g. 'a red fox in the snow'.",
+                param="prompt",
+            )
+        if raw:
+            return prompt.strip(), negative or "", "raw"
+        rewrite = self.controller.rewriter.generate(prompt)
+        negative = rewrite.negative_prompt if negative is None else negative
+        return rewrite.prompt, negative, rewrite.rewriter
+
+    def draw(
+        self,
+        requests: list[ImageRequest],
+        init_image: Any,
+        cancel: threading.Event,
+        request_text: str,
+    ) -> list[Drawn]:
+        """Run each request (img2img from ``init_image`` when given) and save each PNG."""
+        engine = self.controller.image_engine
+        drawn = []
+        for image_request in requests:
+            if init_image is None:
+                result = engine.generate(image_request, cancel=cancel)
+            else:
+                result = engine.img2img(image_request, init_image, cancel=cancel)
+            path = self.files_dir / f"{uuid.uuid4().hex}.png"
+            params = {**result.params, "request": request_text}
+            self.controller.save_png(result.image, path, params)
+            drawn.append(Drawn(path, params))
+        return drawn
+
+    def respond(
+        self,
+        request: Request,
+        drawn: list[Drawn],
+        response_format: ImageFormat,
+        notice: str | None = None,
+    ) -> ImagesResponse:
+        data = []
+        for item in drawn:
+            entry = ImageData(revised_prompt=item.params["prompt"], seed=item.params["seed"])
+            if response_format == "url":
+                entry.url = str(request.url_for("get_file", name=item.path.name))
+            else:
+                entry.b64_json = base64.b64encode(item.path.read_bytes()).decode("ascii")
+            data.append(entry)
+        first = drawn[0].params
+        return ImagesResponse(
+            created=int(time.time()),
+            data=data,
+            size=f"{first['width']}x{first['height']}",
+            model=self.model,
+            placeholder=self.placeholder,
+            notice=notice,
+        )
+
+
+def seeds_for(seed: int | None, n: int) -> list[int]:
+    """Image i gets ``seed + i``; no seed (or -1) draws a random seed for each."""
+    if seed is None or seed == -1:
+        return [-1] * n
+    return [(seed + i) % (MAX_SEED + 1) for i in range(n)]
+
+
+def images_router(controller: Any) -> APIRouter:
+    """The /v1/images and /v1/files routes, bound to ``controller``."""
+    service = ImageService(controller)
+    defaults = controller.defaults
+    router = APIRouter(tags=["images"])
+
+    @router.post(
+        "/v1/images/generations",
+        response_model=ImagesResponse,
+        summary="Create images from a prompt (OpenAI images.generate)",
+        responses=error_responses(400, 401, 409, 413, 500, 503),
+    )
+    async def create_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse:
+        """Text-to-image. The prompt goes through the rewriter unless `raw` is true; the
+        prompt actually used comes back as `revised_prompt`, with each image's `seed`."""
+        width, height = parse_size(body.size, (defaults.width, defaults.height))
+
+        def job(cancel: threading.Event) -> list[Drawn]:
+            prompt, negative, _ = service.prompts(body.prompt, body.negative_prompt, body.raw)
+            requests = [
+                ImageRequest(
+                    prompt=prompt,
+                    negative_prompt=negative,
+                    seed=seed,
+                    steps=body.steps if body.steps is not None else defaults.steps,
+                    guidance=body.guidance if body.guidance is not None else defaults.guidance,
+                    width=width,
+                    height=height,
+                )
+                for seed in seeds_for(body.seed, body.n)
+            ]
+            return service.draw(requests, None, cancel, body.prompt)
+
+        drawn = await run_blocking(request, job)
+        return service.respond(request, drawn, body.response_format)
+
+    @router.post(
+        "/v1/images/edits",
+        response_model=ImagesResponse,
+        summary="Redraw an uploaded image from a prompt (OpenAI images.edit)",
+        responses=error_responses(400, 401, 409, 413, 500, 503),
+    )
+    async def edit_images(
+        request: Request,
+        response: Response,
+        prompt: Annotated[
+            str, Form(max_length=MAX_PROMPT_CHARS, description="What the picture should become.")
+        ],
+        image: Annotated[
+            UploadFile | None, File(description="The picture to start from (PNG, JPEG, WebP).")
+        ] = None,
+        image_list: Annotated[
+            list[UploadFile] | None,
+            File(alias="image[]", description="OpenAI's array form; exactly one image."),
+        ] = None,
+        mask: Annotated[
+            UploadFile | None,
+            File(description="Checked (same size as the image) but not used yet: see `notice`."),
+        ] = None,
+        n: Annotated[int, Form(ge=1, le=MAX_IMAGES)] = 1,
+        size: Annotated[
+            str | None,
+            Form(description="WIDTHxHEIGHT; default: the upload's size, fitted to 64..2048."),
+        ] = None,
+        response_format: Annotated[ImageFormat, Form()] = "b64_json",
+        model: Annotated[str | None, Form(description="Accepted and ignored.")] = None,
+        negative_prompt: Annotated[str | None, Form(max_length=MAX_PROMPT_CHARS)] = None,
+        seed: Annotated[int | None, Form(ge=-1, le=MAX_SEED)] = None,
+        steps: Annotated[int | None, Form(ge=1)] = None,
+        guidance: Annotated[float | None, Form(ge=0.0)] = None,
+        strength: Annotated[
+            float | None,
+            Form(gt=0.0, le=1.0, description="How much changes, default image.edit_strength."),
+        ] = None,
+        raw: Annotated[bool, Form()] = False,
+    ) -> ImagesResponse:
+        """Image-to-image from the uploaded picture (the whole picture is redrawn with
+        `strength`). A mask is accepted and must match the image's size, but inpainting is
+        not implemented yet: the response's `notice` and the `X-Assistant-Notice` header
+        say so whenever a mask was sent."""
+        uploads = [u for u in [image, *(image_list or [])] if u is not None]
+        if len(uploads) != 1:
+            raise ApiError(
+                "input-invalid",
+                f"Send exactly one `image` to edit (got {len(uploads)}).",
+                param="image",
+            )
+        image_bytes = await uploads[0].read()
+        mask_bytes = await mask.read() if mask is not None else None
+
+        def job(cancel: threading.Event) -> list[Drawn]:
+            init = decode_image(image_bytes, "image")
+            if mask_bytes is not None:
+                mask_image = decode_image(mask_bytes, "mask")
+                if mask_image.size != init.size:
+                    raise ApiError(
+                        "input-invalid",
+                        f"The mask is {mask_image.width}x"
+                        f"{mask_image.height} but the image is {init.width}x"
+                        f"{init.height}; they must match.",
+                        param="mask",
+                    )
+            width, height = parse_size(size, size_for_upload(*init.size))
+            text, negative, _ = service.prompts(prompt, negative_prompt, raw)
+            requests = [
+                ImageRequest(
+                    prompt=text,
+                    negative_prompt=negative,
+                    seed=s,
+                    steps=steps if steps is not None else defaults.steps,
+                    guidance=guidance if guidance is not None else defaults.guidance,
+                    width=width,
+                    height=height,
+                    strength=strength if strength is not None else defaults.edit_strength,
+                )
+                for s in seeds_for(seed, n)
+            ]
+            return service.draw(requests, init.convert("RGB"), cancel, prompt)
+
+        drawn = await run_blocking(request, job)
+        notice = None
+        if mask_bytes is not None:
+            notice = MASK_NOTICE
+            response.headers["X-Assistant-Notice"] = "mask-ignored"
+            logger.info("images/edits: %s", MASK_NOTICE)
+        return service.respond(request, drawn, response_format, notice)
+
+    @router.get(
+        "/v1/files/{name}",
+        name="get_file",
+        response_class=FileResponse,
+        summary="Download a generated image (the `url` of an images response)",
+        responses={
+            200: {
+                "content": {"image/png": {}},
+                "description": "The PNG, with its parameters in its text.",
+            },
+            **error_responses(401, 404),
+        },
+    )
+    async def get_file(name: str) -> FileResponse:
+        """The PNG an images call wrote, by the name in its `url`."""
+        path = service.files_dir / name
+        if not re.match(FILE_NAME_PATTERN, name) or not path.is_file():
+            raise ApiError("file-not-found", f"No generated file is called {name!r}.")
+        return FileResponse(path, media_type="image/png")
+
+    return router

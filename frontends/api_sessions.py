@@ -1,0 +1,383 @@
+"""The conversational routes: sessions, turns (JSON or Server-Sent Events), the edit tree.
+
+A turn runs in its own worker thread, one turn at a time per session (a per-session lock),
+and hands the controller's events to the event loop as they happen. Streamed as SSE, a
+client that disconnects cancels the turn (the image stops within one step, the session
+keeps everything it had); answered as JSON, the turn runs to its end.
+
+Sessions stay in memory while the server runs; the controller's session store (SQLite) keeps
+them across restarts, and an id the server has not seen yet is resumed from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from assistant.controller import Session, UserInput
+from assistant.errors import AssistantError
+from frontends.api_errors import ApiError, error_responses
+from frontends.api_images import decode_image
+from frontends.api_schemas import (
+    ExchangeView,
+    SessionCreated,
+    SessionView,
+    TurnRequest,
+    TurnResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+SSE_MEDIA_TYPE = "text/event-stream"
+MAX_FORM_FILES = 2  # audio and image
+MAX_FORM_FIELDS = 4
+_END = object()  # marks the end of a turn's event queue
+SESSION_ID = re.compile(r"^[0-9a-f]{1,64}$")  # what Controller.new_session hands out
+
+
+@dataclass
+class SessionEntry:
+    """A session, the lock that keeps its turns one at a time, and its reply audio files."""
+
+    session: Session
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    speech: dict[int, str] = field(default_factory=dict)  # turn number -> reply WAV path
+
+
+class ApiSessions:
+    """The API's sessions by id: in memory, resumed from the controller's store on demand."""
+
+    def __init__(self, controller: Any):
+        self.controller = controller
+        self._sessions: dict[str, SessionEntry] = {}
+        self._lock = threading.Lock()
+
+    def create(self) -> SessionEntry:
+        entry = SessionEntry(self.controller.new_session())
+        with self._lock:
+            self._sessions[entry.session.id] = entry
+        logger.info("New API session %s", entry.session.id)
+        return entry
+
+    def get(self, session_id: str) -> SessionEntry:
+        """The session in memory, else resumed from the controller's session store."""
+        with self._lock:
+            entry = self._sessions.get(session_id)
+            if entry is None:
+                entry = SessionEntry(self._resume(session_id))
+                self._sessions[session_id] = entry
+                logger.info("Resumed session %s from the session store", session_id)
+        return entry
+
+    def _resume(self, session_id: str) -> Session:
+        missing = ApiError(
+            "session-not-found",
+            f"No session has the id {session_id!r}. Create one with POST /v1/sessions.",
+        )
+        if getattr(self.controller, "store", None) is None or not SESSION_ID.match(session_id):
+            raise missing
+        try:
+            return self.controller.resume(session_id)
+        except AssistantError as e:
+            raise missing from e
+
+
+def wants_stream(request: Request, stream: bool) -> bool:
+    """SSE when ``?stream=true`` or the client accepts ``text/event-stream``."""
+    return stream or SSE_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+async def read_turn_input(request: Request) -> UserInput:
+    """A UserInput from a JSON body ``{"text": ...}`` or a multipart form.
+
+    The form takes ``text`` or an ``audio`` file (one of them), and optionally an ``image``
+    file to start from (the request then edits it).
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+        text, audio, image = form.get("text"), form.get("audio"), form.get("image")
+        if audio is not None and isinstance(text, str) and not text.strip():
+            text = None  # an empty text box beside a recording, as forms send it
+        if (
+            isinstance(text, UploadFile)
+            or (audio is not None and not isinstance(audio, UploadFile))
+            or (image is not None and not isinstance(image, UploadFile))
+        ):
+            raise ApiError(
+                "input-invalid",
+                "In a multipart turn, `text` is a field and `audio` and `image` are files.",
+            )
+        audio_bytes = await audio.read() if audio is not None else None
+        image_bytes = await image.read() if image is not None else None
+    else:
+        try:
+            body = TurnRequest.model_validate_json(await request.body())
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']}" for err in e.errors()
+            )
+            raise ApiError(
+                "input-invalid",
+                'A turn is JSON like {"text": "draw a red barn"} '
+                f"or a multipart form with text or audio ({problems}).",
+            ) from e
+        text, audio_bytes, image_bytes = body.text, None, None
+    if (text is None) == (audio_bytes is None):
+        raise ApiError("input-invalid", "Send `text` or an `audio` file (one of them).")
+    picture = None
+    if image_bytes is not None:
+        picture = await run_in_threadpool(decode_image, image_bytes, "image")
+    return UserInput(text=text, audio=audio_bytes, image=picture)
+
+
+def _node_json(node: Any, url: str) -> dict[str, Any]:
+    return {**node.to_json(), "url": url}
+
+
+class TurnStream:
+    """Runs one turn in a worker thread and yields its events, JSON-ready, as they happen.
+
+    Parameters
+    ----------
+    controller: runs the turn.
+    entry: the session (its lock keeps turns one at a time).
+    user_input: what the person sent.
+    url_for: ``url_for(route_name, **params)`` for links to images and reply audio.
+    """
+
+    def __init__(
+        self,
+        controller: Any,
+        entry: SessionEntry,
+        user_input: UserInput,
+        url_for: Callable[..., str],
+    ):
+        self.controller = controller
+        self.entry = entry
+        self.user_input = user_input
+        self.url_for = url_for
+        self.cancel = threading.Event()
+        self._turn: int | None = None
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def post(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: the server is stopping
+                pass
+
+        def work() -> None:
+            try:
+                with self.entry.lock:
+                    for event in self.controller.run_turn(
+                        self.entry.session, self.user_input, cancel=self.cancel
+                    ):
+                        post(event)
+            except BaseException as e:  # handed to the loop, raised there
+                post(e)
+            finally:
+                post(_END)
+
+        threading.Thread(target=work, name=f"turn-{self.entry.session.id}", daemon=True).start()
+        finished = False
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield self._wire(item)
+            finished = True
+        finally:
+            if not finished:
+                logger.info(
+                    "Turn of session %s abandoned by its client: cancelling", self.entry.session.id
+                )
+                self.cancel.set()
+
+    def _wire(self, event: Any) -> dict[str, Any]:
+        """The event's JSON form, with links to the image and the spoken reply."""
+        wire = event.to_json()
+        data = wire["data"]
+        session_id = self.entry.session.id
+        if wire["type"] == "turn.start":
+            self._turn = data.get("turn")
+        elif wire["type"] == "image.done" and data.get("node_id"):
+            data["url"] = self.url_for(
+                "get_session_image", session_id=session_id, node_id=data["node_id"]
+            )
+        elif wire["type"] == "tts.end" and data.get("path") and self._turn is not None:
+            self.entry.speech[self._turn] = data["path"]
+            data["url"] = self.url_for("get_session_speech", session_id=session_id, turn=self._turn)
+        return wire
+
+
+def sse_frame(index: int, wire: dict[str, Any]) -> bytes:
+    """One Server-Sent Event: ``id``, ``event`` (the event type) and ``data`` (its JSON)."""
+    data = json.dumps(wire, ensure_ascii=False, default=str)
+    return f"id: {index}\nevent: {wire['type']}\ndata: {data}\n\n".encode()
+
+
+def _turn_openapi() -> dict[str, Any]:
+    multipart = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "description": "What the person typed."},
+            "audio": {"type": "string", "format": "binary", "description": "A spoken request."},
+            "image": {
+                "type": "string",
+                "format": "binary",
+                "description": "A picture to start from; the request edits it.",
+            },
+        },
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": TurnRequest.model_json_schema()},
+                "multipart/form-data": {"schema": multipart},
+            },
+        }
+    }
+
+
+def sessions_router(controller: Any) -> APIRouter:
+    """The /v1/sessions routes, bound to ``controller``."""
+    store = ApiSessions(controller)
+    router = APIRouter(tags=["sessions"])
+
+    @router.post(
+        "/v1/sessions",
+        response_model=SessionCreated,
+        status_code=201,
+        summary="Start a conversation",
+        responses=error_responses(401),
+    )
+    async def create_session() -> SessionCreated:
+        """A new session with an empty edit tree."""
+        return SessionCreated(session_id=store.create().session.id)
+
+    @router.post(
+        "/v1/sessions/{session_id}/turns",
+        response_model=TurnResponse,
+        summary="Run one turn: text or audio in, the turn's events out (JSON or SSE)",
+        openapi_extra=_turn_openapi(),
+        responses={
+            200: {
+                "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+                "description": "`{session_id, events}`; or, with `Accept: "
+                "text/event-stream` or `?stream=true`, one SSE per event (`event:` "
+                "its type, `data:` its JSON), ending with `turn.end`.",
+            },
+            **error_responses(400, 401, 404, 413),
+        },
+    )
+    async def run_turn(session_id: str, request: Request, stream: bool = False) -> Any:
+        """One turn of the conversation. A failing stage does not fail the request: the
+        events end with an `error` event (stable `code`) and a reply saying what to do."""
+        entry = store.get(session_id)
+        user_input = await read_turn_input(request)
+        turn = TurnStream(
+            controller, entry, user_input, lambda name, **p: str(request.url_for(name, **p))
+        )
+        if wants_stream(request, stream):
+
+            async def frames() -> AsyncIterator[bytes]:
+                index = 0
+                async for wire in turn.events():
+                    yield sse_frame(index, wire)
+                    index += 1
+
+            return StreamingResponse(
+                frames(),
+                media_type=SSE_MEDIA_TYPE,
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        events = [wire async for wire in turn.events()]
+        return TurnResponse(session_id=session_id, events=events)
+
+    @router.get(
+        "/v1/sessions/{session_id}",
+        response_model=SessionView,
+        summary="The session's edit tree: every image node and the focus",
+        responses=error_responses(401, 404),
+    )
+    async def get_session(session_id: str, request: Request) -> SessionView:
+        """Nodes in creation order (nothing is ever deleted; undo and redo move `focus`)."""
+        session = store.get(session_id).session
+        state = session.state
+        nodes = [
+            _node_json(
+                node,
+                str(request.url_for("get_session_image", session_id=session_id, node_id=node.id)),
+            )
+            for node in state.nodes.values()
+        ]
+        return SessionView(
+            session_id=session_id,
+            turns=session.turns,
+            focus=state.focus_id,
+            can_undo=state.can_undo,
+            can_redo=state.can_redo,
+            nodes=nodes,
+            history=[
+                ExchangeView(user=x.user, reply=x.reply, node_id=x.node_id) for x in state.history
+            ],
+        )
+
+    @router.get(
+        "/v1/sessions/{session_id}/images/{node_id}",
+        name="get_session_image",
+        response_class=FileResponse,
+        summary="One image of the session, as PNG",
+        responses={
+            200: {
+                "content": {"image/png": {}},
+                "description": "The PNG, with its parameters in its text.",
+            },
+            **error_responses(401, 404),
+        },
+    )
+    async def get_session_image(session_id: str, node_id: str) -> FileResponse:
+        """The node's PNG (it carries its prompt, seed and the rest in its text chunks)."""
+        node = store.get(session_id).session.state.nodes.get(node_id)
+        if node is None or not Path(node.path).is_file():
+            raise ApiError("node-not-found", f"Session {session_id} has no image {node_id!r}.")
+        return FileResponse(node.path, media_type="image/png")
+
+    @router.get(
+        "/v1/sessions/{session_id}/speech/{turn}",
+        name="get_session_speech",
+        response_class=FileResponse,
+        summary="The spoken reply of one turn, as WAV",
+        responses={
+            200: {"content": {"audio/wav": {}}, "description": "The reply."},
+            **error_responses(401, 404),
+        },
+    )
+    async def get_session_speech(session_id: str, turn: int) -> FileResponse:
+        """The reply audio the turn's `tts.end` event links to."""
+        path = store.get(session_id).speech.get(turn)
+        if path is None or not Path(path).is_file():
+            raise ApiError(
+                "file-not-found", f"Turn {turn} of session {session_id} has no spoken reply."
+            )
+        return FileResponse(path, media_type="audio/wav")
+
+    return router
