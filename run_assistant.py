@@ -4,7 +4,7 @@
     python run_assistant.py                     # the chat window on http://127.0.0.1:7860
     python run_assistant.py once "draw a lighthouse on a cliff at night" "make it darker"
     python run_assistant.py once --audio request.wav
-    python run_assistant.py serve               # HTTP API on :8000 (ASSISTANT_API_KEY=... for a key)
+    python run_assistant.py serve               # HTTP API on :8000 (ASSISTANT_API_KEY: a key)
     python run_assistant.py bench               # time one turn stage by stage
     python run_assistant.py prepare             # convert and cache the packaged weights
 
