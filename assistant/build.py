@@ -41,7 +41,10 @@ def build_image_engine(config: Config, device: str):
     from pipelines.loading import load_pipeline  # noqa: PLC0415
 
     pipe, info = load_pipeline(
-        config.image.model, device=device, tokenizer_cache=config.cache_dir / "clip-tokenizer"
+        config.image.model,
+        device=device,
+        tokenizer_cache=config.cache_dir / "clip-tokenizer",
+        config=config.image.model_config,
     )
     return ImageEngine(pipe, info)
 

@@ -269,6 +269,26 @@ def test_hub_id_offline_fails_fast(tmp_path, monkeypatch):
     assert "image.model" in message and "random:small" in message
 
 
+def test_hub_id_without_network_fails_fast(tmp_path, monkeypatch):
+    import socket
+
+    from pipelines.loading import load_pipeline
+
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    start = time.perf_counter()
+    with pytest.raises(ImageError) as err:
+        load_pipeline("stabilityai/sd-turbo", device="cpu", cache_dir=tmp_path)
+    assert time.perf_counter() - start < 10
+    assert err.value.code == "model-missing"
+    assert "unreachable" in str(err.value)
+
+
 def test_single_file_offline_without_config_is_model_missing(tmp_path, monkeypatch):
     import torch
     from safetensors.torch import save_file

@@ -1,0 +1,412 @@
+"""Load one text-to-image pipeline from whatever the ``image.model`` setting names.
+
+Accepted forms:
+
+- ``random:<arch>``: real diffusers classes with random weights (``tiny``, ``small``,
+  ``sd-turbo``, ``sd15``); the offline default, output is noise.
+- a hub id such as ``stabilityai/sd-turbo``: ``from_pretrained`` (normal HF cache).
+- a local diffusers folder (with ``model_index.json``): ``from_pretrained`` on the path.
+- a single ``.safetensors`` / ``.ckpt`` checkpoint: ``from_single_file``. diffusers
+  fetches the matching diffusers *configs* from the hub; offline, pass ``config``
+  (a local diffusers folder of the same architecture, weights not needed).
+
+Every way of not finding a model ends in ``ImageError("model-missing")`` that names
+the setting to change; none hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import ImageError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+logger = logging.getLogger(__name__)
+
+RANDOM_PREFIX = "random:"
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+DEFAULT_TOKENIZER_CACHE = Path.home() / ".cache" / "voice-image-assistant" / "tokenizers"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, nothing more
+HUB_PROBE_TIMEOUT_S = 3.0  # seconds to wait for the hub before calling it unreachable
+_FEW_STEP_HINTS = ("turbo", "lcm", "lightning", "hyper", "schnell")  # distilled 1-4 step models
+_FIX = (
+    "Set `image.model` to a local diffusers folder, a .safetensors file, or `random:small` "
+    "(offline placeholder that draws noise)."
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded and how to drive it."""
+
+    label: str  # the ``image.model`` value, as recorded in every image's parameters
+    placeholder: bool  # True for random weights: the images are noise
+    device: str  # "cpu", "cuda", "cuda:1", "mps"
+    dtype: str  # "float32", "float16", "bfloat16"
+    default_steps: int  # denoising steps when a request leaves them out
+    default_guidance: float  # classifier-free guidance scale when a request leaves it out
+    source: str  # "random", "hub", "folder" or "single-file"
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """Pick the torch device for ``requested`` ("auto", "cpu", "cuda", "cuda:N", "mps").
+
+    ``auto`` picks cuda, then mps, then cpu. An accelerator that is not there
+    degrades to cpu with a warning.
+
+    Returns
+    -------
+    The device string to use.
+    """
+    import torch
+
+    requested = (requested or "auto").strip().lower()
+    has_cuda = torch.cuda.is_available()
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
+    if requested.startswith("cuda") and not has_cuda:
+        logger.warning("Device %s was asked for but CUDA is not available; using cpu", requested)
+        return "cpu"
+    if requested == "mps" and not has_mps:
+        logger.warning("Device mps was asked for but is not available; using cpu")
+        return "cpu"
+    if requested == "cpu" or requested.startswith("cuda") or requested == "mps":
+        return requested
+    raise ImageError(
+        "input-invalid",
+        f"Unknown device {requested!r} (setting `image.device`): use auto, cpu, cuda or mps.",
+    )
+
+
+def resolve_dtype(device: str, dtype: Any = "auto") -> torch.dtype:
+    """Pick the weight dtype: float16 on accelerators, float32 on CPU.
+
+    Parameters
+    ----------
+    device: a resolved device string.
+    dtype: "auto", a name ("float16", "fp16", "bfloat16", "float32") or a ``torch.dtype``.
+
+    Returns
+    -------
+    The torch dtype. Half precision asked for on CPU degrades to float32 with a warning.
+    """
+    import torch
+
+    names = {
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "half": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float32": torch.float32,
+        "fp32": torch.float32,
+    }
+    on_cpu = device == "cpu"
+    if dtype is None or dtype == "auto":
+        return torch.float32 if on_cpu else torch.float16
+    if not isinstance(dtype, torch.dtype):
+        if str(dtype).lower() not in names:
+            raise ImageError(
+                "input-invalid",
+                f"Unknown dtype {dtype!r} (setting `image.dtype`): use auto, float16 or float32.",
+            )
+        dtype = names[str(dtype).lower()]
+    if on_cpu and dtype == torch.float16:
+        logger.warning("float16 is not supported well on CPU; using float32 instead")
+        return torch.float32
+    return dtype
+
+
+def _hub_offline() -> bool:
+    """True when the hub must not be contacted (HF_HUB_OFFLINE, read now, not at import)."""
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Quick TCP probe of the hub endpoint, so a machine without network fails in seconds
+    instead of sitting through the hub client's retries. Behind a proxy, trust the client."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return True
+    except OSError as e:
+        logger.info("The model hub %s is not reachable: %s", constants.ENDPOINT, e)
+        return False
+
+
+def _default_steps_for(label: str, default_steps: int | None, default_guidance: float | None):
+    """Steps and guidance for a real model: distilled few-step models want 1-4 steps, no CFG."""
+    few_step = any(hint in label.lower() for hint in _FEW_STEP_HINTS)
+    steps = default_steps if default_steps is not None else (1 if few_step else 25)
+    guidance = default_guidance if default_guidance is not None else (0.0 if few_step else 7.0)
+    return steps, guidance
+
+
+def _missing(model: str, reason: str) -> ImageError:
+    return ImageError(
+        "model-missing",
+        f"Could not load the image model {model!r} (setting `image.model`): {reason} {_FIX}",
+    )
+
+
+def _load_random(arch: str, tokenizer_cache: Path, seed: int) -> DiffusionPipeline:
+    from pipelines.clip_tokenizer import build_clip_tokenizer
+    from pipelines.components import build_random_pipeline
+
+    return build_random_pipeline(arch, build_clip_tokenizer(tokenizer_cache), seed=seed)
+
+
+def _load_pretrained(model: str, dtype, cache_dir, local_only: bool) -> DiffusionPipeline:
+    """``from_pretrained`` for a hub id or a local diffusers folder, without the safety checker."""
+    from diffusers import AutoPipelineForText2Image
+
+    return AutoPipelineForText2Image.from_pretrained(
+        model,
+        dtype=dtype,
+        cache_dir=cache_dir,
+        local_files_only=local_only,
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+
+
+class _KeyShapes(dict):
+    """Checkpoint tensor shapes by name, read from a safetensors header without loading weights."""
+
+    class _Shape:
+        def __init__(self, shape):
+            self.shape = tuple(shape)
+            self.ndim = len(self.shape)
+
+
+def _infer_config_repo(path: Path) -> tuple[str | None, str | None]:
+    """Name the diffusers config repo that ``from_single_file`` would fetch for ``path``.
+
+    Returns
+    -------
+    (model_type, repo_id), or (None, None) when the header cannot be read.
+    """
+    if path.suffix != ".safetensors":
+        return None, None
+    try:
+        from diffusers.loaders.single_file_utils import (
+            DIFFUSERS_DEFAULT_PIPELINE_PATHS,
+            infer_diffusers_model_type,
+        )
+        from safetensors import safe_open
+
+        shapes = _KeyShapes()
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                shapes[key] = _KeyShapes._Shape(f.get_slice(key).get_shape())
+        model_type = infer_diffusers_model_type(shapes)
+        repo_id = DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
+        return model_type, repo_id
+    except Exception as e:  # unreadable header or an unknown layout: let diffusers decide
+        logger.debug("Could not infer the architecture of %s: %s", path, e)
+        return None, None
+
+
+def _config_cached(repo_id: str, cache_dir) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "model_index.json", cache_dir=cache_dir)
+    return isinstance(found, str)
+
+
+def _load_single_file(
+    model: str, path: Path, dtype, cache_dir, config: str | None, offline: bool
+) -> DiffusionPipeline:
+    """``from_single_file`` with an early, clear error when its configs cannot be had offline."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    model_type, repo_id = _infer_config_repo(path)
+    needs_hub = config is None and repo_id is not None and not _config_cached(repo_id, cache_dir)
+    if needs_hub and (offline or not _hub_reachable()):
+        raise _missing(
+            model,
+            f"this single-file checkpoint (detected: {model_type}) needs the diffusers configs of "
+            f"{repo_id!r}, which are not cached and the hub is "
+            f"{'offline' if offline else 'unreachable'}. Set `image.model_config` to a local "
+            "diffusers folder of the same architecture (config files are enough), or run once "
+            "with internet.",
+        )
+    pipeline_class = (
+        StableDiffusionXLPipeline
+        if (model_type or "").startswith("xl")
+        else StableDiffusionPipeline
+    )
+    kwargs: dict[str, Any] = {"dtype": dtype, "cache_dir": cache_dir}
+    if config is not None:
+        kwargs["config"] = str(config)
+    if offline:
+        kwargs["local_files_only"] = True
+    if pipeline_class is StableDiffusionPipeline:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    return pipeline_class.from_single_file(str(path), **kwargs)
+
+
+def load_pipeline(
+    model: str,
+    device: str = "auto",
+    dtype: Any = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    tokenizer_cache: str | os.PathLike | None = None,
+    *,
+    config: str | os.PathLike | None = None,
+    default_steps: int | None = None,
+    default_guidance: float | None = None,
+    seed: int = 0,
+) -> tuple[DiffusionPipeline, ModelInfo]:
+    """Load the one text-to-image pipeline the engine runs on.
+
+    Parameters
+    ----------
+    model: ``random:<arch>``, a hub id, a local diffusers folder, or a ``.safetensors``/``.ckpt``.
+    device: "auto", "cpu", "cuda", "cuda:N" or "mps" (see ``resolve_device``).
+    dtype: "auto" (float16 on accelerators, float32 on cpu), a dtype name or a ``torch.dtype``.
+    cache_dir: Hugging Face cache folder; None uses the normal HF cache.
+    tokenizer_cache: where the offline CLIP tokenizer files go (random pipelines only).
+    config: for single-file checkpoints, a diffusers config folder or hub id.
+    default_steps, default_guidance: override the model's defaults.
+    seed: weight seed for random pipelines.
+
+    Returns
+    -------
+    (pipe, info): the pipeline on its device, progress bars off, and its ``ModelInfo``.
+    """
+    import torch
+
+    # 1. Resolve the device and dtype.
+    model = (model or "").strip()
+    if not model:
+        raise _missing(model, "the setting is empty.")
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(device, dtype)
+    offline = _hub_offline()
+    start = time.perf_counter()
+
+    # 2. Load from the source the name points at.
+    try:
+        if model.startswith(RANDOM_PREFIX):
+            from pipelines.components import ARCHS
+
+            arch = model[len(RANDOM_PREFIX) :]
+            if arch not in ARCHS:
+                raise _missing(model, f"unknown random architecture; use one of {list(ARCHS)}.")
+            spec = ARCHS[arch]
+            pipe = _load_random(arch, Path(tokenizer_cache or DEFAULT_TOKENIZER_CACHE), seed)
+            source, placeholder = "random", True
+            steps = default_steps if default_steps is not None else spec.default_steps
+            guidance = default_guidance if default_guidance is not None else spec.default_guidance
+        else:
+            path = Path(model).expanduser()
+            steps, guidance = _default_steps_for(model, default_steps, default_guidance)
+            placeholder = False
+            if path.is_file() and path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+                source = "single-file"
+                pipe = _load_single_file(model, path, torch_dtype, cache_dir, config, offline)
+            elif path.is_dir():
+                if not (path / "model_index.json").is_file():
+                    raise _missing(
+                        model, "the folder has no model_index.json (not a diffusers model)."
+                    )
+                source = "folder"
+                pipe = _load_pretrained(str(path), torch_dtype, cache_dir, local_only=True)
+            elif path.exists():
+                raise _missing(model, "this file is neither a .safetensors nor a .ckpt checkpoint.")
+            elif _HUB_ID.match(model) and not model.endswith(SINGLE_FILE_SUFFIXES):
+                source = "hub"
+                pipe = _load_hub(model, torch_dtype, cache_dir, offline)
+            else:
+                raise _missing(model, "no such file or folder.")
+    except ImageError:
+        raise
+    except torch.cuda.OutOfMemoryError as e:
+        raise ImageError("image-oom", f"Not enough GPU memory to load {model!r}.") from e
+    except Exception as e:  # a corrupt or unsupported checkpoint fails in many ways
+        raise _missing(model, f"{type(e).__name__}: {_first_line(e)}.") from e
+
+    # 3. Move to the device (random weights are built in float32), quiet the progress bars.
+    try:
+        if source == "random" and torch_dtype != torch.float32:
+            pipe = pipe.to(device, torch_dtype)
+        else:
+            pipe = pipe.to(device)
+    except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+        if "out of memory" in str(e).lower():
+            raise ImageError(
+                "image-oom",
+                f"Not enough memory on {device} to hold {model!r}; "
+                "try device cpu or a smaller model.",
+            ) from e
+        raise ImageError("image-failed", f"Could not move {model!r} to {device}: {e}") from e
+    pipe.set_progress_bar_config(disable=True)
+    info = ModelInfo(
+        label=model,
+        placeholder=placeholder,
+        device=device,
+        dtype=str(torch_dtype).removeprefix("torch."),
+        default_steps=steps,
+        default_guidance=guidance,
+        source=source,
+    )
+    logger.info(
+        "Loaded image model %s (%s) on %s/%s in %.1f s%s",
+        model,
+        source,
+        device,
+        info.dtype,
+        time.perf_counter() - start,
+        " - random weights, images are noise" if placeholder else "",
+    )
+    return pipe, info
+
+
+def _load_hub(model: str, dtype, cache_dir, offline: bool) -> DiffusionPipeline:
+    """From the HF cache first (no network), then from the hub unless offline."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return _load_pretrained(model, dtype, cache_dir, local_only=True)
+    except (OSError, LocalEntryNotFoundError) as e:
+        if offline or not _hub_reachable():
+            why = "the hub is offline (HF_HUB_OFFLINE)" if offline else "the hub is unreachable"
+            raise _missing(
+                model,
+                "there is no local folder of that name, it is not in the local Hugging Face "
+                f"cache, and {why}.",
+            ) from e
+        logger.info("Model %s is not cached; downloading it from the hub", model)
+    try:
+        return _load_pretrained(model, dtype, cache_dir, local_only=False)
+    except OSError as e:
+        raise _missing(
+            model,
+            "there is no local folder of that name, it is not cached, and the hub could not "
+            f"provide it ({_first_line(e)}).",
+        ) from e
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
