@@ -44,7 +44,7 @@ def build_image_engine(config: Config, device: str):
         config.image.model,
         device=device,
         tokenizer_cache=config.cache_dir / "clip-tokenizer",
-        config=config.image.model_config,
+        config=config.image.checkpoint_config,
     )
     return ImageEngine(pipe, info)
 

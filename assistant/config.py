@@ -41,7 +41,7 @@ class RewriteConfig(_Section):
 
 class ImageConfig(_Section):
     model: str = "random:small"  # random:<arch>, hub id, local folder, or .safetensors file
-    model_config: str | None = None  # single-file checkpoints: their diffusers config
+    checkpoint_config: str | None = None  # single-file checkpoints: their diffusers config
     steps: int | None = Field(None, ge=1, le=150)
     guidance: float | None = Field(None, ge=0.0, le=30.0)
     width: int = Field(512, ge=64, le=2048, multiple_of=8)

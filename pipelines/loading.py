@@ -246,7 +246,7 @@ def _load_single_file(
             model,
             f"this single-file checkpoint (detected: {model_type}) needs the diffusers configs of "
             f"{repo_id!r}, which are not cached and the hub is "
-            f"{'offline' if offline else 'unreachable'}. Set `image.model_config` to a local "
+            f"{'offline' if offline else 'unreachable'}. Set `image.checkpoint_config` to a local "
             "diffusers folder of the same architecture (config files are enough), or run once "
             "with internet.",
         )
