@@ -304,7 +304,7 @@ def test_single_file_offline_without_config_is_model_missing(tmp_path, monkeypat
         load_pipeline(str(checkpoint), device="cpu", cache_dir=tmp_path / "hf")
     assert time.perf_counter() - start < 10
     assert err.value.code == "model-missing"
-    assert "image.model_config" in str(err.value)
+    assert "image.checkpoint_config" in str(err.value)
 
 
 def test_unreadable_checkpoint_is_model_missing(tmp_path):
