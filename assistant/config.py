@@ -57,6 +57,23 @@ class TtsConfig(_Section):
     enabled: bool = True
 
 
+class VoiceConfig(_Section):
+    input_device: int | str | None = None  # index or part of the name; null = default
+    output_device: int | str | None = None
+    wake_word: Literal["hey_jarvis", "okay_nabu", "hey_mycroft", "alexa"] | None = None
+    push_to_talk: bool = False
+    vad_threshold: float = Field(0.5, ge=0.2, le=1.0)  # the 0.15 hysteresis stays below it
+    pre_roll_ms: int = Field(300, ge=0, le=2000)
+    silence_ms: int = Field(700, ge=100, le=5000)
+    min_speech_ms: int = Field(250, ge=0, le=5000)
+    max_utterance_s: float = Field(15, gt=1, le=120)
+    barge_in: bool = True
+    barge_in_threshold: float = Field(0.9, ge=0.2, le=1.0)
+    barge_in_frames: int = Field(6, ge=1, le=32)
+    acknowledgement: str = "On it."
+    answer_window_s: float = Field(10, ge=0, le=120)
+
+
 class UiConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
@@ -72,6 +89,7 @@ class Config(_Section):
     rewrite: RewriteConfig = RewriteConfig()
     image: ImageConfig = ImageConfig()
     tts: TtsConfig = TtsConfig()
+    voice: VoiceConfig = VoiceConfig()
     ui: UiConfig = UiConfig()
 
     @property

@@ -17,6 +17,8 @@ ERROR_CODES: dict[str, str] = {
     "image-cancelled": "the image was cancelled",
     "image-failed": "the image engine failed",
     "tts-failed": "speech synthesis failed (the reply text is still shown)",
+    "audio-device-missing": "the configured microphone or speaker is not there (voice.*_device)",
+    "audio-device-failed": "the audio device stopped delivering sound",
     "internal-error": "an unexpected failure; the session is kept",
 }
 
