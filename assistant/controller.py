@@ -39,6 +39,7 @@ class UserInput:
     text: str | None = None
     audio: Any = None
     image: Any = None  # an uploaded PIL image to start from (edits apply to it)
+    mask: Any = None  # a PIL mask brushed on the current picture: white = repaint
 
 
 @dataclass
@@ -153,9 +154,9 @@ class Controller:
             text = yield from self._hear(user_input)
             if user_input.image is not None:
                 yield from self._adopt_upload(session, user_input.image, text)
-            plan = self._plan(text, session)
+            plan = self._plan(text, session, has_mask=user_input.mask is not None)
             yield Event(EventType.PLAN, plan.model_dump(mode="json"))
-            reply = yield from self._act(session, plan, cancel)
+            reply = yield from self._act(session, plan, cancel, user_input.mask)
         except AssistantError as e:
             ok, code = False, e.code
             reply = error_reply(e.code, e.message)
@@ -215,16 +216,18 @@ class Controller:
             )
         return text
 
-    def _plan(self, text: str, session: Session) -> Plan:
-        plan = understand(text, session.state, self.rewriter)
+    def _plan(self, text: str, session: Session, has_mask: bool = False) -> Plan:
+        plan = understand(text, session.state, self.rewriter, has_mask=has_mask)
         session.state.pending_question = plan.question
         return plan
 
-    def _act(self, session: Session, plan: Plan, cancel: threading.Event) -> Iterator[Event]:
+    def _act(
+        self, session: Session, plan: Plan, cancel: threading.Event, mask: Any = None
+    ) -> Iterator[Event]:
         state = session.state
         if plan.intent in IMAGE_INTENTS:
             for _ in range(plan.count):
-                node = yield from self._make_image(session, plan, cancel)
+                node = yield from self._make_image(session, plan, cancel, mask)
             first = node.placeholder and not session.told_placeholder
             session.told_placeholder = session.told_placeholder or node.placeholder
             return image_reply(plan, node, first)
@@ -252,7 +255,9 @@ class Controller:
             return command_reply(plan, node)
         return command_reply(plan, state.current)
 
-    def _make_image(self, session: Session, plan: Plan, cancel: threading.Event) -> Iterator[Event]:
+    def _make_image(
+        self, session: Session, plan: Plan, cancel: threading.Event, mask: Any = None
+    ) -> Iterator[Event]:
         from pipelines.image_engine import ImageRequest  # noqa: PLC0415 (keeps imports light)
 
         d = self.defaults
@@ -267,7 +272,7 @@ class Controller:
             height=parent.height if parent else d.height,
             strength=plan.strength or d.edit_strength,
         )
-        operation = "img2img" if parent is not None else "generate"
+        operation = plan.operation if parent is not None else "generate"
         yield Event(
             EventType.IMAGE_START,
             {
@@ -277,17 +282,7 @@ class Controller:
                 "parent": parent.id if parent else None,
             },
         )
-        if parent is not None:
-            from PIL import Image  # noqa: PLC0415
-
-            init = Image.open(parent.path).convert("RGB")
-            job = lambda progress: self.image_engine.img2img(  # noqa: E731
-                request, init, on_progress=progress, cancel=cancel
-            )
-        else:
-            job = lambda progress: self.image_engine.generate(  # noqa: E731
-                request, on_progress=progress, cancel=cancel
-            )
+        job = self._image_job(plan, request, parent, mask, cancel)
         result = yield from self._run_with_progress(job)
 
         node_id = session.state.new_node_id()
@@ -300,9 +295,9 @@ class Controller:
             operation=params.get("operation", operation),
             prompt=params["prompt"],
             negative_prompt=params.get("negative_prompt", ""),
-            seed=int(params["seed"]),
-            steps=int(params["steps"]),
-            guidance=float(params["guidance"]),
+            seed=int(params.get("seed", 0)),  # an upscale by resampling has no seed or steps
+            steps=int(params.get("steps", 0)),
+            guidance=float(params.get("guidance", 0.0)),
             strength=params.get("strength"),
             width=int(params["width"]),
             height=int(params["height"]),
@@ -322,6 +317,36 @@ class Controller:
             },
         )
         return node
+
+    def _image_job(
+        self, plan: Plan, request: Any, parent: ImageNode | None, mask: Any, cancel: threading.Event
+    ) -> Callable[[Callable], Any]:
+        """The engine call that carries out the plan, as a function of a progress callback."""
+        engine = self.image_engine
+        if parent is None:
+            return lambda progress: engine.generate(request, on_progress=progress, cancel=cancel)
+        from PIL import Image  # noqa: PLC0415
+
+        init = Image.open(parent.path).convert("RGB")
+        kw: dict[str, Any] = {"cancel": cancel}
+        match plan.operation:
+            case "inpaint":
+                method, args = "inpaint", (request, init, mask)
+            case "outpaint":
+                method, args = "outpaint", (request, init, plan.direction, plan.pixels)
+            case "upscale":
+                method, args = "upscale", (init,)
+                kw.update(factor=plan.factor or 2, request=request)
+            case _ if plan.intent == Intent.EDIT and hasattr(engine, "instruct_edit"):
+                method, args = "instruct_edit", (request, init, plan.request)
+            case _:
+                method, args = "img2img", (request, init)
+        if not hasattr(engine, method):
+            raise AssistantError(
+                "input-invalid", f"This image engine cannot {plan.operation} pictures yet."
+            )
+        call = getattr(engine, method)
+        return lambda progress: call(*args, on_progress=progress, **kw)
 
     def _run_with_progress(self, job: Callable[[Callable], Any]) -> Iterator[Event]:
         """Run the image job in a worker thread, yielding its progress as events."""

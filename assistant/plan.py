@@ -13,6 +13,9 @@ class Intent(StrEnum):
     AGAIN = "again"  # the same request with a new seed
     VARIATIONS = "variations"  # "three more like that": several new seeds
     SAME_SEED = "same-seed"  # "same seed but with a red roof": a new prompt, the seed kept
+    INPAINT = "inpaint"  # repaint the brushed region of the current picture
+    OUTPAINT = "outpaint"  # "extend it to the left": a bigger canvas, the picture kept
+    UPSCALE = "upscale"  # "bigger", "upscale": more pixels
     SELECT = "select"  # "go back to the first one", "the blue one"
     UNDO = "undo"
     REDO = "redo"
@@ -25,7 +28,16 @@ class Intent(StrEnum):
 
 
 # Intents that run the image engine.
-IMAGE_INTENTS = {Intent.GENERATE, Intent.EDIT, Intent.AGAIN, Intent.VARIATIONS, Intent.SAME_SEED}
+IMAGE_INTENTS = {
+    Intent.GENERATE,
+    Intent.EDIT,
+    Intent.AGAIN,
+    Intent.VARIATIONS,
+    Intent.SAME_SEED,
+    Intent.INPAINT,
+    Intent.OUTPAINT,
+    Intent.UPSCALE,
+}
 
 
 class Plan(BaseModel):
@@ -42,6 +54,9 @@ class Plan(BaseModel):
     strength: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, description="a fixed seed, or None for the configured one")
     count: int = Field(1, ge=1, le=4, description="how many pictures to make")
+    direction: str | None = Field(None, description="outpaint: left|right|up|down|all")
+    pixels: int | None = Field(None, ge=8, le=1024, description="outpaint: how far to extend")
+    factor: int | None = Field(None, ge=2, le=4, description="upscale: how many times bigger")
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")

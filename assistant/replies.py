@@ -31,6 +31,15 @@ def image_reply(plan: Plan, node: ImageNode, first_placeholder: bool) -> str:
         text = "Here's another version. Like this one better?"
     elif plan.intent == Intent.VARIATIONS:
         text = f"Here are {plan.count} more versions. Say the first one, or the last one, to pick."
+    elif plan.intent == Intent.INPAINT:
+        text = "I repainted the area you marked. Keep it, or undo?"
+    elif plan.intent == Intent.OUTPAINT:
+        where = "on every side" if plan.direction == "all" else f"to the {plan.direction}"
+        if plan.direction in ("up", "down"):
+            where = f"{plan.direction}wards"
+        text = f"I extended it {where}, now {node.width} by {node.height}. More?"
+    elif plan.intent == Intent.UPSCALE:
+        text = f"Here it is at {node.width} by {node.height} pixels."
     elif plan.intent == Intent.SAME_SEED:
         text = f"Same seed, new prompt: {_short(plan.prompt, 60)}. Better?"
     else:

@@ -138,6 +138,29 @@ _SELECT = _rx(
     r"^the (?P<ref3>[\w' -]+?) one$",
 )
 
+_OUTPAINT = _rx(
+    r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
+    r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
+    r"all sides|every side|all around|sides)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?$",
+    r"^zoom out$",
+)
+_DIRECTIONS = {
+    "top": "up",
+    "upwards": "up",
+    "bottom": "down",
+    "downwards": "down",
+    "all sides": "all",
+    "every side": "all",
+    "all around": "all",
+    "sides": "all",
+    None: "all",
+}
+_UPSCALE = re.compile(
+    r"^(?:upscale|enlarge|make it bigger|bigger|higher resolution|more pixels|"
+    r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?)"
+    r"(?: it| this| that)?(?: (?P<n2>2|two|4|four) ?(?:x|times))?$"
+)
+
 # An utterance that starts like this changes the picture in focus rather than starting anew.
 _EDIT_CUE = re.compile(
     r"^(?:make (?:it|this|that|the|him|her|them|everything)\b|make (?:it )?(?:more|less)\b|"
@@ -159,13 +182,27 @@ def normalise(text: str) -> str:
     return text
 
 
-def understand(text: str, state: DialogueState, rewriter: PromptRewriter) -> Plan:
+def understand(
+    text: str, state: DialogueState, rewriter: PromptRewriter, has_mask: bool = False
+) -> Plan:
     """Decide what to do with ``text`` given the state; never raises for ordinary speech.
 
-    Returns a validated Plan; open requests get their prompt from ``rewriter``.
+    ``has_mask``: the person brushed a region of the current picture, so the request repaints
+    that region. Returns a validated Plan; open requests get their prompt from ``rewriter``.
     """
     said = normalise(text)
     current = state.current
+    if has_mask and current is not None:
+        rewrite = rewriter.generate(text)
+        return Plan(
+            intent=Intent.INPAINT,
+            request=text,
+            prompt=rewrite.prompt,
+            negative_prompt=rewrite.negative_prompt,
+            operation="inpaint",
+            target_id=current.id,
+            rewriter=rewrite.rewriter,
+        )
     for intent, pattern in _COMMANDS:
         if pattern.search(said):
             return _command_plan(intent, text, state)
@@ -173,6 +210,36 @@ def understand(text: str, state: DialogueState, rewriter: PromptRewriter) -> Pla
     if m := _VARIATIONS.match(said):
         count = _NUMBERS.get(m.group("n") or "", 3 if "variations" in said else 1)
         return _again_plan(text, current, count) if current else _nothing_yet(text)
+
+    if m := _OUTPAINT.match(said):
+        if current is None:
+            return _nothing_yet(text)
+        direction = _DIRECTIONS.get(m.group("dir"), m.group("dir")) if "zoom" not in said else "all"
+        pixels = int(m.group("px")) // 8 * 8 if m.group("px") else 128
+        return Plan(
+            intent=Intent.OUTPAINT,
+            request=text,
+            prompt=current.prompt,
+            negative_prompt=current.negative_prompt,
+            operation="outpaint",
+            target_id=current.id,
+            direction=direction,
+            pixels=min(max(pixels, 8), 1024),
+        )
+
+    if m := _UPSCALE.match(said):
+        if current is None:
+            return _nothing_yet(text)
+        factor = 4 if (m.group("n") or m.group("n2") or "") in ("4", "four") else 2
+        return Plan(
+            intent=Intent.UPSCALE,
+            request=text,
+            prompt=current.prompt,
+            negative_prompt=current.negative_prompt,
+            operation="upscale",
+            target_id=current.id,
+            factor=factor,
+        )
 
     if m := _SELECT.match(said):
         target = resolve_reference(m.group("ref") or m.group("ref2") or m.group("ref3"), state)
