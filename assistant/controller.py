@@ -15,9 +15,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,6 +53,10 @@ class ImageDefaults:
     edit_strength: float = 0.6
     seed: int = -1
 
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"width", "height", "steps", "guidance", "edit_strength", "seed"}
+    )
+
 
 @dataclass
 class Session:
@@ -63,6 +67,8 @@ class Session:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     turns: int = 0
     told_placeholder: bool = False
+    # Per-session choices from a settings panel: ImageDefaults fields, and "raw" (no rewriting).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class Controller:
@@ -126,7 +132,11 @@ class Controller:
     def _persist(self, session: Session, node: ImageNode | None = None) -> None:
         if self.store is None:
             return
-        extra = {"turns": session.turns, "told_placeholder": session.told_placeholder}
+        extra = {
+            "turns": session.turns,
+            "told_placeholder": session.told_placeholder,
+            "settings": session.settings,
+        }
         if node is not None:
             self.store.add_node(session.id, session.folder, session.state, node, extra)
         else:
@@ -217,7 +227,10 @@ class Controller:
         return text
 
     def _plan(self, text: str, session: Session, has_mask: bool = False) -> Plan:
-        plan = understand(text, session.state, self.rewriter, has_mask=has_mask)
+        rewriter = self.rewriter
+        if session.settings.get("raw") and not rewriter.raw:
+            rewriter = PromptRewriter(rewriter.rules, None, rewriter.max_prompt_words, raw=True)
+        plan = understand(text, session.state, rewriter, has_mask=has_mask)
         session.state.pending_question = plan.question
         return plan
 
@@ -260,7 +273,8 @@ class Controller:
     ) -> Iterator[Event]:
         from pipelines.image_engine import ImageRequest  # noqa: PLC0415 (keeps imports light)
 
-        d = self.defaults
+        image_fields = {k: v for k, v in session.settings.items() if k in ImageDefaults.FIELDS}
+        d = replace(self.defaults, **image_fields)
         parent = session.state.nodes.get(plan.target_id) if plan.target_id else None
         request = ImageRequest(
             prompt=plan.prompt,

@@ -181,3 +181,17 @@ def test_cancel_stops_the_image_and_keeps_the_session(controller):
     assert error_code(events) == "image-cancelled"
     assert not session.state.nodes
     assert done_image(run(controller, session, text="a tall tower"))["node_id"] == "n1"
+
+
+def test_session_settings_fix_the_seed_and_turn_rewriting_off(controller):
+    session = controller.new_session()
+    session.settings = {"seed": 1234, "raw": True, "steps": 1}
+    image = done_image(run(controller, session, text="oil painting of a pear, no table"))
+    params = read_png_params(image["path"])
+    assert params["seed"] == 1234 and params["steps"] == 1
+    assert params["prompt"] == "oil painting of a pear"  # raw: the words as said
+    assert "table" in params["negative_prompt"]
+    other = controller.new_session()  # settings belong to one session only
+    assert (
+        read_png_params(done_image(run(controller, other, text="a pear"))["path"])["seed"] != 1234
+    )
