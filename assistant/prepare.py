@@ -17,7 +17,11 @@ def prepare(config: Config) -> int:
     from voice.whisper_weights import packaged_checkpoint
 
     cache = config.cache_dir
-    steps = [("CLIP tokenizer", lambda: build_clip_tokenizer(cache / "clip-tokenizer"))]
+    def tokenizer():
+        build_clip_tokenizer(cache / "clip-tokenizer")
+        return cache / "clip-tokenizer"
+
+    steps = [("CLIP tokenizer", tokenizer)]
     if config.asr.model.startswith("packaged:"):
         steps.append(("Whisper checkpoint", lambda: packaged_checkpoint(cache / "whisper")))
     if config.rewrite.llm == PACKAGED_GEMMA:

@@ -1,8 +1,10 @@
-"""The image engine: text-to-image and image-to-image on one shared Stable Diffusion pipeline.
+"""The image engine: every image operation on one shared Stable Diffusion pipeline.
 
-One loaded text-to-image pipeline holds the weights; image-to-image is derived
-from it with ``from_pipe`` (same UNet, VAE and text encoder objects, no second
-copy). Each call validates its request up front, draws all noise from a CPU
+One loaded text-to-image pipeline holds the weights; image-to-image, inpainting,
+outpainting, variations, InstructPix2Pix and ControlNet are derived from it with
+``from_pipe`` (same UNet, VAE and text encoder objects, no second copy). Task models
+(an inpainting or InstructPix2Pix UNet, ControlNets, an upscaler) load lazily, only when
+configured and first used. Each call validates its request up front, draws all noise from a CPU
 ``torch.Generator`` (a seed gives the same image on any device), streams
 progress with a cheap latent preview, and honours cancel within one step.
 """
@@ -11,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pipelines import masks
 from pipelines.errors import ImageError
 
 if TYPE_CHECKING:
@@ -38,6 +42,29 @@ MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64-bit seeds
 RANDOM_SEED_BITS = 32  # random seeds stay in the range other SD tools show
 PREVIEW_MAX_SIDE = 512  # pixels; previews are upsampled from the latent grid up to this
+MAX_BATCH = 8  # candidates per generate_batch call
+INPAINT_STRENGTH = 1.0  # inpaint: the masked area is redrawn from pure noise
+OUTPAINT_STRENGTH = 0.9  # outpaint: keeps a hint of the stretched edge colours in the new area
+VARIATION_STRENGTHS = {"subtle": 0.3, "strong": 0.7}  # img2img strength of a variation
+PIX2PIX_GUIDANCE = 7.5  # text guidance of InstructPix2Pix when the request leaves it out
+PIX2PIX_IMAGE_GUIDANCE = 1.5  # how closely InstructPix2Pix sticks to the input image
+PIX2PIX_MIN_STEPS = 10  # InstructPix2Pix is not distilled: 1-4 steps give mush
+UPSCALER_STEPS = 20  # denoising steps of a diffusion upscaler when the request leaves them out
+MAX_UPSCALE_FACTOR = 8
+MAX_UPSCALE_SIDE = 4096  # pixels: the longest side an upscale may produce
+LANCZOS_LABEL = "lanczos (no upscaler model configured)"
+AUTO_TILING_SIDE = 1024  # pixels: above this the VAE decodes in tiles, whatever the setting
+OPERATIONS = (
+    "generate",
+    "img2img",
+    "generate_batch",
+    "inpaint",
+    "outpaint",
+    "variation",
+    "upscale",
+    "instruct_edit",
+    "controlnet",
+)
 # Fixed 4x3 projection from SD 1.x/2.x latent channels to RGB (the community "cheap
 # approximation"): good enough to see composition emerge, costs no VAE call.
 LATENT_RGB_FACTORS = (
@@ -80,7 +107,7 @@ def check_request(request: ImageRequest, operation: str = "generate") -> None:
     Parameters
     ----------
     request: the request to check.
-    operation: "generate" or "img2img" (strength matters only for img2img).
+    operation: one of ``OPERATIONS``.
 
     Raises
     ------
@@ -129,8 +156,8 @@ def check_request(request: ImageRequest, operation: str = "generate") -> None:
         )
     if not _is_int(request.seed) or not -1 <= request.seed <= MAX_SEED:
         raise bad(f"`seed` must be -1 (random) or a whole number from 0 (got {request.seed!r}).")
-    if operation not in ("generate", "img2img"):
-        raise bad(f"Unknown operation {operation!r}.")
+    if operation not in OPERATIONS:
+        raise bad(f"Unknown operation {operation!r}; one of {', '.join(OPERATIONS)}.")
 
 
 def _is_int(value) -> bool:
@@ -173,27 +200,74 @@ class ImageEngine:
     ----------
     pipe: a loaded text-to-image pipeline (``pipelines.loading.load_pipeline``).
     info: its ``ModelInfo`` (label, defaults, device).
+    inpaint_model: a dedicated inpainting checkpoint (9-channel UNet): hub id, folder,
+        .safetensors or a ``UNet2DConditionModel``. None inpaints with the base UNet.
+    upscaler_model: an SD x4 or latent x2 upscaler pipeline (id, folder or pipeline).
+        None upscales with a Lanczos resampler.
+    pix2pix_model: an InstructPix2Pix checkpoint (8-channel UNet). None makes
+        ``instruct_edit`` fall back to img2img.
+    controlnet_models: condition name ("canny", "depth", ...) -> ControlNet id/path/model.
 
-    Calls are serialised: the pipeline is one piece of state, so a second caller waits.
+    Task models load on first use. Calls are serialised: the pipeline is one piece of
+    state, so a second caller waits.
     """
 
-    def __init__(self, pipe: DiffusionPipeline, info: ModelInfo):
+    def __init__(
+        self,
+        pipe: DiffusionPipeline,
+        info: ModelInfo,
+        *,
+        inpaint_model: Any = None,
+        upscaler_model: Any = None,
+        pix2pix_model: Any = None,
+        controlnet_models: dict[str, Any] | None = None,
+    ):
         from diffusers import AutoPipelineForImage2Image
+
+        from pipelines.schedulers import scheduler_name_of
 
         self.pipe = pipe
         self.info = info
         # Shares every module with ``pipe`` (from_pipe): no second copy of the weights.
         self.img2img_pipe = AutoPipelineForImage2Image.from_pipe(pipe)
         self.img2img_pipe.set_progress_bar_config(disable=True)
-        self._lock = threading.Lock()
+        self.inpaint_model = inpaint_model
+        self.upscaler_model = upscaler_model
+        self.pix2pix_model = pix2pix_model
+        self.controlnet_models = dict(controlnet_models or {})
+        self.sampler = scheduler_name_of(pipe.scheduler)  # table name, None if outside it
+        # Derived and task pipelines, built on first use.
+        self._inpaint_pipe: DiffusionPipeline | None = None
+        self._pix2pix_pipe: DiffusionPipeline | None = None
+        self._upscaler_pipe: DiffusionPipeline | None = None
+        self._controlnet_pipes: dict[str, DiffusionPipeline] = {}
+        self._lock = threading.Lock()  # one denoising run at a time
+        self._load_lock = threading.Lock()  # one lazy load at a time
 
     @classmethod
-    def from_model(cls, model: str, device: str = "auto", **load_kwargs) -> ImageEngine:
+    def from_model(
+        cls,
+        model: str,
+        device: str = "auto",
+        *,
+        inpaint_model: Any = None,
+        upscaler_model: Any = None,
+        pix2pix_model: Any = None,
+        controlnet_models: dict[str, Any] | None = None,
+        **load_kwargs,
+    ) -> ImageEngine:
         """Load ``model`` (see ``load_pipeline``) and wrap it in an engine."""
         from pipelines.loading import load_pipeline
 
         pipe, info = load_pipeline(model, device, **load_kwargs)
-        return cls(pipe, info)
+        return cls(
+            pipe,
+            info,
+            inpaint_model=inpaint_model,
+            upscaler_model=upscaler_model,
+            pix2pix_model=pix2pix_model,
+            controlnet_models=controlnet_models,
+        )
 
     def warm_up(self) -> float:
         """Run one tiny generation so the first real request does not pay for first-call setup.
@@ -207,6 +281,8 @@ class ImageEngine:
         elapsed = time.perf_counter() - start
         logger.info("Image engine warmed up in %.2f s", elapsed)
         return elapsed
+
+    # -- text to image -----------------------------------------------------------------------
 
     def generate(
         self,
@@ -236,6 +312,57 @@ class ImageEngine:
         }
         return self._run(self.pipe, params, call, on_progress, cancel)
 
+    def generate_batch(
+        self,
+        request: ImageRequest,
+        count: int,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[ImageResult]:
+        """Draw ``count`` candidates for one prompt, each with its own recorded seed.
+
+        Candidates run one after another, so candidate ``i`` is exactly what ``generate``
+        gives for its seed (the edit tree can replay any of them alone).
+
+        Parameters
+        ----------
+        request: prompt and settings; a seed ``s`` gives the seeds s, s+1, ..., and -1 a
+            random seed per candidate.
+        count: how many, 1..8.
+        on_progress: called with the step over all candidates (``total = count * steps``).
+        cancel: stops the current candidate within one step; no result is returned.
+
+        Returns
+        -------
+        One ``ImageResult`` per candidate (``operation`` "generate_batch", ``batch_index``,
+        ``batch_size``).
+        """
+        # 1. Check inputs, then pick every seed up front.
+        check_request(request, "generate_batch")
+        if not _is_int(count) or not 1 <= count <= MAX_BATCH:
+            raise ImageError(
+                "input-invalid",
+                f"`count` must be a whole number from 1 to {MAX_BATCH} (got {count!r}).",
+            )
+        if request.seed == -1:
+            seeds = [secrets.randbits(RANDOM_SEED_BITS) for _ in range(count)]
+        else:
+            seeds = [(request.seed + i) % (MAX_SEED + 1) for i in range(count)]
+        # 2. Run each candidate, mapping its progress onto the whole batch.
+        results = []
+        for index, seed in enumerate(seeds):
+
+            def progress(step, total, preview, index=index):
+                if on_progress is not None:
+                    on_progress(index * total + step, count * total, preview)
+
+            result = self.generate(replace(request, seed=seed), progress, cancel)
+            result.params.update(operation="generate_batch", batch_index=index, batch_size=count)
+            results.append(result)
+        return results
+
+    # -- image to image ----------------------------------------------------------------------
+
     def img2img(
         self,
         request: ImageRequest,
@@ -264,27 +391,550 @@ class ImageEngine:
         image = _prepare_init_image(init_image, request.width, request.height)
         params = self._base_params(request, "img2img")
         # 2. Make sure at least one denoising step runs (diffusers runs int(steps * strength)).
-        steps = _steps_for_strength(params["steps"], request.strength)
-        if steps != params["steps"]:
-            logger.info(
-                "img2img: %d steps at strength %.2f would run no step; using %d steps",
-                params["steps"],
-                request.strength,
-                steps,
-            )
-            params["steps"] = steps
+        self._fit_steps(params, request.strength)
         params["strength"] = float(request.strength)
         # 3. Run the denoising loop on the derived img2img pipeline (shared weights).
         call = {"image": image, "strength": float(request.strength)}
         return self._run(self.img2img_pipe, params, call, on_progress, cancel)
 
+    def variation(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        strength: str | float = "subtle",
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ImageResult:
+        """Another take on ``image``: img2img at a named strength with a fresh seed.
+
+        Parameters
+        ----------
+        request: prompt and settings (``seed`` -1 draws a new seed; width/height and
+            ``strength`` are ignored: the image sets the size, ``strength`` below the change).
+        image: the picture to vary; its size is kept (rounded down to a multiple of 8).
+        strength: "subtle" (0.3), "strong" (0.7) or a number in (0, 1].
+        on_progress, cancel: as for ``generate``.
+
+        Returns
+        -------
+        The image and its parameters (``operation`` "variation", ``strength``,
+        ``variation`` the name or "custom").
+        """
+        # 1. Resolve the strength and the working size.
+        label = strength if isinstance(strength, str) else "custom"
+        if isinstance(strength, str):
+            if strength not in VARIATION_STRENGTHS:
+                raise ImageError(
+                    "input-invalid",
+                    f"`strength` must be 'subtle', 'strong' or a number in (0, 1] "
+                    f"(got {strength!r}).",
+                )
+            strength = VARIATION_STRENGTHS[strength]
+        rgb = _check_image(image, "image")
+        width, height = _work_size(rgb.size)
+        # 2. img2img at that strength (validates the number too).
+        result = self.img2img(
+            replace(request, strength=strength, width=width, height=height),
+            rgb,
+            on_progress,
+            cancel,
+        )
+        result.params.update(operation="variation", variation=label)
+        return result
+
+    # -- inpainting and outpainting ----------------------------------------------------------
+
+    def inpaint(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        mask: Image.Image,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        strength: float | None = None,
+        blend_radius: int = masks.BLEND_RADIUS,
+    ) -> ImageResult:
+        """Repaint the white part of ``mask``; everything else keeps its exact pixels.
+
+        Parameters
+        ----------
+        request: prompt and settings (width/height and ``strength`` are ignored: the image
+            sets the size and ``strength`` below the change).
+        image: the picture to edit, 64..2048 px a side.
+        mask: same size as ``image``; white = repaint (``L``/``RGB`` grey levels, or the
+            alpha channel of an ``RGBA`` brush layer).
+        on_progress, cancel: as for ``generate``.
+        strength: how much of the masked area is re-noised, (0, 1]; None = 1.0.
+        blend_radius: pixels over which the repainted area fades into the original;
+            pixels farther than ``2 * blend_radius`` from the mask are never changed.
+
+        Returns
+        -------
+        The image (same size as ``image``) and its parameters (``operation`` "inpaint",
+        ``strength``, ``mask_bbox``, ``inpaint_model``).
+        """
+        # 1. Check inputs: the request, the image, the mask against the image.
+        check_request(request, "inpaint")
+        rgb = _check_image(image, "image")
+        hard = masks.prepare_mask(mask, rgb.size)
+        strength = _check_strength(INPAINT_STRENGTH if strength is None else strength)
+        if not _is_int(blend_radius) or not 0 <= blend_radius <= 64:
+            raise ImageError(
+                "input-invalid", f"`blend_radius` must be 0..64 pixels (got {blend_radius!r})."
+            )
+        # 2. Record everything, then repaint and paste the original back outside the mask.
+        params = self._base_params(request, "inpaint")
+        params.update(
+            width=rgb.width,
+            height=rgb.height,
+            mask_bbox=list(hard.getbbox()),
+            blend_radius=blend_radius,
+        )
+        alpha = masks.blend_alpha(hard, blend_radius)
+        return self._repaint(params, rgb, hard, alpha, strength, on_progress, cancel)
+
+    def outpaint(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        direction: str,
+        pixels: int,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        strength: float | None = None,
+    ) -> ImageResult:
+        """Extend the picture by ``pixels`` in ``direction`` and paint the new area.
+
+        The new area starts as the stretched edge plus noise; the model redraws it and a
+        seam band of the old image, which is then faded back in, so the original farther
+        than the seam (``masks.SEAM_PIXELS``) from the new edge keeps its exact pixels.
+
+        Parameters
+        ----------
+        request: prompt and settings (width/height and ``strength`` are ignored).
+        image: the picture to extend, 64..2048 px a side.
+        direction: "left", "right", "up", "down" or "all".
+        pixels: how far, a multiple of 8 from 8 to 1024; the result stays within 2048 px.
+        on_progress, cancel: as for ``generate``.
+        strength: re-noising of the filled area, (0, 1]; None = 0.9.
+
+        Returns
+        -------
+        The larger image and its parameters (``operation`` "outpaint", ``direction``,
+        ``pixels``, ``offset``: where the original sits in the new canvas).
+        """
+        # 1. Check inputs.
+        check_request(request, "outpaint")
+        rgb = _check_image(image, "image")
+        masks.check_outpaint(direction, pixels, rgb.size, MAX_SIDE)
+        strength = _check_strength(OUTPAINT_STRENGTH if strength is None else strength)
+        params = self._base_params(request, "outpaint")
+        # 2. Build the canvas (seeded fill), the repaint mask and the seam alpha.
+        canvas, hard, alpha, offset = masks.outpaint_canvas(
+            rgb, direction, pixels, seed=params["seed"]
+        )
+        params.update(
+            width=canvas.width,
+            height=canvas.height,
+            direction=direction,
+            pixels=pixels,
+            seam=masks.SEAM_PIXELS,
+            offset=list(offset),
+            source_size=list(rgb.size),
+        )
+        # 3. Inpaint the new area and blend the seam.
+        return self._repaint(params, canvas, hard, alpha, strength, on_progress, cancel)
+
+    # -- instruct edit, ControlNet, upscale --------------------------------------------------
+
+    def instruct_edit(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        instruction: str,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        image_guidance: float = PIX2PIX_IMAGE_GUIDANCE,
+    ) -> ImageResult:
+        """Apply an instruction ("make it snowy") to ``image``.
+
+        With ``pix2pix_model`` configured this runs InstructPix2Pix on the instruction;
+        otherwise img2img on ``request.prompt`` (the caller's rewrite of the whole picture
+        with the change applied) at ``request.strength``.
+
+        Parameters
+        ----------
+        request: prompt and settings; width/height are ignored (the image sets the size).
+        image: the picture to edit.
+        instruction: the user's words, e.g. "turn the sky purple".
+        on_progress, cancel: as for ``generate``.
+        image_guidance: InstructPix2Pix only: > 1 keeps closer to the input image.
+
+        Returns
+        -------
+        The image and its parameters (``operation`` "instruct_edit", ``instruction``,
+        ``edit_path`` "pix2pix" or "img2img-fallback").
+        """
+        # 1. Check inputs.
+        check_request(request, "instruct_edit")
+        rgb = _check_image(image, "image")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ImageError(
+                "input-invalid", "`instruction` is empty: say what to change, e.g. 'add snow'."
+            )
+        if len(instruction) > MAX_PROMPT_CHARS:
+            raise ImageError(
+                "input-invalid", f"`instruction` is over {MAX_PROMPT_CHARS} characters."
+            )
+        width, height = _work_size(rgb.size)
+        # 2. Without InstructPix2Pix: img2img on the rewritten prompt.
+        if self.pix2pix_model is None:
+            result = self.img2img(
+                replace(request, width=width, height=height), rgb, on_progress, cancel
+            )
+            result.params.update(
+                operation="instruct_edit", instruction=instruction, edit_path="img2img-fallback"
+            )
+            return result
+        # 3. InstructPix2Pix: the instruction is the prompt; guidance needs CFG on.
+        pipe = self._get_pix2pix_pipe()
+        params = self._base_params(replace(request, prompt=instruction), "instruct_edit")
+        if request.steps is None:
+            params["steps"] = max(params["steps"], PIX2PIX_MIN_STEPS)
+        if request.guidance is None:
+            params["guidance"] = PIX2PIX_GUIDANCE
+        params.update(
+            width=width,
+            height=height,
+            instruction=instruction,
+            edit_path="pix2pix",
+            image_guidance=float(image_guidance),
+            pix2pix_model=_label(self.pix2pix_model),
+        )
+        call = {"image": _resize(rgb, (width, height)), "image_guidance_scale": image_guidance}
+        return self._run(pipe, params, call, on_progress, cancel)
+
+    def controlnet(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        condition: str = "canny",
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        conditioning_scale: float = 1.0,
+    ) -> ImageResult:
+        """Draw a new picture that follows the structure of ``image`` through a ControlNet.
+
+        Parameters
+        ----------
+        request: prompt and settings; width/height are ignored (the image sets the size).
+        image: the source picture. For "canny" its edges are computed here (OpenCV, or a
+            numpy fallback); for any other condition it must already be the condition map
+            (a depth map, a pose skeleton, ...).
+        condition: a key of the ``controlnet_models`` setting.
+        on_progress, cancel: as for ``generate``.
+        conditioning_scale: how strongly the ControlNet steers, 0..2.
+
+        Returns
+        -------
+        The image and its parameters (``operation`` "controlnet", ``condition``,
+        ``controlnet_model``, ``conditioning_scale``).
+        """
+        from pipelines.conditions import CONDITIONS, canny_map
+
+        # 1. Check inputs; an unconfigured condition names the setting to fill in.
+        check_request(request, "controlnet")
+        rgb = _check_image(image, "image")
+        if condition not in self.controlnet_models:
+            configured = ", ".join(self.controlnet_models) or "none"
+            raise ImageError(
+                "model-missing",
+                f"No ControlNet is configured for `condition` {condition!r} (configured: "
+                f"{configured}). Set `image.controlnet_models.{condition}` to a ControlNet "
+                "id or path, e.g. lllyasviel/sd-controlnet-canny for SD 1.5.",
+            )
+        if not _is_number(conditioning_scale) or not 0.0 <= conditioning_scale <= 2.0:
+            raise ImageError(
+                "input-invalid",
+                f"`conditioning_scale` must be 0..2 (got {conditioning_scale!r}).",
+            )
+        width, height = _work_size(rgb.size)
+        # 2. The condition map.
+        if condition == "canny":
+            control = canny_map(rgb)
+        else:
+            if condition not in CONDITIONS:
+                logger.info("controlnet: using the image as the %s map as it is", condition)
+            control = rgb
+        control = _resize(control, (width, height))
+        # 3. Run the ControlNet pipeline derived from the base (shared weights).
+        pipe = self._get_controlnet_pipe(condition)
+        params = self._base_params(request, "controlnet")
+        params.update(
+            width=width,
+            height=height,
+            condition=condition,
+            controlnet_model=_label(self.controlnet_models[condition]),
+            conditioning_scale=float(conditioning_scale),
+        )
+        call = {
+            "image": control,
+            "width": width,
+            "height": height,
+            "controlnet_conditioning_scale": float(conditioning_scale),
+        }
+        return self._run(pipe, params, call, on_progress, cancel)
+
+    def upscale(
+        self,
+        image: Image.Image,
+        factor: float = 2,
+        request: ImageRequest | None = None,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ImageResult:
+        """Enlarge ``image`` by ``factor``.
+
+        With ``upscaler_model`` configured a diffusion upscaler adds detail (x4 or latent
+        x2; other factors are reached with a final Lanczos resize). Otherwise a plain
+        Lanczos resampler, labelled so in the parameters.
+
+        Parameters
+        ----------
+        image: the picture to enlarge.
+        factor: more than 1, at most 8; the longest output side must stay within 4096 px.
+        request: prompt and settings for a diffusion upscaler (optional; prompt may be
+            empty). Width/height and strength are ignored.
+        on_progress, cancel: as for ``generate`` (diffusion upscaler only).
+
+        Returns
+        -------
+        The enlarged image and its parameters (``operation`` "upscale", ``factor``,
+        ``upscaler``, ``source_size``).
+        """
+        # 1. Check inputs.
+        rgb = _check_image(image, "image", min_side=8, max_side=MAX_UPSCALE_SIDE)
+        if not _is_number(factor) or not 1.0 < factor <= MAX_UPSCALE_FACTOR:
+            raise ImageError(
+                "input-invalid",
+                f"`factor` must be more than 1 and at most {MAX_UPSCALE_FACTOR} (got {factor!r}).",
+            )
+        width, height = round(rgb.width * factor), round(rgb.height * factor)
+        if max(width, height) > MAX_UPSCALE_SIDE:
+            raise ImageError(
+                "input-invalid",
+                f"`factor` {factor:g} would make {rgb.width}x{rgb.height} into {width}x{height}; "
+                f"the longest side may be at most {MAX_UPSCALE_SIDE} px. Use a smaller factor.",
+            )
+        if request is not None and request.prompt.strip():
+            check_request(request, "upscale")
+        # 2. No upscaler model: Lanczos, no lock needed (no pipeline state is touched).
+        if self.upscaler_model is None:
+            from PIL import Image
+
+            start = time.perf_counter()
+            out = rgb.resize((width, height), Image.Resampling.LANCZOS)
+            params = {
+                "prompt": request.prompt if request else "",
+                "negative_prompt": request.negative_prompt if request else "",
+                "seed": None,
+                "steps": None,
+                "guidance": None,
+                "strength": None,
+                "width": width,
+                "height": height,
+                "model": None,
+                "operation": "upscale",
+                "scheduler": None,
+                "placeholder": False,
+                "factor": float(factor),
+                "upscaler": LANCZOS_LABEL,
+                "source_size": list(rgb.size),
+                "elapsed_s": round(time.perf_counter() - start, 3),
+            }
+            return ImageResult(image=out, params=params)
+        # 3. A diffusion upscaler: one pass, then Lanczos to the exact size.
+        from pipelines.extra_models import upscaler_factor
+
+        pipe = self._get_upscaler_pipe()
+        native = upscaler_factor(pipe)
+        request = request or ImageRequest(prompt="")
+        params = self._base_params(replace(request, prompt=request.prompt or ""), "upscale")
+        if request.steps is None:
+            params["steps"] = UPSCALER_STEPS
+        if request.guidance is None:
+            params["guidance"] = 0.0 if native == 2 else 9.0  # the models' published defaults
+        params.update(
+            width=width,
+            height=height,
+            factor=float(factor),
+            upscaler=_label(self.upscaler_model),
+            scheduler=type(pipe.scheduler).__name__,
+            source_size=list(rgb.size),
+        )
+        source = _resize(rgb, _work_size(rgb.size, min_side=8))
+        result = self._run(pipe, params, {"image": source}, on_progress, cancel, legacy=True)
+        if result.image.size != (width, height):
+            result.image = _resize(result.image, (width, height))
+        return result
+
+    # -- schedulers --------------------------------------------------------------------------
+
+    def set_scheduler(self, name: str) -> str:
+        """Switch the sampler of the base pipeline and every pipeline derived from it.
+
+        Parameters
+        ----------
+        name: a key of ``pipelines.schedulers.SCHEDULERS`` ("euler_a", "dpm++_2m_karras", ...).
+
+        Returns
+        -------
+        The diffusers class name now in use. Later results record ``sampler`` (the name)
+        and ``scheduler`` (the class).
+
+        Raises
+        ------
+        ImageError("input-invalid") listing the known names.
+        """
+        from pipelines.schedulers import make_scheduler, scheduler_name_of
+
+        with self._lock:
+            scheduler = make_scheduler(name, self.pipe.scheduler.config)
+            for pipe in self._derived_pipes():
+                pipe.scheduler = scheduler  # runs are serialised, so one instance is enough
+            self.sampler = scheduler_name_of(scheduler)
+        return type(scheduler).__name__
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _derived_pipes(self) -> list:
+        """The base pipeline and every pipeline sharing its weights (not the upscaler)."""
+        pipes = [self.pipe, self.img2img_pipe, self._inpaint_pipe, self._pix2pix_pipe]
+        pipes += list(self._controlnet_pipes.values())
+        return [p for p in pipes if p is not None]
+
+    def _derive(self, factory, **components) -> DiffusionPipeline:
+        """``factory.from_pipe(self.pipe, **components)`` on the current scheduler, quiet."""
+        pipe = factory.from_pipe(self.pipe, **components)
+        pipe.scheduler = self.pipe.scheduler
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    @property
+    def inpaint_pipe(self) -> DiffusionPipeline:
+        """The inpainting pipeline: the base UNet ("legacy" 4-channel inpainting) or the
+        configured inpainting UNet, with the base's VAE and text encoder."""
+        with self._load_lock:
+            if self._inpaint_pipe is None:
+                from diffusers import AutoPipelineForInpainting
+
+                components = {}
+                if self.inpaint_model is not None:
+                    from pipelines.extra_models import load_unet
+
+                    components["unet"] = load_unet(
+                        self.inpaint_model, "image.inpaint_model", self.pipe, in_channels=9
+                    )
+                self._inpaint_pipe = self._derive(AutoPipelineForInpainting, **components)
+            return self._inpaint_pipe
+
+    def _get_pix2pix_pipe(self) -> DiffusionPipeline:
+        with self._load_lock:
+            if self._pix2pix_pipe is None:
+                from diffusers import StableDiffusionInstructPix2PixPipeline
+
+                from pipelines.extra_models import load_unet
+
+                unet = load_unet(self.pix2pix_model, "image.pix2pix_model", self.pipe, 8)
+                self._pix2pix_pipe = self._derive(StableDiffusionInstructPix2PixPipeline, unet=unet)
+            return self._pix2pix_pipe
+
+    def _get_controlnet_pipe(self, condition: str) -> DiffusionPipeline:
+        with self._load_lock:
+            if condition not in self._controlnet_pipes:
+                from diffusers import StableDiffusionControlNetPipeline
+
+                from pipelines.extra_models import load_controlnet
+
+                net = load_controlnet(
+                    self.controlnet_models[condition],
+                    f"image.controlnet_models.{condition}",
+                    self.pipe,
+                )
+                self._controlnet_pipes[condition] = self._derive(
+                    StableDiffusionControlNetPipeline, controlnet=net
+                )
+            return self._controlnet_pipes[condition]
+
+    def _get_upscaler_pipe(self) -> DiffusionPipeline:
+        with self._load_lock:
+            if self._upscaler_pipe is None:
+                from pipelines.extra_models import load_upscaler
+
+                self._upscaler_pipe = load_upscaler(
+                    self.upscaler_model, "image.upscaler_model", self.pipe
+                )
+            return self._upscaler_pipe
+
+    def _repaint(
+        self,
+        params: dict[str, Any],
+        canvas: Image.Image,
+        hard: Image.Image,
+        alpha: Image.Image,
+        strength: float,
+        on_progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> ImageResult:
+        """Inpaint ``hard`` on ``canvas``, then composite with ``alpha`` over the canvas."""
+        from PIL import Image
+
+        # 1. The model works at a multiple of 8; the result is brought back to canvas size.
+        size = _work_size(canvas.size)
+        image = _resize(canvas, size)
+        mask = hard if hard.size == size else hard.resize(size, Image.Resampling.NEAREST)
+        # 2. Record the strength and make sure at least one step runs.
+        params["strength"] = float(strength)
+        params["inpaint_model"] = (
+            _label(self.inpaint_model) if self.inpaint_model is not None else None
+        )
+        self._fit_steps(params, strength)
+        # 3. Denoise on the inpainting pipeline (shared weights).
+        call = {
+            "image": image,
+            "mask_image": mask,
+            "width": size[0],
+            "height": size[1],
+            "strength": float(strength),
+        }
+        result = self._run(self.inpaint_pipe, params, call, on_progress, cancel)
+        # 4. Paste the original back wherever alpha is 0: those pixels stay exactly as they were.
+        result.image = masks.composite(canvas, result.image, alpha)
+        return result
+
+    def _fit_steps(self, params: dict[str, Any], strength: float) -> None:
+        """Raise ``params["steps"]`` so diffusers runs at least one step at ``strength``."""
+        steps = _steps_for_strength(params["steps"], strength)
+        if steps != params["steps"]:
+            logger.info(
+                "%s: %d steps at strength %.2f would run no step; using %d steps",
+                params["operation"],
+                params["steps"],
+                strength,
+                steps,
+            )
+            params["steps"] = steps
 
     def _base_params(self, request: ImageRequest, operation: str) -> dict[str, Any]:
         seed = request.seed if request.seed != -1 else secrets.randbits(RANDOM_SEED_BITS)
         steps = request.steps if request.steps is not None else self.info.default_steps
         guidance = request.guidance if request.guidance is not None else self.info.default_guidance
-        self._warn_if_truncated(request.prompt, "prompt")
+        if request.prompt:
+            self._warn_if_truncated(request.prompt, "prompt")
         if request.negative_prompt:
             self._warn_if_truncated(request.negative_prompt, "negative_prompt")
         return {
@@ -299,6 +949,7 @@ class ImageEngine:
             "model": self.info.label,
             "operation": operation,
             "scheduler": type(self.pipe.scheduler).__name__,
+            "sampler": self.sampler,
             "placeholder": self.info.placeholder,
             "elapsed_s": None,
         }
@@ -327,7 +978,13 @@ class ImageEngine:
         call: dict[str, Any],
         on_progress: ProgressFn | None,
         cancel: threading.Event | None,
+        legacy: bool = False,
     ) -> ImageResult:
+        """One denoising run under the engine lock.
+
+        ``legacy`` is for pipelines that only offer the old ``callback(step, t, latents)``
+        (the diffusers upscalers); all others use ``callback_on_step_end``.
+        """
         import torch
 
         def on_step_end(p, step: int, timestep, tensors: dict) -> dict:
@@ -339,10 +996,24 @@ class ImageEngine:
                 on_progress(step + 1, p.num_timesteps, latents_to_preview(tensors["latents"]))
             return tensors
 
+        def on_step_legacy(step: int, timestep, latents) -> None:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            if on_progress is not None:
+                on_progress(step + 1, params["steps"], latents_to_preview(latents))
+
+        if legacy:
+            callbacks = {"callback": on_step_legacy, "callback_steps": 1}
+        else:
+            callbacks = {
+                "callback_on_step_end": on_step_end,
+                "callback_on_step_end_tensor_inputs": ["latents"],
+            }
         with self._lock:
             if cancel is not None and cancel.is_set():
                 raise ImageError("image-cancelled", "The image was cancelled before it started.")
             start = time.perf_counter()
+            tiled_here = self._auto_tiling(pipe, params)
             try:
                 output = pipe(
                     prompt=params["prompt"],
@@ -351,9 +1022,8 @@ class ImageEngine:
                     guidance_scale=params["guidance"],
                     # CPU generator: the same seed gives the same noise on any device.
                     generator=torch.Generator(device="cpu").manual_seed(params["seed"]),
-                    callback_on_step_end=on_step_end,
-                    callback_on_step_end_tensor_inputs=["latents"],
                     output_type="pil",
+                    **callbacks,
                     **call,
                 )
             except _Cancelled:
@@ -363,6 +1033,9 @@ class ImageEngine:
                 raise
             except Exception as e:
                 raise self._translate_error(e) from e
+            finally:
+                if tiled_here:
+                    pipe.vae.disable_tiling()
             params["elapsed_s"] = round(time.perf_counter() - start, 3)
         image = output.images[0].convert("RGB")
         logger.info(
@@ -375,6 +1048,22 @@ class ImageEngine:
             params["elapsed_s"],
         )
         return ImageResult(image=image, params=params)
+
+    @staticmethod
+    def _auto_tiling(pipe: DiffusionPipeline, params: dict[str, Any]) -> bool:
+        """Turn VAE tiling on for one run of a large image; True if it was off before."""
+        vae = getattr(pipe, "vae", None)
+        big = max(params.get("width") or 0, params.get("height") or 0) > AUTO_TILING_SIDE
+        if not big or vae is None or getattr(vae, "use_tiling", True):
+            return False
+        logger.info(
+            "%dx%d is over %d px: decoding with VAE tiling for this image",
+            params["width"],
+            params["height"],
+            AUTO_TILING_SIDE,
+        )
+        vae.enable_tiling()
+        return True
 
     def _translate_error(self, error: Exception) -> ImageError:
         import torch
@@ -402,6 +1091,47 @@ def _steps_for_strength(steps: int, strength: float) -> int:
     while int(steps * strength) < 1:
         steps = max(steps + 1, math.ceil(1.0 / strength))
     return steps
+
+
+def _check_strength(strength) -> float:
+    if not _is_number(strength) or not 0.0 < strength <= 1.0:
+        raise ImageError(
+            "input-invalid", f"`strength` must be above 0 and at most 1 (got {strength!r})."
+        )
+    return float(strength)
+
+
+def _check_image(
+    image, name: str, min_side: int = MIN_SIDE, max_side: int = MAX_SIDE
+) -> Image.Image:
+    """Check that ``image`` is a PIL image of a workable size; return it as RGB."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        raise ImageError("input-invalid", f"`{name}` must be a PIL image.")
+    if min(image.size) < min_side or max(image.size) > max_side:
+        raise ImageError(
+            "input-invalid",
+            f"`{name}` is {image.width}x{image.height}; each side must be {min_side} to "
+            f"{max_side} pixels.",
+        )
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _work_size(size: tuple[int, int], min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """``size`` rounded down to multiples of 8 (the VAE factor), at least ``min_side``."""
+    return tuple(max(min_side, side // 8 * 8) for side in size)
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    from PIL import Image
+
+    return image if image.size == tuple(size) else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _label(model: Any) -> str:
+    """How a model setting is recorded in params: its id/path, or the class of an object."""
+    return str(model) if isinstance(model, str | os.PathLike) else type(model).__name__
 
 
 def _prepare_init_image(image: Image.Image, width: int, height: int) -> Image.Image:

@@ -276,6 +276,10 @@ def load_pipeline(
     default_steps: int | None = None,
     default_guidance: float | None = None,
     seed: int = 0,
+    vae_tiling: bool = False,
+    vae_slicing: bool = False,
+    cpu_offload: str | None = None,
+    attention: str = "sdpa",
 ) -> tuple[DiffusionPipeline, ModelInfo]:
     """Load the one text-to-image pipeline the engine runs on.
 
@@ -289,6 +293,12 @@ def load_pipeline(
     config: for single-file checkpoints, a diffusers config folder or hub id.
     default_steps, default_guidance: override the model's defaults.
     seed: weight seed for random pipelines.
+    vae_tiling: decode (and encode) in overlapping tiles: big images in little memory.
+    vae_slicing: decode a batch one image at a time.
+    cpu_offload: None/"none", "model" (whole models move to the GPU in turn) or "sequential"
+        (layer by layer: least memory, slowest). CUDA only; elsewhere it is logged and ignored.
+    attention: "sdpa" (PyTorch scaled-dot-product attention, the default), "eager" (the
+        plain reference attention) or "xformers" (needs the xformers package).
 
     Returns
     -------
@@ -302,6 +312,12 @@ def load_pipeline(
         raise _missing(model, "the setting is empty.")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(device, dtype)
+    offload = _check_offload(cpu_offload, device)
+    if (attention or "sdpa").strip().lower() not in ATTENTION_MODES:
+        raise ImageError(
+            "input-invalid",
+            f"Unknown `image.attention` {attention!r}: use one of {', '.join(ATTENTION_MODES)}.",
+        )
     offline = _hub_offline()
     start = time.perf_counter()
 
@@ -348,7 +364,11 @@ def load_pipeline(
 
     # 3. Move to the device (random weights are built in float32), quiet the progress bars.
     try:
-        if source == "random" and torch_dtype != torch.float32:
+        if offload:
+            if source == "random" and torch_dtype != torch.float32:
+                pipe = pipe.to(dtype=torch_dtype)
+            _enable_offload(pipe, offload, device)
+        elif source == "random" and torch_dtype != torch.float32:
             pipe = pipe.to(device, torch_dtype)
         else:
             pipe = pipe.to(device)
@@ -361,6 +381,8 @@ def load_pipeline(
             ) from e
         raise ImageError("image-failed", f"Could not move {model!r} to {device}: {e}") from e
     pipe.set_progress_bar_config(disable=True)
+    # 4. Memory options (all off by default).
+    apply_memory_options(pipe, vae_tiling=vae_tiling, vae_slicing=vae_slicing, attention=attention)
     info = ModelInfo(
         label=model,
         placeholder=placeholder,
@@ -380,6 +402,75 @@ def load_pipeline(
         " - random weights, images are noise" if placeholder else "",
     )
     return pipe, info
+
+
+OFFLOAD_MODES = ("none", "model", "sequential")
+ATTENTION_MODES = ("sdpa", "eager", "xformers")
+
+
+def _check_offload(cpu_offload: str | None, device: str) -> str | None:
+    """Validate ``cpu_offload``; returns the mode to enable, or None (off, or not on CUDA)."""
+    mode = (cpu_offload or "none").strip().lower()
+    if mode not in OFFLOAD_MODES:
+        raise ImageError(
+            "input-invalid",
+            f"Unknown `image.cpu_offload` {cpu_offload!r}: use one of {', '.join(OFFLOAD_MODES)}.",
+        )
+    if mode == "none":
+        return None
+    if not device.startswith("cuda"):
+        logger.info("cpu_offload=%s does nothing on %s (it moves models to a GPU)", mode, device)
+        return None
+    return mode
+
+
+def _enable_offload(pipe: DiffusionPipeline, mode: str, device: str) -> None:
+    """Keep weights on the CPU and move them to the GPU only while they run."""
+    gpu_id = int(device.split(":")[1]) if ":" in device else None
+    if mode == "model":
+        pipe.enable_model_cpu_offload(gpu_id=gpu_id)
+    else:
+        pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
+    logger.info("CPU offload (%s) enabled on %s", mode, device)
+
+
+def apply_memory_options(
+    pipe: DiffusionPipeline,
+    vae_tiling: bool = False,
+    vae_slicing: bool = False,
+    attention: str = "sdpa",
+) -> None:
+    """Switch on the memory savers of ``pipe`` (they act on the shared modules, so every
+    pipeline derived from it with ``from_pipe`` gets them too).
+
+    Parameters
+    ----------
+    pipe: the loaded pipeline.
+    vae_tiling, vae_slicing, attention: see ``load_pipeline``.
+    """
+    mode = (attention or "sdpa").strip().lower()
+    if mode not in ATTENTION_MODES:
+        raise ImageError(
+            "input-invalid",
+            f"Unknown `image.attention` {attention!r}: use one of {', '.join(ATTENTION_MODES)}.",
+        )
+    if mode == "eager":
+        from diffusers.models.attention_processor import AttnProcessor
+
+        pipe.unet.set_attn_processor(AttnProcessor())
+        pipe.vae.set_attn_processor(AttnProcessor())
+    elif mode == "xformers":
+        try:
+            pipe.enable_xformers_memory_efficient_attention()
+        except Exception as e:  # not installed, or no CUDA: SDPA is nearly as good
+            logger.warning("xformers attention is not available (%s); keeping SDPA", e)
+    # "sdpa" is what diffusers picks by itself on torch >= 2.
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+        logger.info("VAE tiling on")
+    if vae_slicing:
+        pipe.vae.enable_slicing()
+        logger.info("VAE slicing on")
 
 
 def _load_hub(model: str, dtype, cache_dir, offline: bool) -> DiffusionPipeline:

@@ -8,6 +8,11 @@ Example::
     asr = WhisperASR("packaged:base")          # loads once (~0.5 s from the cache)
     transcript = asr.transcribe("request.wav")  # or bytes, or (rate, samples) from gradio
     print(transcript.text, transcript.confidence)
+
+``build_asr("faster-whisper", ...)`` builds the CTranslate2 backend
+(:mod:`voice.asr_faster`) with the same contract; both call :func:`recognize_checked`,
+so they refuse silence and hallucinations alike. ``transcribe(audio, language=, task=)``
+overrides the language or task for one call.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import os
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -39,6 +46,16 @@ WARM_UP_SECONDS = 1.0  # s of audio decoded by warm_up()
 TOKENS_PER_SECOND_MAX = 10
 TOKENS_MIN = 16
 TASKS = ("transcribe", "translate")
+
+# Primes Whisper's vocabulary toward picture and command words (``initial_prompt``).
+DOMAIN_PROMPT = (
+    "Draw, paint, sketch, picture, image, photo, undo, redo, again, make it darker, brighter, "
+    "bigger, lighthouse, watercolor, oil painting, cyberpunk, neon, sunset."
+)
+DEFAULT_INITIAL_PROMPT: str | None = None  # see benchmarks/asr.py: DOMAIN_PROMPT measured
+BACKENDS = ("openai-whisper", "faster-whisper")  # values of asr.backend
+# Constructor arguments only one backend understands: dropped, with a warning, for others.
+BACKEND_ONLY_KWARGS = {"compute_type": "faster-whisper", "cpu_threads": "faster-whisper"}
 
 NO_SPEECH_MESSAGE = (
     "I didn't hear any speech. Speak closer to the microphone, or type your request."
@@ -152,12 +169,182 @@ class Transcript:
 
 
 @dataclass(frozen=True)
-class _Recognition:
+class Recognition:
+    """What a backend heard, before the silence/hallucination guard.
+
+    Parameters
+    ----------
+    text:
+        The decoded text, stripped.
+    language:
+        Language code used or detected.
+    avg_logprob:
+        Mean token log probability (weighted over segments).
+    no_speech_prob:
+        0..1, the model's probability that the audio holds no speech.
+    compression_ratio:
+        gzip ratio of the text; high means a repetition loop.
+    """
+
     text: str
     language: str
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+
+
+_Recognition = Recognition  # the older private name, kept for callers and tests
+
+
+class SpeechRecognizer(Protocol):
+    """What every ASR backend offers (see :func:`build_asr`)."""
+
+    def transcribe(
+        self, audio: AudioSource, language: str | None = None, task: str | None = None
+    ) -> Transcript:
+        """Recognize speech; see :meth:`WhisperASR.transcribe`."""
+        ...
+
+    def warm_up(self) -> None:
+        """Run one small decode so the first request is not slower."""
+        ...
+
+
+def call_overrides(language: str | None, task: str | None) -> dict[str, str]:
+    """The per-call ``language`` / ``task`` overrides that are set, checked.
+
+    Parameters
+    ----------
+    language, task:
+        ``None`` means "keep the backend's default".
+
+    Returns
+    -------
+    Keyword arguments for a backend's ``_recognize`` (empty when nothing is overridden).
+
+    Raises
+    ------
+    VoiceError
+        ``input-invalid`` for a task other than ``transcribe`` / ``translate``.
+    """
+    if task is not None and task not in TASKS:
+        raise VoiceError("input-invalid", f"task must be one of {TASKS}, not {task!r}.")
+    given = (("language", language), ("task", task))
+    return {key: value for key, value in given if value is not None}
+
+
+def check_recognition(
+    result: Recognition, no_speech_threshold: float, logprob_threshold: float
+) -> None:
+    """The silence / loop / hallucination guard every backend applies to its result.
+
+    Parameters
+    ----------
+    result:
+        What the backend heard.
+    no_speech_threshold, logprob_threshold:
+        Silence when ``no_speech_prob > no_speech_threshold`` and
+        ``avg_logprob < logprob_threshold`` (Whisper's own rule).
+
+    Raises
+    ------
+    VoiceError
+        ``asr-no-speech`` when the result is silence, a repetition loop, or a known
+        hallucination; nothing otherwise.
+    """
+    silent = result.no_speech_prob > no_speech_threshold and result.avg_logprob < logprob_threshold
+    looping = result.compression_ratio > COMPRESSION_RATIO_MAX
+    if silent or looping or is_hallucination(result.text):
+        logger.info(
+            "no speech: %r (no_speech_prob %.2f, avg_logprob %.2f, compression %.1f)",
+            result.text,
+            result.no_speech_prob,
+            result.avg_logprob,
+            result.compression_ratio,
+        )
+        raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
+
+
+def recognize_checked(
+    audio: AudioSource,
+    recognize: Callable[[np.ndarray], Recognition],
+    *,
+    max_seconds: float,
+    min_rms_dbfs: float,
+    no_speech_threshold: float,
+    logprob_threshold: float,
+    engine: str,
+) -> Transcript:
+    """Decode audio, run one backend's ``recognize`` on it, guard and package the result.
+
+    Shared by every backend, so they refuse the same silence and hallucinations.
+
+    Parameters
+    ----------
+    audio:
+        Any :data:`voice.audio.AudioSource`.
+    recognize:
+        The backend's decoder: 16 kHz mono float32 samples -> :class:`Recognition`.
+    max_seconds:
+        Longest audio accepted (s).
+    min_rms_dbfs:
+        Audio quieter than this (dBFS) is silence, without running ``recognize``.
+    no_speech_threshold, logprob_threshold:
+        See :func:`check_recognition`.
+    engine:
+        Name for log lines, e.g. ``"faster-whisper"``.
+
+    Returns
+    -------
+    The :class:`Transcript`.
+
+    Raises
+    ------
+    VoiceError
+        ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech`` for
+        silence or a known hallucination, ``asr-failed`` when ``recognize`` fails.
+    """
+    start = time.perf_counter()
+    # 1. Decode the input to 16 kHz mono float32.
+    samples = load_audio(audio, SAMPLE_RATE, max_seconds=max_seconds)
+    duration_s = samples.size / SAMPLE_RATE
+    # 2. Too quiet to hold speech: do not ask the model (it would invent some).
+    level = rms_dbfs(samples)
+    if level < min_rms_dbfs:
+        logger.info("no speech: level %.1f dBFS < %.1f dBFS", level, min_rms_dbfs)
+        raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
+    # 3. Recognize.
+    try:
+        result = recognize(samples)
+    except VoiceError:
+        raise
+    except Exception as e:
+        logger.exception("%s failed on %.1f s of audio", engine, duration_s)
+        raise VoiceError(
+            "asr-failed",
+            f"Speech recognition failed ({type(e).__name__}: {e}). "
+            "Try again, or type your request.",
+        ) from e
+    elapsed_s = time.perf_counter() - start
+    # 4. Silence, loops and hallucinations are not requests.
+    check_recognition(result, no_speech_threshold, logprob_threshold)
+    transcript = Transcript(
+        text=result.text,
+        language=result.language,
+        confidence=float(min(1.0, math.exp(result.avg_logprob))),
+        no_speech_prob=float(result.no_speech_prob),
+        duration_s=duration_s,
+        elapsed_s=elapsed_s,
+    )
+    logger.info(
+        "%s heard %r (%s, %.1f s audio in %.2f s)",
+        engine,
+        transcript.text,
+        transcript.language,
+        duration_s,
+        elapsed_s,
+    )
+    return transcript
 
 
 def pick_device(device: str) -> str:
@@ -201,7 +388,7 @@ class WhisperASR:
         language: str | None = None,
         task: str = "transcribe",
         cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-        initial_prompt: str | None = None,
+        initial_prompt: str | None = DEFAULT_INITIAL_PROMPT,
         no_speech_threshold: float = 0.6,
         logprob_threshold: float = -1.0,
         min_rms_dbfs: float = -55.0,
@@ -235,7 +422,9 @@ class WhisperASR:
             self._recognize(noise.astype(np.float32))
         logger.info("Whisper warm-up took %.2f s", time.perf_counter() - start)
 
-    def transcribe(self, audio: AudioSource) -> Transcript:
+    def transcribe(
+        self, audio: AudioSource, language: str | None = None, task: str | None = None
+    ) -> Transcript:
         """Recognize speech.
 
         Parameters
@@ -243,6 +432,9 @@ class WhisperASR:
         audio:
             A file path, file bytes, a ``(sample_rate, samples)`` tuple (gradio), an
             ``AudioClip``, or float32 samples at 16 kHz.
+        language, task:
+            Overrides of the constructor's ``language`` / ``task`` for this call only;
+            ``None`` keeps the constructor's value.
 
         Returns
         -------
@@ -254,63 +446,29 @@ class WhisperASR:
             ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech``
             for silence or a known hallucination, ``asr-failed`` when Whisper fails.
         """
-        start = time.perf_counter()
-        # 1. Decode the input to 16 kHz mono float32.
-        samples = load_audio(audio, SAMPLE_RATE, max_seconds=self.max_seconds)
-        duration_s = samples.size / SAMPLE_RATE
-        # 2. Too quiet to hold speech: do not ask Whisper (it would invent some).
-        level = rms_dbfs(samples)
-        if level < self.min_rms_dbfs:
-            logger.info("no speech: level %.1f dBFS < %.1f dBFS", level, self.min_rms_dbfs)
-            raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
-        # 3. Recognize.
-        try:
-            with self._lock, torch.inference_mode():
-                result = self._recognize(samples)
-        except VoiceError:
-            raise
-        except Exception as e:
-            logger.exception("Whisper failed on %.1f s of audio", duration_s)
-            raise VoiceError(
-                "asr-failed",
-                f"Speech recognition failed ({type(e).__name__}: {e}). "
-                "Try again, or type your request.",
-            ) from e
-        elapsed_s = time.perf_counter() - start
-        # 4. Silence, loops and hallucinations are not requests.
-        silent = (
-            result.no_speech_prob > self.no_speech_threshold
-            and result.avg_logprob < self.logprob_threshold
-        )
-        looping = result.compression_ratio > COMPRESSION_RATIO_MAX
-        if silent or looping or is_hallucination(result.text):
-            logger.info(
-                "no speech: %r (no_speech_prob %.2f, avg_logprob %.2f, compression %.1f)",
-                result.text,
-                result.no_speech_prob,
-                result.avg_logprob,
-                result.compression_ratio,
-            )
-            raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
-        transcript = Transcript(
-            text=result.text,
-            language=result.language,
-            confidence=float(min(1.0, math.exp(result.avg_logprob))),
-            no_speech_prob=float(result.no_speech_prob),
-            duration_s=duration_s,
-            elapsed_s=elapsed_s,
-        )
-        logger.info(
-            "heard %r (%s, %.1f s audio in %.2f s)",
-            transcript.text,
-            transcript.language,
-            duration_s,
-            elapsed_s,
-        )
-        return transcript
+        overrides = call_overrides(language, task)
 
-    def _recognize(self, samples: np.ndarray) -> _Recognition:
+        def recognize(samples: np.ndarray) -> Recognition:
+            with self._lock, torch.inference_mode():
+                return self._recognize(samples, **overrides)
+
+        return recognize_checked(
+            audio,
+            recognize,
+            max_seconds=self.max_seconds,
+            min_rms_dbfs=self.min_rms_dbfs,
+            no_speech_threshold=self.no_speech_threshold,
+            logprob_threshold=self.logprob_threshold,
+            engine="Whisper",
+        )
+
+    def _recognize(
+        self, samples: np.ndarray, language: str | None = None, task: str | None = None
+    ) -> Recognition:
         """Run Whisper greedily (temperature 0) on 16 kHz samples."""
+        language, task = self.language if language is None else language, task or self.task
+        if not self.model.is_multilingual:
+            language, task = "en", TASKS[0]
         if samples.size <= N_SAMPLES:
             # One 30 s window: whisper.decode encodes the audio once and detects the
             # language from the same features (whisper.transcribe would encode twice).
@@ -318,8 +476,8 @@ class WhisperASR:
                 whisper.pad_or_trim(samples), self.model.dims.n_mels, device=self.device
             )
             options = whisper.DecodingOptions(
-                task=self.task,
-                language=self.language,
+                task=task,
+                language=language,
                 temperature=0.0,
                 sample_len=min(
                     self.model.dims.n_text_ctx // 2,
@@ -330,7 +488,7 @@ class WhisperASR:
                 fp16=self.fp16,
             )
             r = whisper.decode(self.model, mel, options)
-            return _Recognition(
+            return Recognition(
                 r.text.strip(), r.language, r.avg_logprob, r.no_speech_prob, r.compression_ratio
             )
         # Longer audio: whisper.transcribe slides its 30 s window and drops silent ones.
@@ -343,18 +501,60 @@ class WhisperASR:
             no_speech_threshold=self.no_speech_threshold,
             logprob_threshold=self.logprob_threshold,
             initial_prompt=self.initial_prompt,
-            task=self.task,
-            language=self.language,
+            task=task,
+            language=language,
             fp16=self.fp16,
         )
         segments = out["segments"]
         if not segments:
-            return _Recognition("", out["language"], -math.inf, 1.0, 0.0)
+            return Recognition("", out["language"], -math.inf, 1.0, 0.0)
         weights = [max(1, len(s["tokens"])) for s in segments]
-        return _Recognition(
+        return Recognition(
             out["text"].strip(),
             out["language"],
             float(np.average([s["avg_logprob"] for s in segments], weights=weights)),
             float(np.mean([s["no_speech_prob"] for s in segments])),
             float(max(s["compression_ratio"] for s in segments)),
         )
+
+
+def build_asr(backend: str = "openai-whisper", **kwargs) -> SpeechRecognizer:
+    """Build the speech recognizer an ``asr.backend`` setting names.
+
+    Parameters
+    ----------
+    backend:
+        ``"openai-whisper"`` (:class:`WhisperASR`, torch) or ``"faster-whisper"``
+        (:class:`voice.asr_faster.FasterWhisperASR`, CTranslate2).
+    **kwargs:
+        Constructor arguments (``model``, ``device``, ``language``, ``task``, ``cache_dir``,
+        ``initial_prompt``, thresholds, ...). ``compute_type`` and ``cpu_threads`` are
+        faster-whisper only; other backends drop them with a warning.
+
+    Returns
+    -------
+    A recognizer with ``transcribe(audio, language=None, task=None) -> Transcript`` and
+    ``warm_up()``.
+
+    Raises
+    ------
+    VoiceError
+        ``input-invalid`` naming ``asr.backend`` for an unknown backend; ``model-missing``
+        when the weights cannot be found.
+    """
+    name = str(backend).strip().lower().replace("_", "-")
+    if name not in BACKENDS:
+        raise VoiceError(
+            "input-invalid",
+            f"asr.backend is {backend!r}; set it to one of {', '.join(BACKENDS)}.",
+        )
+    for key, owner in BACKEND_ONLY_KWARGS.items():
+        if owner != name and kwargs.get(key) is not None:
+            logger.warning("asr.%s applies to %s only; ignored for %s", key, owner, name)
+        if owner != name:
+            kwargs.pop(key, None)
+    if name == "faster-whisper":
+        from voice.asr_faster import FasterWhisperASR  # noqa: PLC0415 (optional dependency)
+
+        return FasterWhisperASR(**kwargs)
+    return WhisperASR(**kwargs)
