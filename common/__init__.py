@@ -1,0 +1,1 @@
+"""Small helpers that voice/, pipelines/ and assistant/ all need (no model code here)."""
