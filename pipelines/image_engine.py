@@ -575,8 +575,9 @@ class ImageEngine:
 
         Returns
         -------
-        The image and its parameters (``operation`` "instruct_edit", ``instruction``,
-        ``edit_path`` "pix2pix" or "img2img-fallback").
+        The image and its parameters: ``instruction``, ``edit_path`` "pix2pix" (``operation``
+        "instruct_edit") or "img2img-fallback" (``operation`` "img2img", what actually ran,
+        with ``requested_operation`` "instruct_edit").
         """
         # 1. Check inputs.
         check_request(request, "instruct_edit")
@@ -595,8 +596,11 @@ class ImageEngine:
             result = self.img2img(
                 replace(request, width=width, height=height), rgb, on_progress, cancel
             )
+            # The node records what ran ("img2img"); edit_path says why.
             result.params.update(
-                operation="instruct_edit", instruction=instruction, edit_path="img2img-fallback"
+                requested_operation="instruct_edit",
+                instruction=instruction,
+                edit_path="img2img-fallback",
             )
             return result
         # 3. InstructPix2Pix: the instruction is the prompt; guidance needs CFG on.
@@ -738,18 +742,14 @@ class ImageEngine:
 
             start = time.perf_counter()
             out = rgb.resize((width, height), Image.Resampling.LANCZOS)
+            # No seed, steps, guidance, scheduler or model: a resampler has none of them.
             params = {
                 "prompt": request.prompt if request else "",
                 "negative_prompt": request.negative_prompt if request else "",
-                "seed": None,
-                "steps": None,
-                "guidance": None,
                 "strength": None,
                 "width": width,
                 "height": height,
-                "model": None,
                 "operation": "upscale",
-                "scheduler": None,
                 "placeholder": False,
                 "factor": float(factor),
                 "upscaler": LANCZOS_LABEL,
