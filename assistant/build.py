@@ -40,13 +40,28 @@ def build_image_engine(config: Config, device: str):
     from pipelines.image_engine import ImageEngine  # noqa: PLC0415
     from pipelines.loading import load_pipeline  # noqa: PLC0415
 
+    im = config.image
     pipe, info = load_pipeline(
-        config.image.model,
+        im.model,
         device=device,
         tokenizer_cache=config.cache_dir / "clip-tokenizer",
-        config=config.image.checkpoint_config,
+        config=im.checkpoint_config,
+        vae_tiling=im.vae_tiling,
+        vae_slicing=im.vae_slicing,
+        cpu_offload=im.cpu_offload,
+        attention=im.attention,
     )
-    return ImageEngine(pipe, info)
+    engine = ImageEngine(
+        pipe,
+        info,
+        inpaint_model=im.inpaint_model,
+        upscaler_model=im.upscaler_model,
+        pix2pix_model=im.pix2pix_model,
+        controlnet_models=im.controlnet_models or None,
+    )
+    if im.scheduler:
+        engine.set_scheduler(im.scheduler)
+    return engine
 
 
 def build_asr(config: Config, device: str):

@@ -48,6 +48,15 @@ class ImageConfig(_Section):
     height: int = Field(512, ge=64, le=2048, multiple_of=8)
     edit_strength: float = Field(0.6, gt=0.0, le=1.0)
     seed: int = Field(-1, ge=-1, lt=2**32)
+    scheduler: str | None = None  # a name from pipelines.schedulers; null = the model's own
+    inpaint_model: str | None = None
+    upscaler_model: str | None = None
+    pix2pix_model: str | None = None
+    controlnet_models: dict[str, str] = {}
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cpu_offload: Literal["none", "model", "sequential"] = "none"
+    attention: Literal["sdpa", "eager", "xformers"] = "sdpa"
 
 
 class TtsConfig(_Section):

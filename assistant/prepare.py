@@ -17,6 +17,7 @@ def prepare(config: Config) -> int:
     from voice.whisper_weights import packaged_checkpoint
 
     cache = config.cache_dir
+
     def tokenizer():
         build_clip_tokenizer(cache / "clip-tokenizer")
         return cache / "clip-tokenizer"

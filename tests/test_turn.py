@@ -195,3 +195,27 @@ def test_session_settings_fix_the_seed_and_turn_rewriting_off(controller):
     assert (
         read_png_params(done_image(run(controller, other, text="a pear"))["path"])["seed"] != 1234
     )
+
+
+def test_extend_upscale_and_repaint_by_conversation(controller):
+    session = controller.new_session()
+    first = done_image(run(controller, session, text="a harbour at dawn"))
+
+    wider = done_image(run(controller, session, text="extend it to the right by 32 pixels"))
+    assert wider["operation"] == "outpaint" and wider["parent_id"] == first["node_id"]
+    assert Image.open(wider["path"]).size == (96, 64)
+
+    bigger = done_image(run(controller, session, text="make it bigger"))
+    assert bigger["operation"] == "upscale"
+    assert Image.open(bigger["path"]).size == (192, 128)
+
+    mask = Image.new("L", (192, 128), 0)
+    mask.paste(255, (0, 0, 64, 64))  # repaint the top-left corner only
+    events = run(controller, session, text="a red lighthouse", mask=mask)
+    (plan,) = of(events, EventType.PLAN)
+    assert plan["intent"] == "inpaint"
+    repainted = done_image(events)
+    before = np.asarray(Image.open(bigger["path"]))
+    after = np.asarray(Image.open(repainted["path"]))
+    assert np.array_equal(before[:, 96:], after[:, 96:])  # far from the mask: untouched
+    assert not np.array_equal(before[:48, :48], after[:48, :48])
