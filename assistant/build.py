@@ -65,18 +65,24 @@ def build_image_engine(config: Config, device: str):
 
 
 def build_asr(config: Config, device: str):
-    from voice.asr import WhisperASR  # noqa: PLC0415
+    from voice.asr import build_asr as build_recognizer  # noqa: PLC0415
 
     a = config.asr
-    return WhisperASR(
+    extra = {}
+    if a.backend == "faster-whisper":
+        extra = {"compute_type": a.compute_type, "cpu_threads": a.cpu_threads}
+    return build_recognizer(
+        a.backend,
         model=a.model,
         device=device,
         language=a.language,
         task=a.task,
         cache_dir=config.cache_dir / "whisper",
+        initial_prompt=a.initial_prompt,
         no_speech_threshold=a.no_speech_threshold,
         min_rms_dbfs=a.min_rms_dbfs,
         max_seconds=a.max_seconds,
+        **extra,
     )
 
 

@@ -22,6 +22,10 @@ class _Section(BaseModel):
 
 
 class AsrConfig(_Section):
+    backend: Literal["openai-whisper", "faster-whisper"] = "openai-whisper"
+    compute_type: str | None = None  # faster-whisper only
+    cpu_threads: int = Field(0, ge=0, le=64)  # faster-whisper only; 0 = its own choice
+    initial_prompt: str | None = None
     model: str = "packaged:base"  # packaged:base, an openai-whisper name, or a .pt path
     language: str | None = None  # null detects the language
     task: Literal["transcribe", "translate"] = "transcribe"
