@@ -63,9 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="turn",
-        choices=["turn", "rewrite", "image"],
+        choices=["turn", "rewrite", "image", "asr"],
         help="turn: one spoken turn by stage; rewrite: rules vs LLM on casual "
-        "requests; image: the image engine vs plain diffusers",
+        "requests; image: the image engine vs plain diffusers; asr: word error rate of each "
+        "ASR backend on two synthetic voices",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     voice = sub.add_parser("voice", parents=[common], help="the hands-free voice loop")
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.rewrite import run_rewrite_bench
 
             return run_rewrite_bench(config)
+        if args.what == "asr":
+            from benchmarks.asr import run_asr_bench
+
+            return run_asr_bench(config)
         if args.what == "image":
             from benchmarks.image import run_image_bench
 
