@@ -159,9 +159,9 @@ class Controller:
                 "input": "audio" if user_input.audio is not None else "text",
             },
         )
-        ok, code, reply = True, None, None
+        ok, code, reply, said = True, None, None, user_input.text or ""
         try:
-            text = yield from self._hear(user_input)
+            text = said = yield from self._hear(user_input)
             if user_input.image is not None:
                 yield from self._adopt_upload(session, user_input.image, text)
             plan = self._plan(text, session, has_mask=user_input.mask is not None)
@@ -180,7 +180,7 @@ class Controller:
             yield Event(EventType.ERROR, {"code": code, "message": message})
         expects_answer = "?" in reply  # a question or an offer: the microphone reopens
         session.state.history.append(
-            Exchange(user=user_input.text or "", reply=reply, node_id=session.state.focus_id)
+            Exchange(user=said, reply=reply, node_id=session.state.focus_id)
         )
         self._persist(session)
         yield Event(EventType.REPLY, {"text": reply, "expects_answer": expects_answer})
