@@ -33,7 +33,8 @@ def build_rewriter(config: Config, device: str) -> PromptRewriter:
     rw = config.rewrite
     rules = RuleRewriter(rw.quality_terms, rw.default_negative)
     llm = None if rw.raw else load_prompt_llm(rw.llm, config.cache_dir, device, rw.max_new_tokens)
-    return PromptRewriter(rules, llm, rw.max_prompt_words, raw=rw.raw)
+    styles = {name: (s.prompt, s.negative) for name, s in rw.styles.items()}
+    return PromptRewriter(rules, llm, rw.max_prompt_words, raw=rw.raw, styles=styles)
 
 
 def build_image_engine(config: Config, device: str):

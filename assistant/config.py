@@ -34,6 +34,11 @@ class AsrConfig(_Section):
     max_seconds: float = Field(120, gt=0, le=3600)
 
 
+class StylePreset(_Section):
+    prompt: str = Field(pattern=r"\{prompt\}")  # a template holding {prompt}
+    negative: str = ""
+
+
 class RewriteConfig(_Section):
     llm: str = "packaged:gemma-3-270m"  # packaged:..., hub id, local folder, or "none"
     max_new_tokens: int = Field(48, ge=8, le=512)
@@ -41,6 +46,7 @@ class RewriteConfig(_Section):
     quality_terms: list[str] = ["highly detailed", "sharp focus"]
     default_negative: list[str] = ["blurry", "low quality", "deformed", "watermark", "text"]
     raw: bool = False
+    styles: dict[str, StylePreset] = {}
 
 
 class ImageConfig(_Section):

@@ -229,8 +229,12 @@ class Controller:
     def _plan(self, text: str, session: Session, has_mask: bool = False) -> Plan:
         rewriter = self.rewriter
         if session.settings.get("raw") and not rewriter.raw:
-            rewriter = PromptRewriter(rewriter.rules, None, rewriter.max_prompt_words, raw=True)
-        plan = understand(text, session.state, rewriter, has_mask=has_mask)
+            rewriter = PromptRewriter(
+                rewriter.rules, None, rewriter.max_prompt_words, raw=True, styles=rewriter.styles
+            )
+        plan = understand(
+            text, session.state, rewriter, has_mask=has_mask, style=session.settings.get("style")
+        )
         session.state.pending_question = plan.question
         return plan
 

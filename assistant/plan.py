@@ -13,6 +13,7 @@ class Intent(StrEnum):
     AGAIN = "again"  # the same request with a new seed
     VARIATIONS = "variations"  # "three more like that": several new seeds
     SAME_SEED = "same-seed"  # "same seed but with a red roof": a new prompt, the seed kept
+    STYLE = "style"  # "make it watercolor": the current picture in a style preset
     INPAINT = "inpaint"  # repaint the brushed region of the current picture
     OUTPAINT = "outpaint"  # "extend it to the left": a bigger canvas, the picture kept
     UPSCALE = "upscale"  # "bigger", "upscale": more pixels
@@ -37,6 +38,7 @@ IMAGE_INTENTS = {
     Intent.INPAINT,
     Intent.OUTPAINT,
     Intent.UPSCALE,
+    Intent.STYLE,
 }
 
 
@@ -57,6 +59,7 @@ class Plan(BaseModel):
     direction: str | None = Field(None, description="outpaint: left|right|up|down|all")
     pixels: int | None = Field(None, ge=8, le=1024, description="outpaint: how far to extend")
     factor: int | None = Field(None, ge=2, le=4, description="upscale: how many times bigger")
+    style: str | None = Field(None, description="the style preset applied, if any")
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")

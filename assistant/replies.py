@@ -31,6 +31,8 @@ def image_reply(plan: Plan, node: ImageNode, first_placeholder: bool) -> str:
         text = "Here's another version. Like this one better?"
     elif plan.intent == Intent.VARIATIONS:
         text = f"Here are {plan.count} more versions. Say the first one, or the last one, to pick."
+    elif plan.intent == Intent.STYLE:
+        text = f"Here it is as {plan.style}. Another style, or undo?"
     elif plan.intent == Intent.INPAINT:
         text = "I repainted the area you marked. Keep it, or undo?"
     elif plan.intent == Intent.OUTPAINT:

@@ -186,11 +186,24 @@ class PromptRewriter:
         llm: Callable[[str], str] | None = None,
         max_prompt_words: int = 60,
         raw: bool = False,
+        styles: dict[str, tuple[str, str]] | None = None,
     ):
         self.rules = rules
         self.llm = llm  # maps a subject to a prompt line; None = rules only
         self.max_prompt_words = max_prompt_words
         self.raw = raw
+        self.styles = styles or {}  # name -> (template with {prompt}, extra negative)
+
+    def restyle(self, style: str, base_prompt: str, base_negative: str) -> Rewrite:
+        """Put a picture's own prompt into a style preset's template."""
+        template, negative = self.styles[style]
+        subject = strip_quality(base_prompt, self.rules.quality_terms)
+        for other_template, _ in self.styles.values():  # drop an earlier style's words
+            head, _, tail = other_template.partition("{prompt}")
+            subject = subject.removeprefix(head).removesuffix(tail)
+        prompt = _join(template.format(prompt=subject.strip(" ,")), self.rules.quality_terms)
+        negatives = [n.strip() for n in (negative + "," + base_negative).split(",")]
+        return Rewrite(prompt, _join(negatives), "rules")
 
     def generate(self, request: str) -> Rewrite:
         start = time.perf_counter()

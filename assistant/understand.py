@@ -8,6 +8,7 @@ whose prompt comes from the PromptRewriter.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from assistant.plan import Intent, Plan
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
@@ -182,13 +183,34 @@ def normalise(text: str) -> str:
     return text
 
 
+RESTYLE_STRENGTH = 0.75  # a new style changes most of the look but keeps the composition
+
+
+def style_named(said: str, styles: dict) -> str | None:
+    """The style preset a normalised utterance asks for ("make it watercolor"), or None."""
+    for name in sorted(styles, key=len, reverse=True):
+        pattern = (
+            r"^(?:(?:make|turn|render|redo|do|paint) (?:it|this|that)(?: into| as| in)?|"
+            r"change (?:the )?style to|restyle(?: it)?(?: as| to| in)?|switch to|as|in)?"
+            rf" ?(?:an? |the )?{re.escape(name)}(?: style| version| one)?$"
+        )
+        if re.match(pattern, said):
+            return name
+    return None
+
+
 def understand(
-    text: str, state: DialogueState, rewriter: PromptRewriter, has_mask: bool = False
+    text: str,
+    state: DialogueState,
+    rewriter: PromptRewriter,
+    has_mask: bool = False,
+    style: str | None = None,
 ) -> Plan:
     """Decide what to do with ``text`` given the state; never raises for ordinary speech.
 
     ``has_mask``: the person brushed a region of the current picture, so the request repaints
-    that region. Returns a validated Plan; open requests get their prompt from ``rewriter``.
+    that region. ``style``: a preset applied to every new picture (a session setting).
+    Returns a validated Plan; open requests get their prompt from ``rewriter``.
     """
     said = normalise(text)
     current = state.current
@@ -206,6 +228,21 @@ def understand(
     for intent, pattern in _COMMANDS:
         if pattern.search(said):
             return _command_plan(intent, text, state)
+
+    if (name := style_named(said, rewriter.styles)) is not None:
+        if current is None:
+            return _nothing_yet(text)
+        rewrite = rewriter.restyle(name, current.prompt, current.negative_prompt)
+        return Plan(
+            intent=Intent.STYLE,
+            request=text,
+            prompt=rewrite.prompt,
+            negative_prompt=rewrite.negative_prompt,
+            operation="img2img",
+            target_id=current.id,
+            strength=RESTYLE_STRENGTH,
+            style=name,
+        )
 
     if m := _VARIATIONS.match(said):
         count = _NUMBERS.get(m.group("n") or "", 3 if "variations" in said else 1)
@@ -293,8 +330,13 @@ def understand(
             question="I didn't catch what to draw. Could you describe the picture?",
         )
     rewrite = rewriter.generate(text)
+    style = style if style in rewriter.styles else None
+    if style:
+        styled = rewriter.restyle(style, rewrite.prompt, rewrite.negative_prompt)
+        rewrite = replace(rewrite, prompt=styled.prompt, negative_prompt=styled.negative_prompt)
     return Plan(
         intent=Intent.GENERATE,
+        style=style,
         request=text,
         prompt=rewrite.prompt,
         negative_prompt=rewrite.negative_prompt,

@@ -253,6 +253,11 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                             step=0.05,
                             label="Edit strength",
                         )
+                        style = gr.Dropdown(
+                            ["none", *controller.rewriter.styles],
+                            value="none",
+                            label="Style for new pictures",
+                        )
                         raw = gr.Checkbox(False, label="Raw mode: use my words as the prompt")
                         autoplay = gr.Checkbox(True, label="Speak replies")
 
@@ -290,7 +295,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             tabs.get(tab_id)[1].cancel.set()
             return "Cancelling…"
 
-        def on_settings(tab_id, steps_v, guidance_v, size_v, seed_v, strength_v, raw_v):
+        def on_settings(tab_id, steps_v, guidance_v, size_v, seed_v, strength_v, style_v, raw_v):
             tab_id, tab_state = tabs.get(tab_id)
             chosen: dict[str, Any] = {
                 "steps": int(steps_v) or None,
@@ -298,6 +303,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                 "seed": int(seed_v) if seed_v is not None else -1,
                 "edit_strength": float(strength_v),
                 "raw": bool(raw_v),
+                "style": None if style_v == "none" else style_v,
             }
             if size_v != "model default":
                 width, height = (int(x) for x in size_v.split("x"))
@@ -333,10 +339,10 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details, brush], api_name=False)
         image.change(lambda path: path, [image], [brush], api_name=False)
-        for widget in (steps, guidance, size, seed, strength, raw):
+        for widget in (steps, guidance, size, seed, strength, style, raw):
             widget.change(
                 on_settings,
-                [tab, steps, guidance, size, seed, strength, raw],
+                [tab, steps, guidance, size, seed, strength, style, raw],
                 [tab],
                 api_name=False,
             )

@@ -219,3 +219,19 @@ def test_extend_upscale_and_repaint_by_conversation(controller):
     after = np.asarray(Image.open(repainted["path"]))
     assert np.array_equal(before[:, 96:], after[:, 96:])  # far from the mask: untouched
     assert not np.array_equal(before[:48, :48], after[:48, :48])
+
+
+def test_style_presets_restyle_the_picture_and_apply_to_new_ones(controller):
+    session = controller.new_session()
+    first = done_image(run(controller, session, text="a fishing village"))
+    events = run(controller, session, text="make it watercolor")
+    (plan,) = of(events, EventType.PLAN)
+    assert plan["intent"] == "style" and plan["style"] == "watercolor"
+    styled = done_image(events)
+    assert styled["parent_id"] == first["node_id"] and styled["operation"] == "img2img"
+    assert styled["prompt"].startswith("watercolor painting of a fishing village")
+    assert "photo" in styled["negative_prompt"]
+
+    session.settings = {"style": "pixel art"}  # the chat window's style setting
+    new = done_image(run(controller, session, text="a red dragon"))
+    assert new["prompt"].startswith("pixel art of a red dragon")
