@@ -197,11 +197,15 @@ class Controller:
         if self.asr is None:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
         yield Event(EventType.ASR_START, {})
-        transcript = self.asr.transcribe(user_input.audio)
+        transcript = heard = self.asr.transcribe(user_input.audio, task="transcribe")
+        if heard.language not in ("en", "", None):
+            # Prompts are English: Whisper's translate task turns other languages into it.
+            transcript = self.asr.transcribe(user_input.audio, task="translate")
         yield Event(
             EventType.ASR_END,
             {
                 "text": transcript.text,
+                "heard": heard.text,
                 "language": transcript.language,
                 "confidence": round(transcript.confidence, 3),
                 "no_speech_prob": round(transcript.no_speech_prob, 3),
