@@ -235,3 +235,25 @@ def test_style_presets_restyle_the_picture_and_apply_to_new_ones(controller):
     session.settings = {"style": "pixel art"}  # the chat window's style setting
     new = done_image(run(controller, session, text="a red dragon"))
     assert new["prompt"].startswith("pixel art of a red dragon")
+
+
+def test_speech_in_another_language_becomes_an_english_prompt(controller):
+    from voice.asr import Transcript
+
+    class GermanSpeaker:  # what Whisper gives for "Zeichne einen Leuchtturm bei Nacht"
+        def transcribe(self, audio, language=None, task=None):
+            text = (
+                "Draw a lighthouse at night"
+                if task == "translate"
+                else "Zeichne einen Leuchtturm bei Nacht"
+            )
+            return Transcript(text, "de", 0.9, 0.01, 2.0, 0.5)
+
+    real, controller.asr = controller.asr, GermanSpeaker()
+    try:
+        events = run(controller, controller.new_session(), audio=b"not used by the fake")
+    finally:
+        controller.asr = real
+    (heard,) = of(events, EventType.ASR_END)
+    assert heard["language"] == "de" and heard["heard"].startswith("Zeichne")
+    assert "lighthouse at night" in done_image(events)["prompt"]
