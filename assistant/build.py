@@ -59,6 +59,8 @@ def build_image_engine(config: Config, device: str):
         upscaler_model=im.upscaler_model,
         pix2pix_model=im.pix2pix_model,
         controlnet_models=im.controlnet_models or None,
+        safety_checker=im.safety_checker,
+        watermark=im.watermark,
     )
     if im.scheduler:
         engine.set_scheduler(im.scheduler)

@@ -63,6 +63,8 @@ class ImageConfig(_Section):
     upscaler_model: str | None = None
     pix2pix_model: str | None = None
     controlnet_models: dict[str, str] = {}
+    safety_checker: str | None = None
+    watermark: bool | str = False
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: Literal["none", "model", "sequential"] = "none"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import masks
 from pipelines.errors import ImageError
+from pipelines.watermark import watermark_payload
 
 if TYPE_CHECKING:
     import torch
@@ -207,6 +208,10 @@ class ImageEngine:
     pix2pix_model: an InstructPix2Pix checkpoint (8-channel UNet). None makes
         ``instruct_edit`` fall back to img2img.
     controlnet_models: condition name ("canny", "depth", ...) -> ControlNet id/path/model.
+    safety_checker: None (off), a safety-checker id or folder (e.g.
+        ``CompVis/stable-diffusion-safety-checker``, loaded on first use) or a checker object
+        (``pipelines.safety``). Flagged images are blurred and labelled, never blacked out.
+    watermark: False (off), True (the invisible "SDV2" mark) or the payload text/bytes.
 
     Task models load on first use. Calls are serialised: the pipeline is one piece of
     state, so a second caller waits.
@@ -221,6 +226,8 @@ class ImageEngine:
         upscaler_model: Any = None,
         pix2pix_model: Any = None,
         controlnet_models: dict[str, Any] | None = None,
+        safety_checker: Any = None,
+        watermark: bool | str | bytes = False,
     ):
         from diffusers import AutoPipelineForImage2Image
 
@@ -235,6 +242,9 @@ class ImageEngine:
         self.upscaler_model = upscaler_model
         self.pix2pix_model = pix2pix_model
         self.controlnet_models = dict(controlnet_models or {})
+        self.safety_checker = safety_checker  # setting; resolved to a checker on first use
+        self.watermark = watermark_payload(watermark)  # bytes, or None when off
+        self._safety = None
         self.sampler = scheduler_name_of(pipe.scheduler)  # table name, None if outside it
         # Derived and task pipelines, built on first use.
         self._inpaint_pipe: DiffusionPipeline | None = None
@@ -254,6 +264,8 @@ class ImageEngine:
         upscaler_model: Any = None,
         pix2pix_model: Any = None,
         controlnet_models: dict[str, Any] | None = None,
+        safety_checker: Any = None,
+        watermark: bool | str | bytes = False,
         **load_kwargs,
     ) -> ImageEngine:
         """Load ``model`` (see ``load_pipeline``) and wrap it in an engine."""
@@ -267,6 +279,8 @@ class ImageEngine:
             upscaler_model=upscaler_model,
             pix2pix_model=pix2pix_model,
             controlnet_models=controlnet_models,
+            safety_checker=safety_checker,
+            watermark=watermark,
         )
 
     def warm_up(self) -> float:
@@ -756,7 +770,7 @@ class ImageEngine:
                 "source_size": list(rgb.size),
                 "elapsed_s": round(time.perf_counter() - start, 3),
             }
-            return ImageResult(image=out, params=params)
+            return ImageResult(image=self._postprocess(out, params), params=params)
         # 3. A diffusion upscaler: one pass, then Lanczos to the exact size.
         from pipelines.extra_models import upscaler_factor
 
@@ -777,10 +791,15 @@ class ImageEngine:
             source_size=list(rgb.size),
         )
         source = _resize(rgb, _work_size(rgb.size, min_side=8))
-        result = self._run(pipe, params, {"image": source}, on_progress, cancel, legacy=True)
-        if result.image.size != (width, height):
-            result.image = _resize(result.image, (width, height))
-        return result
+        return self._run(
+            pipe,
+            params,
+            {"image": source},
+            on_progress,
+            cancel,
+            legacy=True,
+            finish=lambda image: _resize(image, (width, height)),
+        )
 
     # -- schedulers --------------------------------------------------------------------------
 
@@ -911,10 +930,15 @@ class ImageEngine:
             "height": size[1],
             "strength": float(strength),
         }
-        result = self._run(self.inpaint_pipe, params, call, on_progress, cancel)
         # 4. Paste the original back wherever alpha is 0: those pixels stay exactly as they were.
-        result.image = masks.composite(canvas, result.image, alpha)
-        return result
+        return self._run(
+            self.inpaint_pipe,
+            params,
+            call,
+            on_progress,
+            cancel,
+            finish=lambda image: masks.composite(canvas, image, alpha),
+        )
 
     def _fit_steps(self, params: dict[str, Any], strength: float) -> None:
         """Raise ``params["steps"]`` so diffusers runs at least one step at ``strength``."""
@@ -933,10 +957,6 @@ class ImageEngine:
         seed = request.seed if request.seed != -1 else secrets.randbits(RANDOM_SEED_BITS)
         steps = request.steps if request.steps is not None else self.info.default_steps
         guidance = request.guidance if request.guidance is not None else self.info.default_guidance
-        if request.prompt:
-            self._warn_if_truncated(request.prompt, "prompt")
-        if request.negative_prompt:
-            self._warn_if_truncated(request.negative_prompt, "negative_prompt")
         return {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
@@ -953,6 +973,56 @@ class ImageEngine:
             "placeholder": self.info.placeholder,
             "elapsed_s": None,
         }
+
+    def _encode(self, pipe: DiffusionPipeline, params: dict[str, Any]) -> dict[str, Any]:
+        """The text arguments of one run: the prompts as text, or weighted / long-prompt
+        embeddings (``pipelines.prompt_weighting``). Records ``prompt_chunks`` (75-token
+        windows) and ``prompt_weighting`` (weights applied) in ``params``.
+        """
+        from pipelines import prompt_weighting
+
+        prompt, negative = params["prompt"], params["negative_prompt"]
+        text = {"prompt": prompt, "negative_prompt": negative or None}
+        if getattr(pipe, "tokenizer", None) is None:
+            return text
+        plan = prompt_weighting.plan_prompt(pipe.tokenizer, prompt, negative)
+        supported = prompt_weighting.supports(pipe)
+        params["prompt_chunks"] = plan.n_chunks if supported else 1
+        params["prompt_weighting"] = plan.weighted and supported
+        if plan.plain:
+            return text
+        if not supported:
+            logger.warning(
+                "%s: prompt weights and long prompts are not supported by %s; "
+                "the text goes in as typed",
+                params["operation"],
+                type(pipe).__name__,
+            )
+            for name, value in (("prompt", prompt), ("negative_prompt", negative)):
+                if value:
+                    self._warn_if_truncated(value, name)
+            return text
+        if plan.n_chunks > 1:
+            logger.info(
+                "`prompt` is over %d CLIP tokens: encoded in %d windows, not truncated",
+                prompt_weighting.CHUNK_TOKENS,
+                plan.n_chunks,
+            )
+        embeds, negative_embeds = prompt_weighting.encode_prompt(pipe, prompt, negative)
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative_embeds}
+
+    def _postprocess(self, image: Image.Image, params: dict[str, Any]) -> Image.Image:
+        """Optional safety check (flagged: blurred and labelled) and invisible watermark."""
+        from pipelines import safety, watermark
+
+        if self.safety_checker is not None:
+            with self._load_lock:
+                if self._safety is None:
+                    self._safety = safety.resolve_checker(self.safety_checker, self.info.device)
+            image = safety.apply_safety(self._safety, image, params)
+        if self.watermark is not None:
+            image = watermark.apply_watermark(image, params, self.watermark)
+        return image
 
     def _warn_if_truncated(self, text: str, name: str) -> None:
         tokenizer = getattr(self.pipe, "tokenizer", None)
@@ -979,11 +1049,13 @@ class ImageEngine:
         on_progress: ProgressFn | None,
         cancel: threading.Event | None,
         legacy: bool = False,
+        finish: Callable[[Image.Image], Image.Image] | None = None,
     ) -> ImageResult:
         """One denoising run under the engine lock.
 
         ``legacy`` is for pipelines that only offer the old ``callback(step, t, latents)``
-        (the diffusers upscalers); all others use ``callback_on_step_end``.
+        (the diffusers upscalers); all others use ``callback_on_step_end``. ``finish``
+        (composite, final resize) runs on the decoded image before ``_postprocess``.
         """
         import torch
 
@@ -1016,8 +1088,7 @@ class ImageEngine:
             tiled_here = self._auto_tiling(pipe, params)
             try:
                 output = pipe(
-                    prompt=params["prompt"],
-                    negative_prompt=params["negative_prompt"] or None,
+                    **self._encode(pipe, params),
                     num_inference_steps=params["steps"],
                     guidance_scale=params["guidance"],
                     # CPU generator: the same seed gives the same noise on any device.
@@ -1038,6 +1109,7 @@ class ImageEngine:
                     pipe.vae.disable_tiling()
             params["elapsed_s"] = round(time.perf_counter() - start, 3)
         image = output.images[0].convert("RGB")
+        image = self._postprocess(finish(image) if finish else image, params)
         logger.info(
             "%s %dx%d, %d steps, seed %d in %.2f s",
             params["operation"],

@@ -10,12 +10,20 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Flags for a closed network: no background calls home, no sandbox as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Debian chromium is not installed (scripts/test.sh does)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (scripts/test.sh does)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +33,12 @@ def chat_url(tiny_config, tmp_path_factory):
 
     controller, report = build_controller(tiny_config, with_asr=False)
     app = build_app(controller, report.notices)
-    app.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
-                       allowed_paths=[str(tiny_config.output_dir)])
+    app.queue().launch(
+        server_name="127.0.0.1",
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(tiny_config.output_dir)],
+    )
     try:
         yield app.local_url
     finally:

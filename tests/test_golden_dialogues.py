@@ -66,8 +66,17 @@ LLM_DIALOGUE = ["draw a cozy cabin in the woods with no people", "draw a red bar
 
 # Fields that identify behaviour; seeds, timings and paths vary and are left out.
 KEEP = {
-    "plan": ["intent", "prompt", "negative_prompt", "operation", "target_id", "count", "rewriter",
-             "rewrite_note", "question"],
+    "plan": [
+        "intent",
+        "prompt",
+        "negative_prompt",
+        "operation",
+        "target_id",
+        "count",
+        "rewriter",
+        "rewrite_note",
+        "question",
+    ],
     "image.start": ["operation", "prompt", "parent"],
     "image.done": ["node_id", "parent_id", "operation", "focus_only"],
     "reply": ["text", "expects_answer"],
