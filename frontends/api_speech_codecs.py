@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from frontends.api_errors import ApiError
+from voice.audio import resample
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +28,6 @@ CODECS: dict[str, tuple[str, str, str]] = {
     "opus": ("OGG", "OPUS", "audio/ogg"),
     "pcm": ("RAW", "PCM_16", "audio/pcm"),
 }
-
-
-def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Mono float32 from ``rate`` to ``target`` Hz (soxr when installed, else linear)."""
-    if rate == target or samples.size == 0:
-        return samples
-    try:
-        import soxr
-    except ImportError:
-        n_out = int(round(samples.size * target / rate))
-        positions = np.arange(n_out) * (rate / target)
-        return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
-    return soxr.resample(samples, rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
 def encode_speech(samples: np.ndarray, rate: int, fmt: str) -> tuple[bytes, str]:

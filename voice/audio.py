@@ -87,7 +87,7 @@ def load_audio(
         ``audio-too-long`` when it lasts more than ``max_seconds``.
     """
     if isinstance(source, AudioClip):
-        samples = _resample(
+        samples = resample(
             _to_mono_float(source.samples, "the audio clip"), source.sample_rate, sample_rate
         )
         label = "the audio clip"
@@ -134,7 +134,7 @@ def _from_tuple(source: tuple, sample_rate: int) -> np.ndarray:
     rate, data = int(source[0]), np.asarray(source[1])
     if rate <= 0:
         raise VoiceError("audio-invalid", f"The recording has sample rate {rate}. {TRY_AGAIN}")
-    return _resample(_to_mono_float(data, "the recording"), rate, sample_rate)
+    return resample(_to_mono_float(data, "the recording"), rate, sample_rate)
 
 
 def _to_mono_float(data: Any, label: str) -> np.ndarray:
@@ -160,7 +160,7 @@ def _to_mono_float(data: Any, label: str) -> np.ndarray:
     return np.clip(data, -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     """Resample mono float32 from ``rate`` to ``target`` Hz (soxr if present, else linear)."""
     if rate == target or samples.size == 0:
         return samples
@@ -191,7 +191,7 @@ def _from_path(path: Path, sample_rate: int, max_seconds: float | None) -> np.nd
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         return _ffmpeg_decode(str(path), path.name, sample_rate, max_seconds, cause=e)
-    return _resample(_to_mono_float(data, path.name), rate, sample_rate)
+    return resample(_to_mono_float(data, path.name), rate, sample_rate)
 
 
 def _from_bytes(data: bytes, sample_rate: int, max_seconds: float | None) -> np.ndarray:
@@ -206,7 +206,7 @@ def _from_bytes(data: bytes, sample_rate: int, max_seconds: float | None) -> np.
             tmp.write(data)
             tmp.flush()
             return _ffmpeg_decode(tmp.name, "the upload", sample_rate, max_seconds, cause=e)
-    return _resample(_to_mono_float(samples, "the upload"), rate, sample_rate)
+    return resample(_to_mono_float(samples, "the upload"), rate, sample_rate)
 
 
 def _ffmpeg_decode(
