@@ -39,10 +39,18 @@ logger = logging.getLogger(__name__)
 
 SIZE_PATTERN = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 FILE_NAME_PATTERN = r"^[0-9a-f]{32}\.png$"
-MASK_NOTICE = (
-    "The mask was checked and ignored: this server redraws the whole image "
-    "(img2img) until inpainting lands."
-)
+
+
+def openai_mask(mask: Any) -> Any:
+    """OpenAI's mask convention (fully transparent = edit here) as the engine's (white = repaint).
+
+    A mask with no alpha channel is read as white = repaint.
+    """
+    from PIL import ImageOps
+
+    if mask.mode in ("RGBA", "LA"):
+        return ImageOps.invert(mask.getchannel("A"))
+    return mask.convert("L")
 
 
 @dataclass
@@ -138,13 +146,16 @@ class ImageService:
         init_image: Any,
         cancel: threading.Event,
         request_text: str,
+        mask: Any = None,
     ) -> list[Drawn]:
-        """Run each request (img2img from ``init_image`` when given) and save each PNG."""
+        """Run each request (img2img from ``init_image``, inpaint with ``mask``) and save it."""
         engine = self.controller.image_engine
         drawn = []
         for image_request in requests:
             if init_image is None:
                 result = engine.generate(image_request, cancel=cancel)
+            elif mask is not None:
+                result = engine.inpaint(image_request, init_image, mask, cancel=cancel)
             else:
                 result = engine.img2img(image_request, init_image, cancel=cancel)
             path = self.files_dir / f"{uuid.uuid4().hex}.png"
@@ -243,7 +254,10 @@ def images_router(controller: Any) -> APIRouter:
         ] = None,
         mask: Annotated[
             UploadFile | None,
-            File(description="Checked (same size as the image) but not used yet: see `notice`."),
+            File(
+                description="Same size as the image; fully transparent pixels are repainted "
+                "(OpenAI's convention); without alpha, white is repainted."
+            ),
         ] = None,
         n: Annotated[int, Form(ge=1, le=MAX_IMAGES)] = 1,
         size: Annotated[
@@ -263,9 +277,8 @@ def images_router(controller: Any) -> APIRouter:
         raw: Annotated[bool, Form()] = False,
     ) -> ImagesResponse:
         """Image-to-image from the uploaded picture (the whole picture is redrawn with
-        `strength`). A mask is accepted and must match the image's size, but inpainting is
-        not implemented yet: the response's `notice` and the `X-Assistant-Notice` header
-        say so whenever a mask was sent."""
+        `strength`), or inpainting when a mask is sent: only its transparent area is
+        repainted and the rest of the picture is kept exactly."""
         uploads = [u for u in [image, *(image_list or [])] if u is not None]
         if len(uploads) != 1:
             raise ApiError(
@@ -278,6 +291,7 @@ def images_router(controller: Any) -> APIRouter:
 
         def job(cancel: threading.Event) -> list[Drawn]:
             init = decode_image(image_bytes, "image")
+            mask_image = None
             if mask_bytes is not None:
                 mask_image = decode_image(mask_bytes, "mask")
                 if mask_image.size != init.size:
@@ -303,15 +317,11 @@ def images_router(controller: Any) -> APIRouter:
                 )
                 for s in seeds_for(seed, n)
             ]
-            return service.draw(requests, init.convert("RGB"), cancel, prompt)
+            mask = openai_mask(mask_image) if mask_image is not None else None
+            return service.draw(requests, init.convert("RGB"), cancel, prompt, mask)
 
         drawn = await run_blocking(request, job)
-        notice = None
-        if mask_bytes is not None:
-            notice = MASK_NOTICE
-            response.headers["X-Assistant-Notice"] = "mask-ignored"
-            logger.info("images/edits: %s", MASK_NOTICE)
-        return service.respond(request, drawn, response_format, notice)
+        return service.respond(request, drawn, response_format)
 
     @router.get(
         "/v1/files/{name}",

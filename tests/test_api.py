@@ -142,7 +142,7 @@ def test_images_generate_returns_pngs_with_their_parameters(client, http):
     assert params["prompt"] == item.revised_prompt == "a red barn"  # raw: no rewriting
 
 
-def test_images_edit_redraws_the_upload_and_says_the_mask_is_ignored(client):
+def test_images_edit_redraws_the_upload_or_inpaints_the_masked_area(client):
     result = client.images.edit(
         image=("barn.png", png_bytes(), "image/png"), prompt="a darker barn at dusk", size="64x64"
     )
@@ -151,14 +151,22 @@ def test_images_edit_redraws_the_upload_and_says_the_mask_is_ignored(client):
     assert "darker barn at dusk" in params["prompt"] and params["strength"] == 0.6
     assert result.model_extra["notice"] is None
 
-    raw = client.images.with_raw_response.edit(
-        image=("barn.png", png_bytes((72, 64)), "image/png"),
-        mask=("mask.png", png_bytes((72, 64), (0, 0, 0, 0), "RGBA"), "image/png"),
+    # OpenAI's mask: transparent where to paint. Here: the left half only.
+    mask = Image.new("RGBA", (72, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 36, 64))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    original = png_bytes((72, 64))
+    masked = client.images.edit(
+        image=("barn.png", original, "image/png"),
+        mask=("mask.png", buffer.getvalue(), "image/png"),
         prompt="a barn",
     )
-    assert raw.headers["x-assistant-notice"] == "mask-ignored"
-    masked = raw.parse()
-    assert "ignored" in masked.model_extra["notice"] and masked.size == "72x64"
+    image, params = decode_png(masked.data[0].b64_json)
+    assert params["operation"] == "inpaint" and image.size == (72, 64)
+    before = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"))
+    after = np.asarray(image.convert("RGB"))
+    assert np.array_equal(before[:, 56:], after[:, 56:])  # far from the mask: kept exactly
 
     with pytest.raises(openai.BadRequestError) as info:
         client.images.edit(
