@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
 from assistant.llm import load_prompt_llm
+from assistant.pool import ModelPool
 from assistant.rewrite import PromptRewriter, RuleRewriter
 from assistant.store import SessionStore
 
@@ -154,5 +155,24 @@ def build_controller(
         defaults=defaults,
         output_dir=config.output_dir,
         store=store,
+        image_models=ModelPool(
+            lambda model: build_image_engine(_with_image_model(config, model), device),
+            preloaded={config.image.model: image_engine},
+        ),
+        voices=ModelPool(lambda choice: build_voice(choice, config.tts.speed, device)),
     )
     return controller, report
+
+
+def _with_image_model(config: Config, model: str) -> Config:
+    chosen = config.model_copy(deep=True)
+    chosen.image.model = model
+    return chosen
+
+
+def build_voice(choice: str, speed: float, device: str):
+    """A voice a session picked: "piper", "espeak", "coqui", or "engine:voice"."""
+    from voice.tts import build_tts  # noqa: PLC0415
+
+    engine, _, voice = choice.partition(":")
+    return build_tts(engine, voice=voice or None, speed=speed, device=device, fallback=False)

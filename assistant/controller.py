@@ -82,6 +82,8 @@ class Controller:
     tts: a ``voice.tts`` engine with ``stream(text)``, or None (text replies only).
     save_png: writes an image with its parameters (``pipelines.metadata.save_png``).
     write_wav: writes reply audio (``voice.audio.write_wav``).
+    image_models, voices: ``assistant.pool.ModelPool`` of other image models / voices a
+        session may choose (settings "image_model" / "voice"), loaded on first use.
     """
 
     def __init__(
@@ -95,6 +97,8 @@ class Controller:
         defaults: ImageDefaults | None = None,
         output_dir: Path = Path("outputs"),
         store: Any = None,
+        image_models: Any = None,
+        voices: Any = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -105,6 +109,22 @@ class Controller:
         self.defaults = defaults or ImageDefaults()
         self.output_dir = Path(output_dir).expanduser().resolve()
         self.store = store  # assistant.store.SessionStore, or None for memory only
+        self.image_models = image_models
+        self.voices = voices
+
+    def engine_for(self, session: Session) -> Any:
+        """The image engine this session chose, else the one loaded at start."""
+        choice = session.settings.get("image_model")
+        if choice and self.image_models is not None:
+            return self.image_models.get(choice)
+        return self.image_engine
+
+    def voice_for(self, session: Session) -> Any:
+        """The TTS engine this session chose, else the default (None: text replies only)."""
+        choice = session.settings.get("voice")
+        if choice and self.voices is not None:
+            return self.voices.get(choice)
+        return self.tts
 
     def new_session(self) -> Session:
         session = Session(folder=self.output_dir)
@@ -304,7 +324,7 @@ class Controller:
                 "parent": parent.id if parent else None,
             },
         )
-        job = self._image_job(plan, request, parent, mask, cancel)
+        job = self._image_job(self.engine_for(session), plan, request, parent, mask, cancel)
         result = yield from self._run_with_progress(job)
 
         node_id = session.state.new_node_id()
@@ -340,11 +360,16 @@ class Controller:
         )
         return node
 
+    @staticmethod
     def _image_job(
-        self, plan: Plan, request: Any, parent: ImageNode | None, mask: Any, cancel: threading.Event
+        engine: Any,
+        plan: Plan,
+        request: Any,
+        parent: ImageNode | None,
+        mask: Any,
+        cancel: threading.Event,
     ) -> Callable[[Callable], Any]:
         """The engine call that carries out the plan, as a function of a progress callback."""
-        engine = self.image_engine
         if parent is None:
             return lambda progress: engine.generate(request, on_progress=progress, cancel=cancel)
         from PIL import Image  # noqa: PLC0415
@@ -437,12 +462,23 @@ class Controller:
         yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
 
     def _speak(self, session: Session, turn: int, reply: str) -> Iterator[Event]:
-        if self.tts is None:
+        try:
+            tts = self.voice_for(session)
+        except Exception as e:  # a chosen voice that cannot load: the reply text still stands
+            yield Event(
+                EventType.ERROR,
+                {
+                    "code": getattr(e, "code", "tts-failed"),
+                    "message": getattr(e, "message", str(e)),
+                },
+            )
             return
-        yield Event(EventType.TTS_START, {"engine": getattr(self.tts, "name", "tts")})
+        if tts is None:
+            return
+        yield Event(EventType.TTS_START, {"engine": getattr(tts, "name", "tts")})
         chunks, rate = [], None
         try:
-            for index, chunk in enumerate(self.tts.stream(reply)):
+            for index, chunk in enumerate(tts.stream(reply)):
                 chunks.append(chunk.samples)
                 rate = chunk.sample_rate
                 yield Event(

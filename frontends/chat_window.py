@@ -137,6 +137,19 @@ def mask_from_editor(editor: Any):
     return Image.fromarray(np.where(alpha > 0, 255, 0).astype(np.uint8), mode="L")
 
 
+def image_model_choices(controller: Controller) -> list[str]:
+    """The image models a tab may switch to: those already loaded, then the usual ones."""
+    loaded = controller.image_models.loaded() if controller.image_models is not None else []
+    usual = [
+        "random:tiny",
+        "random:small",
+        "random:sd-turbo",
+        "stabilityai/sd-turbo",
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    ]
+    return ["default", *dict.fromkeys(loaded + usual)]
+
+
 # Buttons that say a request for you: one place, so the grammar and the buttons agree.
 BUTTON_REQUESTS = {
     "Undo": "undo",
@@ -258,6 +271,18 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                             value="none",
                             label="Style for new pictures",
                         )
+                        model_choice = gr.Dropdown(
+                            image_model_choices(controller),
+                            value="default",
+                            label="Image model (loaded on first use)",
+                            allow_custom_value=True,
+                        )
+                        voice_choice = gr.Dropdown(
+                            ["default", "piper", "espeak", "coqui"],
+                            value="default",
+                            label="Voice",
+                            allow_custom_value=True,
+                        )
                         raw = gr.Checkbox(False, label="Raw mode: use my words as the prompt")
                         autoplay = gr.Checkbox(True, label="Speak replies")
 
@@ -295,7 +320,18 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             tabs.get(tab_id)[1].cancel.set()
             return "Cancelling…"
 
-        def on_settings(tab_id, steps_v, guidance_v, size_v, seed_v, strength_v, style_v, raw_v):
+        def on_settings(
+            tab_id,
+            steps_v,
+            guidance_v,
+            size_v,
+            seed_v,
+            strength_v,
+            style_v,
+            raw_v,
+            model_v,
+            voice_v,
+        ):
             tab_id, tab_state = tabs.get(tab_id)
             chosen: dict[str, Any] = {
                 "steps": int(steps_v) or None,
@@ -304,6 +340,8 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                 "edit_strength": float(strength_v),
                 "raw": bool(raw_v),
                 "style": None if style_v == "none" else style_v,
+                "image_model": None if model_v == "default" else model_v,
+                "voice": None if voice_v == "default" else voice_v,
             }
             if size_v != "model default":
                 width, height = (int(x) for x in size_v.split("x"))
@@ -339,10 +377,31 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details, brush], api_name=False)
         image.change(lambda path: path, [image], [brush], api_name=False)
-        for widget in (steps, guidance, size, seed, strength, style, raw):
+        for widget in (
+            steps,
+            guidance,
+            size,
+            seed,
+            strength,
+            style,
+            raw,
+            model_choice,
+            voice_choice,
+        ):
             widget.change(
                 on_settings,
-                [tab, steps, guidance, size, seed, strength, style, raw],
+                [
+                    tab,
+                    steps,
+                    guidance,
+                    size,
+                    seed,
+                    strength,
+                    style,
+                    raw,
+                    model_choice,
+                    voice_choice,
+                ],
                 [tab],
                 api_name=False,
             )
