@@ -33,3 +33,23 @@ def tiny_config(tmp_path_factory, data_dir):
         environ={},
         overrides=[("output_dir", str(out)), ("data_dir", str(data_dir))],
     )
+
+
+# Native thread pools (onnxruntime, CTranslate2, torch) can abort the interpreter during its
+# own shutdown if a daemon thread is still inside them ("terminate called without an active
+# exception", exit 134) after every result has been reported. End the process with pytest's
+# own exit status once it is final. ASSISTANT_TEST_NORMAL_EXIT=1 turns this off for debugging.
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):
+    if _exit_status and not os.environ.get("ASSISTANT_TEST_NORMAL_EXIT"):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])

@@ -61,6 +61,8 @@ def test_typing_a_request_shows_an_image_and_the_reply(chat_url):
             expect(page.locator("#image img")).to_be_visible(timeout=60_000)
             expect(page.locator("#chat")).to_contain_text("Here's a lighthouse", timeout=60_000)
             expect(page.locator("#details")).to_contain_text("lighthouse on a cliff at night")
+            # The spoken reply arrives last; waiting for it also lets the turn finish cleanly.
+            expect(page.locator("#speech a[download$='.wav']")).to_be_attached(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "chat_window.png"), full_page=True)
         finally:
             browser.close()
