@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
 from assistant.llm import load_prompt_llm
+from assistant.planner import LLMPlanner
 from assistant.pool import ModelPool
 from assistant.rewrite import PromptRewriter, RuleRewriter
 from assistant.store import SessionStore
@@ -160,6 +161,9 @@ def build_controller(
             preloaded={config.image.model: image_engine},
         ),
         voices=ModelPool(lambda choice: build_voice(choice, config.tts.speed, device)),
+        planner=LLMPlanner(rewriter.llm.complete)
+        if config.rewrite.plan_with_llm and rewriter.llm is not None
+        else None,
     )
     return controller, report
 

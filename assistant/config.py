@@ -46,6 +46,7 @@ class RewriteConfig(_Section):
     quality_terms: list[str] = ["highly detailed", "sharp focus"]
     default_negative: list[str] = ["blurry", "low quality", "deformed", "watermark", "text"]
     raw: bool = False
+    plan_with_llm: bool = False  # ask the LLM what open requests mean (validated JSON)
     styles: dict[str, StylePreset] = {}
 
 

@@ -99,6 +99,7 @@ class Controller:
         store: Any = None,
         image_models: Any = None,
         voices: Any = None,
+        planner: Any = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -111,6 +112,7 @@ class Controller:
         self.store = store  # assistant.store.SessionStore, or None for memory only
         self.image_models = image_models
         self.voices = voices
+        self.planner = planner  # assistant.planner.LLMPlanner for open requests, or None
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
@@ -257,7 +259,12 @@ class Controller:
                 rewriter.rules, None, rewriter.max_prompt_words, raw=True, styles=rewriter.styles
             )
         plan = understand(
-            text, session.state, rewriter, has_mask=has_mask, style=session.settings.get("style")
+            text,
+            session.state,
+            rewriter,
+            has_mask=has_mask,
+            style=session.settings.get("style"),
+            planner=self.planner,
         )
         session.state.pending_question = plan.question
         return plan

@@ -118,10 +118,10 @@ class PromptLLM:
         self.name = source
         logger.info("Loaded rewriter LLM %s in %.1f s", source, time.perf_counter() - start)
 
-    def __call__(self, subject: str) -> str:
+    def complete(self, text: str, no_repeat_ngram_size: int = 3) -> str:
+        """Greedy continuation of ``text``, up to the end of its line."""
         import torch
 
-        text = FEW_SHOT.format(subject=subject)
         inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             out = self.model.generate(
@@ -129,14 +129,17 @@ class PromptLLM:
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 repetition_penalty=1.2,
-                no_repeat_ngram_size=3,  # small models loop ("cozy, cozy, ..."); forbid it
+                # Small models loop ("cozy, cozy, ..."); forbid repeated n-grams.
+                no_repeat_ngram_size=no_repeat_ngram_size,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stop_strings=["\n"],  # one prompt line, then stop: saves seconds on a CPU
+                stop_strings=["\n"],  # one line, then stop: saves seconds on a CPU
                 tokenizer=self.tokenizer,
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        addition = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        addition = addition.split("\n", 1)[0].strip(" ,")
+        return self.tokenizer.decode(new_tokens, skip_special_tokens=True).split("\n", 1)[0]
+
+    def __call__(self, subject: str) -> str:
+        addition = self.complete(FEW_SHOT.format(subject=subject)).strip(" ,")
         return f"{subject}, {addition}" if addition else subject
 
 

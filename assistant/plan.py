@@ -63,3 +63,4 @@ class Plan(BaseModel):
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")
+    planner: str = Field("grammar", description="who decided the intent: grammar | llm")

@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 
 from assistant.plan import Intent, Plan
+from assistant.planner import LLMPlan, LLMPlanner
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
 from assistant.state import DialogueState, ImageNode
 
@@ -205,11 +206,14 @@ def understand(
     rewriter: PromptRewriter,
     has_mask: bool = False,
     style: str | None = None,
+    planner: LLMPlanner | None = None,
 ) -> Plan:
     """Decide what to do with ``text`` given the state; never raises for ordinary speech.
 
     ``has_mask``: the person brushed a region of the current picture, so the request repaints
     that region. ``style``: a preset applied to every new picture (a session setting).
+    ``planner``: an LLM asked what an open request means (validated; the grammar decides
+    whenever its answer is refused).
     Returns a validated Plan; open requests get their prompt from ``rewriter``.
     """
     said = normalise(text)
@@ -304,6 +308,11 @@ def understand(
             rewriter=rewrite.rewriter,
         )
 
+    if planner is not None and not rewriter.raw:
+        llm_plan = planner.plan(text, current.prompt if current else None)
+        if llm_plan is not None:
+            return _from_llm_plan(llm_plan, text, current, rewriter, style)
+
     if _EDIT_CUE.match(said):
         if current is None:
             return Plan(
@@ -343,6 +352,51 @@ def understand(
         operation="generate",
         rewriter=rewrite.rewriter,
         rewrite_note=rewrite.note,
+    )
+
+
+def _from_llm_plan(
+    llm_plan: LLMPlan,
+    text: str,
+    current: ImageNode | None,
+    rewriter: PromptRewriter,
+    style: str | None,
+) -> Plan:
+    """A validated LLM plan as a Plan; the prompt itself still comes from the rewriter."""
+    if llm_plan.intent == "clarify":
+        return Plan(
+            intent=Intent.CLARIFY,
+            request=text,
+            planner="llm",
+            question="Could you tell me a bit more about the picture you'd like?",
+        )
+    avoid = [a for a in llm_plan.avoid if a.strip()]
+    if llm_plan.intent == "edit" and current is not None:
+        rewrite = rewriter.edit(llm_plan.subject, current.prompt, current.negative_prompt)
+        return Plan(
+            intent=Intent.EDIT,
+            request=text,
+            prompt=rewrite.prompt,
+            negative_prompt=", ".join([*avoid, rewrite.negative_prompt]),
+            operation="img2img",
+            target_id=current.id,
+            rewriter=rewrite.rewriter,
+            planner="llm",
+        )
+    rewrite = rewriter.generate(llm_plan.subject)
+    if style in rewriter.styles:
+        styled = rewriter.restyle(style, rewrite.prompt, rewrite.negative_prompt)
+        rewrite = replace(rewrite, prompt=styled.prompt, negative_prompt=styled.negative_prompt)
+    return Plan(
+        intent=Intent.GENERATE,
+        request=text,
+        prompt=rewrite.prompt,
+        negative_prompt=", ".join([*avoid, rewrite.negative_prompt]),
+        operation="generate",
+        rewriter=rewrite.rewriter,
+        rewrite_note=rewrite.note,
+        style=style if style in rewriter.styles else None,
+        planner="llm",
     )
 
 

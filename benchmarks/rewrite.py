@@ -11,6 +11,7 @@ import time
 
 from assistant.build import build_rewriter, resolve_device
 from assistant.config import Config
+from assistant.planner import LLMPlanner
 from assistant.rewrite import PromptRewriter, content_words
 from benchmarks.casual_requests import REQUESTS
 
@@ -41,6 +42,26 @@ def _measure(rewriter: PromptRewriter, label: str) -> dict:
     }
 
 
+def _measure_planner(planner: LLMPlanner) -> dict:
+    """How often the LLM's JSON plan for a request is valid and right (a new picture)."""
+    times, valid, right, problems = [], 0, 0, {}
+    for said, _, _ in REQUESTS:
+        plan = planner.plan(said, None)
+        times.append(planner.last_seconds)
+        valid += plan is not None
+        right += plan is not None and plan.intent == "generate"
+        if plan is None:
+            key = (planner.last_problem or "?").split(":")[0]
+            problems[key] = problems.get(key, 0) + 1
+    return {
+        "valid": valid,
+        "right": right,
+        "median_s": statistics.median(times),
+        "max_s": max(times),
+        "problems": problems,
+    }
+
+
 def run_rewrite_bench(config: Config) -> int:
     device = resolve_device(config.device)
     llm_rewriter = build_rewriter(config, device)
@@ -58,6 +79,14 @@ def run_rewrite_bench(config: Config) -> int:
         print(
             f"| {r['label']} | {accepted} | {r['kept']}/{r['n']} | {r['median_s']:.3f} | "
             f"{r['max_s']:.3f} |"
+        )
+    if llm_rewriter.llm is not None:
+        p = _measure_planner(LLMPlanner(llm_rewriter.llm.complete))
+        n = len(REQUESTS)
+        print(
+            f"\nLLM structured plans ({config.rewrite.llm}): valid JSON + schema + only "
+            f"words said {p['valid']}/{n}, right intent {p['right']}/{n}, median "
+            f"{p['median_s']:.2f} s, max {p['max_s']:.2f} s; refused: {p['problems']}"
         )
     for r in rows:
         if r["notes"]:
