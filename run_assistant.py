@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         "ASR backend on two synthetic voices",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
+    bench.add_argument(
+        "--compare",
+        nargs="*",
+        default=None,
+        metavar="VARIANT",
+        help="bench image: also time CPU variants (channels_last, tiny_vae, "
+        "threads=1, ...) against the default in the same run",
+    )
     voice = sub.add_parser("voice", parents=[common], help="the hands-free voice loop")
     voice.add_argument("--device", help="microphone: index or part of its name")
     voice.add_argument("--output-device", help="speaker: index or part of its name")
@@ -124,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "image":
             from benchmarks.image import run_image_bench
 
-            return run_image_bench(config, repeats=args.repeats)
+            compare = False if args.compare is None else (args.compare or True)
+            return run_image_bench(config, repeats=args.repeats, compare=compare)
         from benchmarks.turn import run_turn_bench
 
         return run_turn_bench(config, repeats=args.repeats)

@@ -53,6 +53,8 @@ def build_image_engine(config: Config, device: str):
         vae_slicing=im.vae_slicing,
         cpu_offload=im.cpu_offload,
         attention=im.attention,
+        cpu_speedups=im.cpu_speedups,
+        tiny_vae=im.tiny_vae,
     )
     engine = ImageEngine(
         pipe,
@@ -107,6 +109,10 @@ def build_controller(
 
     report = LoadReport()
     device = resolve_device(config.device)
+    if config.torch_threads:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(config.torch_threads)
 
     def timed(name: str, build):
         start = time.perf_counter()

@@ -70,6 +70,8 @@ class ImageConfig(_Section):
     vae_slicing: bool = False
     cpu_offload: Literal["none", "model", "sequential"] = "none"
     attention: Literal["sdpa", "eager", "xformers"] = "sdpa"
+    cpu_speedups: list[Literal["channels_last"]] = []
+    tiny_vae: str | None = None
 
 
 class TtsConfig(_Section):
@@ -107,6 +109,7 @@ class Config(_Section):
     data_dir: Path = Path("~/.cache/voice-image-assistant")
     output_dir: Path = Path("outputs")
     warm_up: bool = True
+    torch_threads: int | None = Field(None, ge=1, le=256)
     asr: AsrConfig = AsrConfig()
     rewrite: RewriteConfig = RewriteConfig()
     image: ImageConfig = ImageConfig()

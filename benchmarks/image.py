@@ -3,13 +3,19 @@
 Measures the configured image.model at the configured size and steps (on the offline default
 that is the `small` random architecture), in the same run as the plain
 `AutoPipelineForText2Image` reference, so the ratio holds on a noisy machine.
+
+With ``compare`` it instead runs the CPU speed-ups (channels_last, a tiny VAE, 1 thread, ...,
+see ``pipelines.bench.COMPARE_VARIANTS``) against the default path, interleaved, as a table of
+ratios.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from assistant.build import resolve_device
 from assistant.config import Config
-from pipelines.bench import bench_image
+from pipelines.bench import bench_image, compare_image, print_compare_table
 
 ROWS = [
     ("load", "load_s"),
@@ -24,10 +30,36 @@ ROWS = [
 ]
 
 
-def run_image_bench(config: Config, repeats: int = 3) -> int:
+def run_image_bench(config: Config, repeats: int = 3, compare: bool | Iterable[str] = False) -> int:
+    """Print the image benchmark table for ``config.image``.
+
+    Parameters
+    ----------
+    config: the assistant configuration (model, size, steps, device, cache).
+    repeats: timed images per path (after a warm-up).
+    compare: False: engine vs plain diffusers. True: the default speed-up comparison
+        (``pipelines.bench.DEFAULT_COMPARE``); a list of variant names: those.
+
+    Returns
+    -------
+    0 (the exit code).
+    """
     steps = config.image.steps or 1
     size = config.image.width
     device = resolve_device(config.device)
+    if compare:
+        result = compare_image(
+            config.image.model,
+            steps=steps,
+            size=size,
+            repeats=repeats,
+            device=device,
+            variants=None if compare is True else list(compare),
+            tiny_vae=getattr(config.image, "tiny_vae", None) or "random",
+            tokenizer_cache=config.cache_dir / "clip-tokenizer",
+        )
+        print_compare_table(result)
+        return 0
     r = bench_image(
         config.image.model,
         steps=steps,

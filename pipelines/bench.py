@@ -7,6 +7,10 @@ engine's own overhead (validation, CPU generator, progress previews) shows as a 
 CPU threads: torch uses one thread per physical core by default; set
 ``torch.set_num_threads`` (or ``OMP_NUM_THREADS``) before loading to pin it. The
 thread count is recorded in the result.
+
+``compare_image`` runs the CPU speed-ups (``pipelines.speedups``: channels_last, a tiny VAE,
+the thread count, bf16 autocast) against the default path on one loaded pipeline, taking
+turns image by image, so their ratios hold on a shared machine.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -188,6 +194,173 @@ def bench_image(
     return result
 
 
+# name -> what the variant changes; applied before and undone after each timed image.
+COMPARE_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "channels_last": {"speedups": ["channels_last"]},
+    "tiny_vae": {"tiny_vae": True},
+    "channels_last+tiny_vae": {"speedups": ["channels_last"], "tiny_vae": True},
+    "threads=1": {"threads": 1},
+    "bf16-autocast": {"autocast": "bfloat16"},  # slow without native bf16: not run by default
+}
+DEFAULT_COMPARE = ("default", "channels_last", "tiny_vae", "channels_last+tiny_vae", "threads=1")
+
+
+@contextmanager
+def _variant(pipe, spec: dict[str, Any], tiny_vae_model):
+    """Switch ``pipe`` to one variant for the duration of the block, then back."""
+    import torch
+
+    from pipelines.speedups import apply_speedups, remove_channels_last
+
+    vae, threads = pipe.vae, torch.get_num_threads()
+    try:
+        if spec.get("tiny_vae"):
+            pipe.vae = tiny_vae_model
+        apply_speedups(pipe, spec.get("speedups"), str(pipe.device))
+        if spec.get("threads"):
+            torch.set_num_threads(spec["threads"])
+        dtype = getattr(torch, spec["autocast"]) if spec.get("autocast") else None
+        with torch.autocast(pipe.device.type, dtype=dtype, enabled=dtype is not None):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        if spec.get("speedups"):
+            remove_channels_last(pipe)
+        pipe.vae = vae
+
+
+def compare_image(
+    arch_or_model: str,
+    steps: int = 1,
+    size: int = 512,
+    repeats: int = 3,
+    device: str = "cpu",
+    variants: Iterable[str] | None = None,
+    tiny_vae: str = "random",
+    **load_kwargs: Any,
+) -> dict[str, Any]:
+    """Time the engine's ``generate`` under each speed-up variant on one loaded pipeline.
+
+    Each round runs every variant once, in turn (interleaved), after one untimed warm-up
+    image per variant, so load from other processes falls on all of them alike.
+
+    Parameters
+    ----------
+    arch_or_model, steps, size, repeats, device, load_kwargs: as for ``bench_image``.
+    variants: names from ``COMPARE_VARIANTS``; None runs ``DEFAULT_COMPARE``.
+    tiny_vae: the TAESD source of the ``tiny_vae`` variants (``random``, an id or a folder).
+
+    Returns
+    -------
+    dict with the settings and ``variants``: name -> steady_s (median), steady_min_s,
+    per_step_s (UNet), vae_decode_s, ratio (best time / best default time; below 1 is faster)
+    and median_ratio (the same for medians: on a busy machine the two can disagree).
+    """
+    import torch
+
+    from pipelines.components import ARCHS
+    from pipelines.image_engine import ImageEngine, ImageRequest
+    from pipelines.speedups import load_tiny_vae
+
+    names = list(variants or DEFAULT_COMPARE)
+    unknown = [n for n in names if n not in COMPARE_VARIANTS]
+    if unknown:
+        raise ValueError(f"Unknown variants {unknown}; choose from {list(COMPARE_VARIANTS)}")
+    if "default" not in names:
+        names.insert(0, "default")
+    model = f"random:{arch_or_model}" if arch_or_model in ARCHS else arch_or_model
+    start = time.perf_counter()
+    engine = ImageEngine.from_model(model, device=device, **load_kwargs)
+    load_s = time.perf_counter() - start
+    pipe = engine.pipe
+    tiny = None
+    if any(COMPARE_VARIANTS[n].get("tiny_vae") for n in names):
+        tiny = load_tiny_vae(tiny_vae, dtype=pipe.vae.dtype).to(pipe.vae.device)
+    cuda = pipe.device.type == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def one_image(name: str, seed: int) -> tuple[float, float, float, int]:
+        with _variant(pipe, COMPARE_VARIANTS[name], tiny):
+            unet_t, vae_t = _Timer(pipe.unet, sync), _Timer(pipe.vae.decoder, sync)
+            try:
+                begin = time.perf_counter()
+                engine.generate(
+                    ImageRequest(BENCH_PROMPT, seed=seed, steps=steps, width=size, height=size)
+                )
+                sync()
+                total = time.perf_counter() - begin
+            finally:
+                unet_t.remove()
+                vae_t.remove()
+        return total, unet_t.total_s, vae_t.total_s, unet_t.calls
+
+    for name in names:  # warm-up: first-call setup (oneDNN kernels, caches) per variant
+        one_image(name, 0)
+    runs: dict[str, list[tuple[float, float, float, int]]] = {n: [] for n in names}
+    for i in range(repeats):
+        for name in names:
+            runs[name].append(one_image(name, i + 1))
+    best_default = min(r[0] for r in runs["default"]) if runs["default"] else float("nan")
+    median_default = (
+        statistics.median(r[0] for r in runs["default"]) if runs["default"] else float("nan")
+    )
+    table = {}
+    for name, rows in runs.items():
+        totals = [r[0] for r in rows]
+        calls = max(sum(r[3] for r in rows), 1)
+        best = min(totals, default=float("nan"))
+        table[name] = {
+            "steady_s": round(statistics.median(totals), 3) if totals else float("nan"),
+            "steady_min_s": round(best, 3),
+            "per_step_s": round(sum(r[1] for r in rows) / calls, 3),
+            "vae_decode_s": round(sum(r[2] for r in rows) / max(len(rows), 1), 3),
+            "ratio": round(best / best_default, 3) if best_default else None,
+            "median_ratio": (
+                round(statistics.median(totals) / median_default, 3) if median_default else None
+            ),
+        }
+    result = {
+        "model": model,
+        "device": engine.info.device,
+        "dtype": engine.info.dtype,
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "size": size,
+        "repeats": repeats,
+        "load_s": round(load_s, 3),
+        "tiny_vae": tiny_vae,
+        "variants": table,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    logger.info("Image speed-up comparison: %s", result)
+    return result
+
+
+def print_compare_table(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    """Print a ``compare_image`` result as a markdown table, ratios against ``default``."""
+    out(
+        f"\nSpeed-ups: {result['model']} on {result['device']} ({result['dtype']}, "
+        f"{result['threads']} threads), {result['size']}x{result['size']}, {result['steps']} "
+        f"step(s), {result['repeats']} timed runs each, interleaved; tiny VAE: "
+        f"{result['tiny_vae']}\n"
+    )
+    out(
+        "| variant | per image median s | best s | UNet per step s | VAE decode s "
+        "| vs default (best) | vs default (median) |"
+    )
+    out("|---|---|---|---|---|---|---|")
+    for name, r in result["variants"].items():
+        out(
+            f"| {name} | {r['steady_s']:.3f} | {r['steady_min_s']:.3f} | {r['per_step_s']:.3f} "
+            f"| {r['vae_decode_s']:.3f} | {r['ratio']:.2f}x | {r['median_ratio']:.2f}x |"
+        )
+    out(f"\npeak RSS {result['peak_rss_mb']} MiB")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m pipelines.bench small --steps 1 --size 512``; prints JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -197,11 +370,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=None,
+        metavar="VARIANT",
+        help=f"compare speed-ups (default set: {' '.join(DEFAULT_COMPARE)}; all: "
+        f"{' '.join(COMPARE_VARIANTS)}) and print a table",
+    )
+    parser.add_argument("--tiny-vae", default="random", help="TAESD for the tiny_vae variants")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.compare is not None:
+        result = compare_image(
+            args.model,
+            args.steps,
+            args.size,
+            args.repeats,
+            args.device,
+            variants=args.compare or None,
+            tiny_vae=args.tiny_vae,
+        )
+        print_compare_table(result)
+        return 0
     result = bench_image(args.model, args.steps, args.size, args.repeats, args.device)
     print(json.dumps(result, indent=2))
     return 0

@@ -56,6 +56,7 @@ class ModelInfo:
     default_steps: int  # denoising steps when a request leaves them out
     default_guidance: float  # classifier-free guidance scale when a request leaves it out
     source: str  # "random", "hub", "folder" or "single-file"
+    speedups: tuple[str, ...] = ()  # what ``pipelines.speedups`` applied, e.g. ("channels_last",)
 
 
 def resolve_device(requested: str = "auto") -> str:
@@ -280,6 +281,8 @@ def load_pipeline(
     vae_slicing: bool = False,
     cpu_offload: str | None = None,
     attention: str = "sdpa",
+    cpu_speedups: list[str] | None = None,
+    tiny_vae: str | None = None,
 ) -> tuple[DiffusionPipeline, ModelInfo]:
     """Load the one text-to-image pipeline the engine runs on.
 
@@ -299,6 +302,9 @@ def load_pipeline(
         (layer by layer: least memory, slowest). CUDA only; elsewhere it is logged and ignored.
     attention: "sdpa" (PyTorch scaled-dot-product attention, the default), "eager" (the
         plain reference attention) or "xformers" (needs the xformers package).
+    cpu_speedups: names from ``pipelines.speedups.SPEEDUPS`` (``channels_last``); None/[] off.
+    tiny_vae: None (the model's own VAE), or a TAESD to decode with instead: a hub id
+        (``madebyollin/taesd``), a local folder, or ``random`` (placeholder weights).
 
     Returns
     -------
@@ -313,6 +319,9 @@ def load_pipeline(
     device = resolve_device(device)
     torch_dtype = resolve_dtype(device, dtype)
     offload = _check_offload(cpu_offload, device)
+    from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
+
+    speedups = check_speedups(cpu_speedups)
     if (attention or "sdpa").strip().lower() not in ATTENTION_MODES:
         raise ImageError(
             "input-invalid",
@@ -362,7 +371,13 @@ def load_pipeline(
     except Exception as e:  # a corrupt or unsupported checkpoint fails in many ways
         raise _missing(model, f"{type(e).__name__}: {_first_line(e)}.") from e
 
-    # 3. Move to the device (random weights are built in float32), quiet the progress bars.
+    # 3. A tiny VAE goes in before the move (so offload hooks and dtype cover it too).
+    applied: list[str] = []
+    if tiny_vae:
+        vae_dtype = torch_dtype if source != "random" else None  # random: converted below
+        applied.append(swap_tiny_vae(pipe, tiny_vae, dtype=vae_dtype, cache_dir=cache_dir))
+
+    # 4. Move to the device (random weights are built in float32), quiet the progress bars.
     try:
         if offload:
             if source == "random" and torch_dtype != torch.float32:
@@ -381,7 +396,8 @@ def load_pipeline(
             ) from e
         raise ImageError("image-failed", f"Could not move {model!r} to {device}: {e}") from e
     pipe.set_progress_bar_config(disable=True)
-    # 4. Memory options (all off by default).
+    # 5. Speed-ups and memory options (all off by default).
+    applied += apply_speedups(pipe, speedups, device)
     apply_memory_options(pipe, vae_tiling=vae_tiling, vae_slicing=vae_slicing, attention=attention)
     info = ModelInfo(
         label=model,
@@ -391,6 +407,7 @@ def load_pipeline(
         default_steps=steps,
         default_guidance=guidance,
         source=source,
+        speedups=tuple(applied),
     )
     logger.info(
         "Loaded image model %s (%s) on %s/%s in %.1f s%s",
@@ -401,6 +418,8 @@ def load_pipeline(
         time.perf_counter() - start,
         " - random weights, images are noise" if placeholder else "",
     )
+    if applied:
+        logger.info("Image speed-ups: %s", ", ".join(applied))
     return pipe, info
 
 
@@ -458,7 +477,8 @@ def apply_memory_options(
         from diffusers.models.attention_processor import AttnProcessor
 
         pipe.unet.set_attn_processor(AttnProcessor())
-        pipe.vae.set_attn_processor(AttnProcessor())
+        if hasattr(pipe.vae, "set_attn_processor"):  # a tiny VAE (TAESD) has no attention
+            pipe.vae.set_attn_processor(AttnProcessor())
     elif mode == "xformers":
         try:
             pipe.enable_xformers_memory_efficient_attention()

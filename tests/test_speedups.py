@@ -1,0 +1,113 @@
+"""CPU speed-ups of the image engine (pipelines.speedups), on the tiny random architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.errors import ImageError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two OpenMP threads of a tiny model spend
+    most of their time waiting for each other (measured: 6.5 s vs 0.1 s per 64 px image)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("tokenizer")
+
+
+def make_engine(tokenizer_cache, **load_kwargs):
+    from pipelines.image_engine import ImageEngine
+
+    return ImageEngine.from_model(
+        "random:tiny", device="cpu", tokenizer_cache=tokenizer_cache, **load_kwargs
+    )
+
+
+def draw(engine, seed: int = 7):
+    from pipelines.image_engine import ImageRequest
+
+    return engine.generate(ImageRequest("a red cube", seed=seed, steps=2, width=64, height=72))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cpu_speedups": ["channels_last"]},
+        {"tiny_vae": "random"},
+        {"cpu_speedups": ["channels_last"], "tiny_vae": "random"},
+    ],
+)
+def test_option_applies_and_draws_right_size_reproducibly(tokenizer_cache, options):
+    import torch
+
+    engine = make_engine(tokenizer_cache, **options)
+    expected = [f"tiny_vae:{options['tiny_vae']}"] if options.get("tiny_vae") else []
+    expected += options.get("cpu_speedups", [])
+    assert list(engine.info.speedups) == expected
+    if "channels_last" in expected:
+        conv = engine.pipe.unet.conv_in.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+    first, second = draw(engine), draw(engine)
+    assert first.image.size == (64, 72)
+    assert np.array_equal(np.asarray(first.image), np.asarray(second.image))
+
+
+def test_channels_last_draws_what_the_default_path_draws(tokenizer_cache):
+    plain = draw(make_engine(tokenizer_cache))
+    fast = draw(make_engine(tokenizer_cache, cpu_speedups=["Channels_Last"]))
+    diff = np.abs(np.asarray(plain.image, int) - np.asarray(fast.image, int))
+    assert diff.max() <= 2  # same maths, another summation order
+
+
+def test_tiny_vae_random_swaps_in_autoencoder_tiny(tokenizer_cache):
+    from diffusers import AutoencoderTiny
+
+    from pipelines.image_engine import ImageRequest
+
+    engine = make_engine(tokenizer_cache, tiny_vae="random")
+    assert isinstance(engine.pipe.vae, AutoencoderTiny)
+    assert engine.img2img_pipe.vae is engine.pipe.vae  # derived pipelines share it
+    result = draw(engine)
+    assert result.image.size == (64, 72)
+    edit = ImageRequest("a blue cube", seed=1, steps=2, width=64, height=72, strength=0.8)
+    assert engine.img2img(edit, result.image).image.size == (64, 72)  # TAESD encodes too
+
+
+def test_unknown_option_is_input_invalid_naming_the_setting(tokenizer_cache):
+    with pytest.raises(ImageError) as e:
+        make_engine(tokenizer_cache, cpu_speedups=["warp_drive"])
+    assert e.value.code == "input-invalid"
+    assert "image.cpu_speedups" in str(e.value)
+
+
+def test_missing_tiny_vae_is_model_missing_naming_the_setting(tokenizer_cache, tmp_path):
+    with pytest.raises(ImageError) as e:
+        make_engine(tokenizer_cache, tiny_vae=str(tmp_path / "no-such-taesd"))
+    assert e.value.code == "model-missing"
+    assert "image.tiny_vae" in str(e.value)
+
+
+def test_compare_bench_runs_every_variant_and_restores_the_pipeline(tokenizer_cache):
+    from pipelines.bench import COMPARE_VARIANTS, compare_image
+
+    result = compare_image(
+        "tiny",
+        steps=1,
+        size=64,
+        repeats=1,
+        tokenizer_cache=tokenizer_cache,
+        variants=list(COMPARE_VARIANTS),
+    )
+    assert list(result["variants"]) == list(COMPARE_VARIANTS)
+    assert result["variants"]["default"]["ratio"] == 1.0
+    assert all(v["steady_s"] > 0 for v in result["variants"].values())
