@@ -377,34 +377,9 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details, brush], api_name=False)
         image.change(lambda path: path, [image], [brush], api_name=False)
-        for widget in (
-            steps,
-            guidance,
-            size,
-            seed,
-            strength,
-            style,
-            raw,
-            model_choice,
-            voice_choice,
-        ):
-            widget.change(
-                on_settings,
-                [
-                    tab,
-                    steps,
-                    guidance,
-                    size,
-                    seed,
-                    strength,
-                    style,
-                    raw,
-                    model_choice,
-                    voice_choice,
-                ],
-                [tab],
-                api_name=False,
-            )
+        settings = [steps, guidance, size, seed, strength, style, raw, model_choice, voice_choice]
+        for widget in settings:
+            widget.change(on_settings, [tab, *settings], [tab], api_name=False)
         autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [speech], api_name=False)
 
         with gr.Tab("Whisper → Stable Diffusion demo", id="demo-tab"):
