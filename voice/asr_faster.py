@@ -45,12 +45,11 @@ from voice.errors import VoiceError
 from voice.whisper_weights import (
     CT2_BINARY_VERSION,
     DEFAULT_CACHE_DIR,
-    PACKAGED_MODELS,
     PACKAGED_PARTS,
-    PACKAGED_PREFIX,
     _fingerprint,
     _packaged_sources,
     _sha256,
+    packaged_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -191,14 +190,7 @@ def resolve_ct2_model(model: str | os.PathLike, cache_dir: Path) -> str:
         the openai-whisper backend reads).
     """
     name = os.fspath(model)
-    if name.startswith(PACKAGED_PREFIX):
-        packaged = name[len(PACKAGED_PREFIX) :]
-        if packaged not in PACKAGED_MODELS:
-            raise VoiceError(
-                "model-missing",
-                f"asr.model is '{name}', but the packaged models are "
-                f"{', '.join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS)}.",
-            )
+    if packaged_name(name):
         return str(packaged_ct2_dir(cache_dir))
     path = Path(name).expanduser()
     if path.is_file():

@@ -393,6 +393,23 @@ def packaged_checkpoint(cache_dir: str | os.PathLike | None = None) -> Path:
 # --------------------------------------------------------------------------- resolving, loading
 
 
+def packaged_name(model: str) -> str | None:
+    """The packaged model a ``packaged:<name>`` setting names (None for other settings).
+
+    Raises ``VoiceError("model-missing")`` naming ``asr.model`` for an unknown packaged name.
+    """
+    if not model.startswith(PACKAGED_PREFIX):
+        return None
+    packaged = model[len(PACKAGED_PREFIX) :]
+    if packaged not in PACKAGED_MODELS:
+        raise VoiceError(
+            "model-missing",
+            f"asr.model is '{model}', but the packaged models are "
+            f"{', '.join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS)}.",
+        )
+    return packaged
+
+
 def resolve_whisper_checkpoint(
     model: str | os.PathLike, cache_dir: str | os.PathLike | None = None
 ) -> str | Path:
@@ -417,14 +434,7 @@ def resolve_whisper_checkpoint(
         ``model-missing`` when the setting names nothing that exists.
     """
     name = os.fspath(model)
-    if name.startswith(PACKAGED_PREFIX):
-        packaged = name[len(PACKAGED_PREFIX) :]
-        if packaged not in PACKAGED_MODELS:
-            raise VoiceError(
-                "model-missing",
-                f"asr.model is '{name}', but the packaged models are "
-                f"{', '.join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS)}.",
-            )
+    if packaged_name(name):
         return packaged_checkpoint(cache_dir)
     if name in whisper.available_models():
         return name
