@@ -166,7 +166,16 @@ def build_controller(
             lambda model: build_image_engine(_with_image_model(config, model), device),
             preloaded={config.image.model: image_engine},
         ),
-        voices=ModelPool(lambda choice: build_voice(choice, config.tts.speed, device)),
+        # The default voice is shared, not loaded a second time when a tab picks it by name
+        # (unless it fell back to another engine at start).
+        voices=ModelPool(
+            lambda choice: build_voice(choice, config.tts.speed, device),
+            preloaded={config.tts.engine: tts}
+            if tts is not None
+            and not config.tts.voice
+            and str(getattr(tts, "name", "")).startswith(config.tts.engine)
+            else None,
+        ),
         planner=LLMPlanner(rewriter.llm.complete)
         if config.rewrite.plan_with_llm and rewriter.llm is not None
         else None,

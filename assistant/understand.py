@@ -338,20 +338,33 @@ def understand(
             request=text,
             question="I didn't catch what to draw. Could you describe the picture?",
         )
-    rewrite = rewriter.generate(text)
+    return _generate_plan(text, text, rewriter, style)
+
+
+def _generate_plan(
+    text: str,
+    describe: str,
+    rewriter: PromptRewriter,
+    style: str | None,
+    avoid: list[str] | None = None,
+    planner: str = "grammar",
+) -> Plan:
+    """A new picture of ``describe`` (the request, or the LLM's subject), in ``style`` if any."""
+    rewrite = rewriter.generate(describe)
     style = style if style in rewriter.styles else None
     if style:
         styled = rewriter.restyle(style, rewrite.prompt, rewrite.negative_prompt)
         rewrite = replace(rewrite, prompt=styled.prompt, negative_prompt=styled.negative_prompt)
     return Plan(
         intent=Intent.GENERATE,
-        style=style,
         request=text,
         prompt=rewrite.prompt,
-        negative_prompt=rewrite.negative_prompt,
+        negative_prompt=", ".join([*(avoid or []), rewrite.negative_prompt]),
         operation="generate",
         rewriter=rewrite.rewriter,
         rewrite_note=rewrite.note,
+        style=style,
+        planner=planner,
     )
 
 
@@ -383,21 +396,7 @@ def _from_llm_plan(
             rewriter=rewrite.rewriter,
             planner="llm",
         )
-    rewrite = rewriter.generate(llm_plan.subject)
-    if style in rewriter.styles:
-        styled = rewriter.restyle(style, rewrite.prompt, rewrite.negative_prompt)
-        rewrite = replace(rewrite, prompt=styled.prompt, negative_prompt=styled.negative_prompt)
-    return Plan(
-        intent=Intent.GENERATE,
-        request=text,
-        prompt=rewrite.prompt,
-        negative_prompt=", ".join([*avoid, rewrite.negative_prompt]),
-        operation="generate",
-        rewriter=rewrite.rewriter,
-        rewrite_note=rewrite.note,
-        style=style if style in rewriter.styles else None,
-        planner="llm",
-    )
+    return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
 
 
 def resolve_reference(ref: str, state: DialogueState) -> ImageNode | None:

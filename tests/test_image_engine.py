@@ -11,9 +11,7 @@ import pytest
 from PIL import Image
 
 from pipelines.errors import ImageError
-
-SIZE = 64  # pixels
-STEPS = 2
+from tests.images import SIZE, STEPS, request
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +24,6 @@ def engine(tokenizer_cache):
     from pipelines.image_engine import ImageEngine
 
     return ImageEngine.from_model("random:tiny", device="cpu", tokenizer_cache=tokenizer_cache)
-
-
-def request(**overrides):
-    from pipelines.image_engine import ImageRequest
-
-    values = {
-        "prompt": "a photo of a cat",
-        "seed": 7,
-        "steps": STEPS,
-        "width": SIZE,
-        "height": SIZE,
-    }
-    return ImageRequest(**{**values, **overrides})
 
 
 def pixels(image: Image.Image) -> np.ndarray:

@@ -15,9 +15,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from pipelines.errors import ImageError
-
-SIZE = 64  # pixels
-STEPS = 2
+from tests.images import SIZE, STEPS, request
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +68,6 @@ def task_engine(engine, task_models):
 @pytest.fixture(scope="module")
 def picture(engine):
     return engine.generate(request(seed=1)).image
-
-
-def request(**overrides):
-    from pipelines.image_engine import ImageRequest
-
-    values = {
-        "prompt": "a photo of a cat",
-        "seed": 7,
-        "steps": STEPS,
-        "width": SIZE,
-        "height": SIZE,
-    }
-    return ImageRequest(**{**values, **overrides})
 
 
 def pixels(image: Image.Image) -> np.ndarray:
