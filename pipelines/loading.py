@@ -199,32 +199,81 @@ class _KeyShapes(dict):
             self.ndim = len(self.shape)
 
 
-def _infer_config_repo(path: Path) -> tuple[str | None, str | None]:
-    """Name the diffusers config repo that ``from_single_file`` would fetch for ``path``.
+def _safetensors_shapes(model: str, path: Path) -> _KeyShapes:
+    """Read the header of a ``.safetensors`` file: tensor shapes by name, no weights loaded.
+
+    safetensors checks here that the header parses and that its offsets cover the file
+    exactly, so a truncated download or a corrupt copy fails now, named as such. Left to
+    diffusers it only says "Unable to load weights", and the generic advice ("set image.model
+    to a .safetensors file") would send the user looking in the wrong place.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    shapes = _KeyShapes()
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                shapes[key] = _KeyShapes._Shape(f.get_slice(key).get_shape())
+    except SafetensorError as e:
+        raise ImageError(
+            "model-missing",
+            f"The image model file {model!r} (setting `image.model`) is damaged or incomplete "
+            f"({_first_line(e)}). Re-download it (or copy it again) and check that its size "
+            "matches the original.",
+        ) from e
+    return shapes
+
+
+def _infer_config_repo(shapes: _KeyShapes | None) -> tuple[str | None, str | None]:
+    """Name the diffusers config repo that ``from_single_file`` would fetch for a checkpoint.
 
     Returns
     -------
-    (model_type, repo_id), or (None, None) when the header cannot be read.
+    (model_type, repo_id), or (None, None) without a header (``.ckpt``) or for an unknown layout.
     """
-    if path.suffix != ".safetensors":
+    if shapes is None:
         return None, None
     try:
         from diffusers.loaders.single_file_utils import (
             DIFFUSERS_DEFAULT_PIPELINE_PATHS,
             infer_diffusers_model_type,
         )
-        from safetensors import safe_open
 
-        shapes = _KeyShapes()
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
-                shapes[key] = _KeyShapes._Shape(f.get_slice(key).get_shape())
         model_type = infer_diffusers_model_type(shapes)
         repo_id = DIFFUSERS_DEFAULT_PIPELINE_PATHS[model_type]["pretrained_model_name_or_path"]
         return model_type, repo_id
-    except Exception as e:  # unreadable header or an unknown layout: let diffusers decide
-        logger.debug("Could not infer the architecture of %s: %s", path, e)
+    except Exception as e:  # an unknown layout: let diffusers decide
+        logger.debug("Could not infer the architecture of the checkpoint: %s", e)
         return None, None
+
+
+def _checkpoint_config(config: str | os.PathLike | None) -> str | None:
+    """Check ``image.checkpoint_config`` before diffusers sees it.
+
+    diffusers takes any string that is not an existing folder for a hub id, so ``~/sd15``
+    (not expanded) or a mistyped folder ended in a hub lookup and an error that blamed
+    ``image.model``. A local folder is expanded and must hold ``model_index.json``.
+    """
+    if config is None or not str(config).strip():
+        return None
+    text = str(config).strip()
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise ImageError(
+                "model-missing",
+                f"The checkpoint config folder {text!r} (setting `image.checkpoint_config`) has "
+                "no model_index.json: point it at a diffusers folder of the same architecture "
+                "(its config files are enough).",
+            )
+        return str(folder)
+    if _HUB_ID.match(text):
+        return text  # a hub id: diffusers finds its configs in the cache or downloads them
+    raise ImageError(
+        "model-missing",
+        f"The checkpoint config {text!r} (setting `image.checkpoint_config`) is neither a local "
+        "diffusers folder nor a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5.",
+    )
 
 
 def _config_cached(repo_id: str, cache_dir) -> bool:
@@ -240,7 +289,9 @@ def _load_single_file(
     """``from_single_file`` with an early, clear error when its configs cannot be had offline."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    model_type, repo_id = _infer_config_repo(path)
+    config = _checkpoint_config(config)
+    shapes = _safetensors_shapes(model, path) if path.suffix.lower() == ".safetensors" else None
+    model_type, repo_id = _infer_config_repo(shapes)
     needs_hub = config is None and repo_id is not None and not _config_cached(repo_id, cache_dir)
     if needs_hub and (offline or not _hub_reachable()):
         raise _missing(
@@ -258,7 +309,7 @@ def _load_single_file(
     )
     kwargs: dict[str, Any] = {"dtype": dtype, "cache_dir": cache_dir}
     if config is not None:
-        kwargs["config"] = str(config)
+        kwargs["config"] = config
     if offline:
         kwargs["local_files_only"] = True
     if pipeline_class is StableDiffusionPipeline:
