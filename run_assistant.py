@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=None,
         metavar="VARIANT",
-        help="bench image: also time CPU variants (channels_last, tiny_vae, "
-        "threads=1, ...) against the default in the same run",
+        help="bench image: also time variants (channels_last, tiny_vae, threads=1, "
+        "compile=default, compile=max-autotune, compile=reduce-overhead, ...) against the "
+        "default eager path in the same run",
     )
     voice = sub.add_parser("voice", parents=[common], help="the hands-free voice loop")
     voice.add_argument("--device", help="microphone: index or part of its name")

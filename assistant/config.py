@@ -72,6 +72,7 @@ class ImageConfig(_Section):
     attention: Literal["sdpa", "eager", "xformers"] = "sdpa"
     cpu_speedups: list[Literal["channels_last"]] = []
     tiny_vae: str | None = None
+    compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
 
 
 class TtsConfig(_Section):

@@ -4,9 +4,13 @@ Measures the configured image.model at the configured size and steps (on the off
 that is the `small` random architecture), in the same run as the plain
 `AutoPipelineForText2Image` reference, so the ratio holds on a noisy machine.
 
-With ``compare`` it instead runs the CPU speed-ups (channels_last, a tiny VAE, 1 thread, ...,
-see ``pipelines.bench.COMPARE_VARIANTS``) against the default path, interleaved, as a table of
-ratios.
+With ``compare`` it instead runs the speed-ups (channels_last, a tiny VAE, 1 thread, the
+``image.compile`` modes as ``compile=<mode>``, ..., see ``pipelines.bench.COMPARE_VARIANTS``)
+against the default eager path, as a table of ratios with each variant's first call (for a
+compile variant: the compile) apart from its steady per-image time. On a GPU:
+
+    run_assistant.py bench image --set device=cuda --set image.model=random:sd-turbo \
+        --compare compile=default compile=max-autotune compile=reduce-overhead
 """
 
 from __future__ import annotations

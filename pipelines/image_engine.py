@@ -283,15 +283,20 @@ class ImageEngine:
             watermark=watermark,
         )
 
-    def warm_up(self) -> float:
+    def warm_up(self, width: int = 64, height: int = 64, guidance: float | None = None) -> float:
         """Run one tiny generation so the first real request does not pay for first-call setup.
+
+        A compiled model (``image.compile``) specialises on shapes: warm it at the size and
+        guidance of real requests, or the first of them compiles again.
 
         Returns
         -------
         Seconds it took.
         """
         start = time.perf_counter()
-        self.generate(ImageRequest(prompt="warm-up", seed=0, steps=1, width=64, height=64))
+        self.generate(
+            ImageRequest("warm-up", seed=0, steps=1, guidance=guidance, width=width, height=height)
+        )
         elapsed = time.perf_counter() - start
         logger.info("Image engine warmed up in %.2f s", elapsed)
         return elapsed

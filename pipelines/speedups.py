@@ -14,11 +14,22 @@ little softer; on SD-class models the decode gets many times cheaper.
 
 Measured and left out: bfloat16 weights or autocast on a CPU without native bf16 instructions
 (AVX2 only) ran 7-50x slower than float32 here; ``image.dtype`` still offers it for AMX CPUs.
+
+``image.compile`` (the GPU speed path, ``compile_pipeline``) wraps the UNet's and the VAE
+decoder's ``forward`` in ``torch.compile`` at load; the work happens on the first call (the
+start-up warm-up, which then runs at the configured size). Shapes are static
+(``dynamic=False``): every new input shape (image size, batch, CFG on/off, a prompt over 75
+tokens) compiles once more, up to ``torch._dynamo.config.recompile_limit`` shapes per
+function, after which new shapes run eager. A compile that fails (no C compiler, no Triton, an
+unsupported op) logs a warning naming the setting and the module runs eager from then on.
+``cuda_fast_defaults`` turns on TF32 matmuls and cuDNN autotuning on CUDA devices.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPEEDUPS = ("channels_last",)  # accepted values of ``image.cpu_speedups``
+COMPILE_MODES = ("none", "default", "max-autotune", "reduce-overhead")  # ``image.compile``
 RANDOM_TINY_VAE = "random"  # ``image.tiny_vae`` value for the random-weight TAESD
 
 
@@ -219,3 +231,316 @@ def remove_channels_last(pipe: DiffusionPipeline) -> None:
     for module in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
         if module is not None:
             module.to(memory_format=torch.contiguous_format)
+
+
+# -- image.compile ---------------------------------------------------------------------------
+
+
+def check_compile(mode: str | None) -> str:
+    """Normalise and validate ``image.compile`` (None means "none").
+
+    Raises
+    ------
+    ImageError("input-invalid") naming ``image.compile`` and the allowed values.
+    """
+    name = "none" if mode is None or mode is False else str(mode).strip().lower()
+    name = name.replace("_", "-")
+    if name not in COMPILE_MODES:
+        raise ImageError(
+            "input-invalid",
+            f"Unknown `image.compile` {mode!r}: use one of {', '.join(COMPILE_MODES)}.",
+        )
+    return name
+
+
+def cuda_fast_defaults(device: str) -> list[str]:
+    """On a CUDA device, allow TF32 matmuls/convolutions and cuDNN autotuning (process-wide).
+
+    Off CUDA this does nothing, so CPU behaviour is unchanged. Uses the ``allow_tf32`` flags
+    rather than the newer ``fp32_precision`` ones: Inductor itself reads the old flags, and
+    torch refuses a mix of the two APIs.
+
+    Returns
+    -------
+    What was switched on (empty off CUDA).
+    """
+    if not str(device).startswith("cuda"):
+        return []
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls (upcast parts, fp32 VAEs)
+    torch.backends.cudnn.allow_tf32 = True
+    # Picks the fastest convolution per shape; shapes are fixed per image size, so it pays.
+    torch.backends.cudnn.benchmark = True
+    return ["tf32", "cudnn_benchmark"]
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the compiler failed", not "the input is wrong"."""
+    from torch._dynamo.exc import TorchDynamoException  # BackendCompilerFailed, TritonMissing
+
+    errors: list[type[BaseException]] = [TorchDynamoException, ImportError]
+    try:
+        from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+        errors += [CppCompileError, InvalidCxxCompiler]
+    except ImportError:  # pragma: no cover - older torch
+        pass
+    return tuple(errors)
+
+
+def _shape_key(args: tuple, kwargs: dict) -> tuple:
+    """The tensor shapes (and dtypes) of a call: what a static-shape compile specialises on."""
+
+    def key(value):
+        shape = getattr(value, "shape", None)
+        if shape is not None:
+            return (tuple(shape), str(getattr(value, "dtype", "")))
+        if isinstance(value, dict):
+            return tuple(sorted((k, key(v)) for k, v in value.items()))
+        if isinstance(value, list | tuple):
+            return tuple(key(v) for v in value)
+        return None
+
+    return key(args), tuple(sorted((k, key(v)) for k, v in kwargs.items()))
+
+
+class CompiledForward:
+    """A module's ``forward`` routed through ``torch.compile``, falling back to eager.
+
+    Installed as the module's instance attribute ``forward``, so ``module(...)`` keeps running
+    hooks eagerly (the benchmark's timers) and every pipeline derived with ``from_pipe`` shares
+    it. Compilation happens lazily, on the first call with each new input shape; that call is
+    timed and logged. Any error while compiling a new shape, or a compiler error later, is
+    retried eagerly: if eager works the compiler was at fault and the module stays eager
+    (warning names ``image.compile``); if eager fails too, that error is the real one and is
+    raised. Out-of-memory errors are raised at once.
+    """
+
+    def __init__(self, module, name: str, mode: str, compiled, previous=None):
+        self.module, self.name, self.mode = module, name, mode
+        self.compiled = compiled
+        self.previous = previous  # an instance ``forward`` that was there before, if any
+        self.eager = previous if previous is not None else type(module).forward.__get__(module)
+        self.shapes: set[tuple] = set()
+        self.failed: BaseException | None = None
+        functools.update_wrapper(self, self.eager)  # keeps inspect.signature(module.forward)
+
+    def __call__(self, *args, **kwargs):
+        if self.failed is not None:
+            return self.eager(*args, **kwargs)
+        import torch
+
+        shape = _shape_key(args, kwargs)
+        new = shape not in self.shapes
+        if new and self.shapes:
+            logger.info(
+                "image.compile=%s: %s sees a new input shape (new image size, batch or prompt "
+                "length); compiling once more (%d shapes so far)",
+                self.mode,
+                self.name,
+                len(self.shapes) + 1,
+            )
+            limit = _recompile_limit()
+            if limit is not None and len(self.shapes) >= limit:
+                logger.warning(
+                    "image.compile=%s: %s has met torch._dynamo.config.recompile_limit (%d): "
+                    "further new shapes may run eager",
+                    self.mode,
+                    self.name,
+                    limit,
+                )
+        start = time.perf_counter()
+        try:
+            out = self.compiled(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:
+            if not (new or isinstance(error, _compile_errors())):
+                raise
+            out = self.eager(*args, **kwargs)  # raises the real error if the input is at fault
+            self._fall_back(error)
+            return out
+        if new:
+            self.shapes.add(shape)
+            logger.info(
+                "image.compile=%s: %s compiled for a new shape in %.1f s",
+                self.mode,
+                self.name,
+                time.perf_counter() - start,
+            )
+        return out
+
+    def _fall_back(self, error: BaseException) -> None:
+        self.failed = error
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        logger.warning(
+            "Setting `image.compile: %s` failed for the %s (%s: %s); it runs eager (not "
+            "compiled) from now on. Set image.compile to none to skip the attempt.",
+            self.mode,
+            self.name,
+            type(error).__name__,
+            first[:300],
+        )
+        self.detach()
+
+    def attach(self) -> None:
+        self.module.forward = self
+
+    def detach(self) -> None:
+        """Put the module's own ``forward`` back (eager)."""
+        if self.module.__dict__.get("forward") is not self:
+            return
+        if self.previous is not None:
+            self.module.forward = self.previous
+        else:
+            del self.module.forward
+
+
+def _recompile_limit() -> int | None:
+    try:
+        import torch._dynamo.config as dynamo_config
+    except ImportError:  # pragma: no cover
+        return None
+    limit = getattr(dynamo_config, "recompile_limit", None)  # was cache_size_limit before 2.6
+    return limit if limit is not None else getattr(dynamo_config, "cache_size_limit", None)
+
+
+def _compile_targets(pipe) -> list[tuple[str, Any]]:
+    """(name, module) pairs that ``image.compile`` compiles: the UNet and the VAE decoder."""
+    targets = []
+    unet = getattr(pipe, "unet", None)
+    vae = getattr(pipe, "vae", None)
+    if unet is not None:
+        targets.append(("UNet", unet))
+    if vae is not None and getattr(vae, "decoder", None) is not None:
+        targets.append(("VAE decoder", vae.decoder))
+    return targets
+
+
+def torch_compile_mode(mode: str, device: str) -> str | None:
+    """The ``torch.compile`` mode that ``image.compile`` means on ``device`` (None: off).
+
+    CUDA graphs (in "reduce-overhead" and "max-autotune") exist only on CUDA. Elsewhere
+    "reduce-overhead" degrades to "default" with a warning, rather than refusing to start: the
+    same config.yaml runs on a laptop and on a GPU box (``device: auto``), as ``cpu_offload``
+    and float16 degrade off CUDA. "max-autotune" keeps Inductor's autotuning without graphs.
+    """
+    mode = check_compile(mode)
+    torch_mode = _TORCH_MODES_OFF_CUDA.get(mode, mode)
+    if mode == "none":
+        return None
+    if str(device).startswith("cuda"):
+        return mode
+    if mode == "reduce-overhead":
+        logger.warning(
+            "image.compile=reduce-overhead means CUDA graphs, which need a CUDA device; on %s "
+            "it compiles as image.compile=default instead",
+            device,
+        )
+    return torch_mode
+
+
+# What each image.compile mode becomes off CUDA (no CUDA graphs there).
+_TORCH_MODES_OFF_CUDA = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+
+
+def compile_pipeline(pipe: DiffusionPipeline, mode: str | None, device: str = "cpu") -> list[str]:
+    """Apply ``image.compile`` to ``pipe`` in place: ``torch.compile`` the UNet and the VAE
+    decoder (see ``CompiledForward``). Nothing is compiled yet; the first call does it.
+
+    Parameters
+    ----------
+    pipe: a loaded pipeline, already on ``device`` (call after ``apply_speedups``).
+    mode: a value of ``COMPILE_MODES`` ("none" or None: do nothing).
+    device: the pipeline's device. On CUDA the weights also go channels_last (Inductor's
+        convolution kernels prefer NHWC).
+
+    Returns
+    -------
+    What was applied, e.g. ``["channels_last", "compile:max-autotune"]``; empty when off, or
+    when ``torch.compile`` itself failed (logged as a warning; the pipeline runs eager).
+    """
+    import torch
+
+    name = check_compile(mode)
+    torch_mode = torch_compile_mode(name, device)
+    if torch_mode is None:
+        return []
+    targets = _compile_targets(pipe)
+    offloaded = [n for n, m in targets if hasattr(m, "_hf_hook")]
+    if offloaded:
+        # Offload hooks move weights on every call, which defeats static guards and CUDA graphs.
+        logger.warning(
+            "image.compile=%s is skipped because image.cpu_offload is on (%s moved by offload "
+            "hooks); set cpu_offload: none to compile",
+            name,
+            ", ".join(offloaded),
+        )
+        return []
+    applied: list[str] = []
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        for module in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
+        applied.append("channels_last")
+        processors = {type(p).__name__ for p in getattr(pipe.unet, "attn_processors", {}).values()}
+        if processors and processors != {"AttnProcessor2_0"}:
+            logger.info(
+                "image.compile on CUDA works best with SDPA attention (image.attention: sdpa); "
+                "the UNet uses %s",
+                ", ".join(sorted(processors)),
+            )
+    wrapped: list[CompiledForward] = []
+    for label, module in targets:
+        previous = module.__dict__.get("forward")
+        if isinstance(previous, CompiledForward):  # compiled already: keep that one
+            wrapped.append(previous)
+            continue
+        eager = previous if previous is not None else module.forward
+        try:
+            # Static shapes: dynamic kernels are slower, and CUDA graphs need fixed shapes.
+            compiled = torch.compile(eager, mode=torch_mode, dynamic=False, fullgraph=False)
+        except Exception as error:  # e.g. an unsupported Python or platform
+            for done in wrapped:
+                done.detach()
+            logger.warning(
+                "Setting `image.compile: %s` could not be applied (%s: %s); the image model "
+                "runs eager. Set image.compile to none to skip the attempt.",
+                name,
+                type(error).__name__,
+                str(error).strip().splitlines()[0][:300] if str(error).strip() else "",
+            )
+            return applied  # channels_last (CUDA) stays: it helps eager too
+        forward = CompiledForward(module, label, name, compiled, previous)
+        forward.attach()
+        wrapped.append(forward)
+    applied.append(f"compile:{name}")
+    logger.info(
+        "image.compile=%s (torch mode %s) on %s: %s compile on first use (the warm-up); each "
+        "new image size, batch or prompt length compiles once more, up to "
+        "torch._dynamo.config.recompile_limit=%s shapes",
+        name,
+        torch_mode,
+        device,
+        " and ".join(label for label, _ in targets),
+        _recompile_limit(),
+    )
+    return applied
+
+
+def remove_compile(pipe: DiffusionPipeline) -> list[CompiledForward]:
+    """Put the eager ``forward`` back on the compiled modules of ``pipe`` (benchmark).
+
+    Returns
+    -------
+    The detached wrappers; ``attach()`` each to compile again without recompiling.
+    """
+    detached = []
+    for _, module in _compile_targets(pipe):
+        forward = module.__dict__.get("forward")
+        if isinstance(forward, CompiledForward):
+            forward.detach()
+            detached.append(forward)
+    return detached
