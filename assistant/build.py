@@ -67,6 +67,7 @@ def build_image_engine(config: Config, device: str):
         inpaint_model=im.inpaint_model,
         upscaler_model=im.upscaler_model,
         pix2pix_model=im.pix2pix_model,
+        depth_model=im.depth_model,
         controlnet_models=im.controlnet_models or None,
         safety_checker=im.safety_checker,
         watermark=im.watermark,

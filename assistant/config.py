@@ -63,6 +63,7 @@ class ImageConfig(_Section):
     inpaint_model: str | None = None
     upscaler_model: str | None = None
     pix2pix_model: str | None = None
+    depth_model: str | None = None  # depth2img checkpoint (hub id / folder) or "random"
     controlnet_models: dict[str, str] = {}
     safety_checker: str | None = None
     watermark: bool | str = False

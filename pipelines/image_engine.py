@@ -1,11 +1,11 @@
 """The image engine: every image operation on one shared Stable Diffusion pipeline.
 
 One loaded text-to-image pipeline holds the weights; image-to-image, inpainting,
-outpainting, variations, InstructPix2Pix and ControlNet are derived from it with
+outpainting, variations, InstructPix2Pix, depth2img and ControlNet are derived from it with
 ``from_pipe`` (same UNet, VAE and text encoder objects, no second copy). Task models
-(an inpainting or InstructPix2Pix UNet, ControlNets, an upscaler) load lazily, only when
-configured and first used. Each call validates its request up front, draws all noise from a CPU
-``torch.Generator`` (a seed gives the same image on any device), streams
+(an inpainting, InstructPix2Pix or depth UNet, ControlNets, an upscaler) load lazily, only
+when configured and first used. Each call validates its request up front, draws all noise
+from a CPU ``torch.Generator`` (a seed gives the same image on any device), streams
 progress with a cheap latent preview, and honours cancel within one step.
 """
 
@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pipelines import masks
 from pipelines.errors import ImageError
@@ -64,6 +66,7 @@ OPERATIONS = (
     "variation",
     "upscale",
     "instruct_edit",
+    "depth",
     "controlnet",
 )
 # Fixed 4x3 projection from SD 1.x/2.x latent channels to RGB (the community "cheap
@@ -207,6 +210,9 @@ class ImageEngine:
         None upscales with a Lanczos resampler.
     pix2pix_model: an InstructPix2Pix checkpoint (8-channel UNet). None makes
         ``instruct_edit`` fall back to img2img.
+    depth_model: a depth2img checkpoint (5-channel UNet + DPT estimator, e.g.
+        ``stabilityai/stable-diffusion-2-depth``), ``random`` (placeholder) or a loaded
+        ``StableDiffusionDepth2ImgPipeline``. None makes ``depth_edit`` fall back to img2img.
     controlnet_models: condition name ("canny", "depth", ...) -> ControlNet id/path/model.
     safety_checker: None (off), a safety-checker id or folder (e.g.
         ``CompVis/stable-diffusion-safety-checker``, loaded on first use) or a checker object
@@ -225,6 +231,7 @@ class ImageEngine:
         inpaint_model: Any = None,
         upscaler_model: Any = None,
         pix2pix_model: Any = None,
+        depth_model: Any = None,
         controlnet_models: dict[str, Any] | None = None,
         safety_checker: Any = None,
         watermark: bool | str | bytes = False,
@@ -241,6 +248,7 @@ class ImageEngine:
         self.inpaint_model = inpaint_model
         self.upscaler_model = upscaler_model
         self.pix2pix_model = pix2pix_model
+        self.depth_model = depth_model
         self.controlnet_models = dict(controlnet_models or {})
         self.safety_checker = safety_checker  # setting; resolved to a checker on first use
         self.watermark = watermark_payload(watermark)  # bytes, or None when off
@@ -249,6 +257,7 @@ class ImageEngine:
         # Derived and task pipelines, built on first use.
         self._inpaint_pipe: DiffusionPipeline | None = None
         self._pix2pix_pipe: DiffusionPipeline | None = None
+        self._depth_pipe: DiffusionPipeline | None = None
         self._upscaler_pipe: DiffusionPipeline | None = None
         self._controlnet_pipes: dict[str, DiffusionPipeline] = {}
         self._lock = threading.Lock()  # one denoising run at a time
@@ -263,6 +272,7 @@ class ImageEngine:
         inpaint_model: Any = None,
         upscaler_model: Any = None,
         pix2pix_model: Any = None,
+        depth_model: Any = None,
         controlnet_models: dict[str, Any] | None = None,
         safety_checker: Any = None,
         watermark: bool | str | bytes = False,
@@ -278,6 +288,7 @@ class ImageEngine:
             inpaint_model=inpaint_model,
             upscaler_model=upscaler_model,
             pix2pix_model=pix2pix_model,
+            depth_model=depth_model,
             controlnet_models=controlnet_models,
             safety_checker=safety_checker,
             watermark=watermark,
@@ -566,7 +577,7 @@ class ImageEngine:
         # 3. Inpaint the new area and blend the seam.
         return self._repaint(params, canvas, hard, alpha, strength, on_progress, cancel)
 
-    # -- instruct edit, ControlNet, upscale --------------------------------------------------
+    # -- instruct edit, depth, ControlNet, upscale -------------------------------------------
 
     def instruct_edit(
         self,
@@ -639,6 +650,91 @@ class ImageEngine:
         )
         call = {"image": _resize(rgb, (width, height)), "image_guidance_scale": image_guidance}
         return self._run(pipe, params, call, on_progress, cancel)
+
+    def depth_edit(
+        self,
+        request: ImageRequest,
+        image: Image.Image,
+        on_progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        depth_map: Any = None,
+    ) -> ImageResult:
+        """Redraw ``image`` on ``request.prompt`` while keeping its depth (what is near, what far).
+
+        With ``depth_model`` configured this runs depth2img: the picture's depth map (from the
+        DPT estimator, or ``depth_map``) conditions every step, so the layout holds even at a
+        high ``request.strength``. Otherwise plain img2img at ``request.strength``.
+
+        Parameters
+        ----------
+        request: prompt and settings; width/height are ignored (the image sets the size).
+            depth2img only: steps left out become at least 10 and guidance 7.5 (depth models
+            are not distilled).
+        image: the picture to redraw, 64..2048 px a side.
+        on_progress, cancel: as for ``generate``.
+        depth_map: the picture's depth at its size, a numpy array (h, w) or a PIL image,
+            larger = nearer (``pipelines.depth.prepare_depth_map``); skips the estimator.
+            None estimates it. Checked even when no depth model is configured.
+
+        Returns
+        -------
+        The image (same size as ``image``) and its parameters: ``edit_path`` "depth2img"
+        (``operation`` "depth", ``depth_source`` "estimator" or "given", ``depth_model``) or
+        "img2img-fallback" (``operation`` "img2img", what actually ran, with
+        ``requested_operation`` "depth").
+        """
+        from pipelines import depth
+
+        # 1. Check inputs, the depth map too, so a bad request fails the same on either path.
+        check_request(request, "depth")
+        rgb = _check_image(image, "image")
+        given = None if depth_map is None else depth.prepare_depth_map(depth_map, rgb.size)
+        size = _work_size(rgb.size)
+        strength = float(request.strength)
+        call = {"image": _resize(rgb, size), "strength": strength}
+
+        def back_to_size(out: Image.Image) -> Image.Image:  # work size -> the input's size
+            return _resize(out, rgb.size)
+
+        # 2. Without a depth model: img2img on the prompt. The node records what ran
+        #    ("img2img"); edit_path says why.
+        if self.depth_model is None:
+            if given is not None:
+                logger.info("depth: no `image.depth_model` configured; the depth map is unused")
+            params = self._base_params(request, "img2img")
+            self._fit_steps(params, strength)
+            params.update(
+                width=rgb.width,
+                height=rgb.height,
+                strength=strength,
+                requested_operation="depth",
+                edit_path="img2img-fallback",
+            )
+            return self._run(
+                self.img2img_pipe, params, call, on_progress, cancel, finish=back_to_size
+            )
+        # 3. depth2img, derived from the base pipeline (its VAE and text encoder, shared).
+        pipe = self._get_depth_pipe()
+        params = self._base_params(request, "depth")
+        if request.steps is None:
+            params["steps"] = max(params["steps"], depth.DEPTH_MIN_STEPS)
+        if request.guidance is None:
+            params["guidance"] = depth.DEPTH_GUIDANCE
+        self._fit_steps(params, strength)
+        params.update(
+            width=rgb.width,
+            height=rgb.height,
+            strength=strength,
+            edit_path="depth2img",
+            depth_source="estimator" if given is None else "given",
+            depth_model=_label(self.depth_model),
+        )
+        if depth.is_random(self.depth_model):
+            params["placeholder"] = True  # random depth weights: noise even on a real base
+        if given is not None:
+            call["depth_map"] = given
+        return self._run(pipe, params, call, on_progress, cancel, finish=back_to_size)
 
     def controlnet(
         self,
@@ -838,6 +934,7 @@ class ImageEngine:
     def _derived_pipes(self) -> list:
         """The base pipeline and every pipeline sharing its weights (not the upscaler)."""
         pipes = [self.pipe, self.img2img_pipe, self._inpaint_pipe, self._pix2pix_pipe]
+        pipes.append(self._depth_pipe)
         pipes += list(self._controlnet_pipes.values())
         return [p for p in pipes if p is not None]
 
@@ -876,6 +973,17 @@ class ImageEngine:
                 unet = load_unet(self.pix2pix_model, "image.pix2pix_model", self.pipe, 8)
                 self._pix2pix_pipe = self._derive(StableDiffusionInstructPix2PixPipeline, unet=unet)
             return self._pix2pix_pipe
+
+    def _get_depth_pipe(self) -> DiffusionPipeline:
+        with self._load_lock:
+            if self._depth_pipe is None:
+                from diffusers import StableDiffusionDepth2ImgPipeline
+
+                from pipelines.depth import load_depth_parts
+
+                parts = load_depth_parts(self.depth_model, self.pipe)
+                self._depth_pipe = self._derive(StableDiffusionDepth2ImgPipeline, **parts)
+            return self._depth_pipe
 
     def _get_controlnet_pipe(self, condition: str) -> DiffusionPipeline:
         with self._load_lock:
@@ -1092,16 +1200,25 @@ class ImageEngine:
             start = time.perf_counter()
             tiled_here = self._auto_tiling(pipe, params)
             try:
-                output = pipe(
-                    **self._encode(pipe, params),
-                    num_inference_steps=params["steps"],
-                    guidance_scale=params["guidance"],
-                    # CPU generator: the same seed gives the same noise on any device.
-                    generator=torch.Generator(device="cpu").manual_seed(params["seed"]),
-                    output_type="pil",
-                    **callbacks,
-                    **call,
-                )
+                # NaN latents would be cast to a garbage picture with only a warning; raise.
+                with np.errstate(invalid="raise"):
+                    output = pipe(
+                        **self._encode(pipe, params),
+                        num_inference_steps=params["steps"],
+                        guidance_scale=params["guidance"],
+                        # CPU generator: the same seed gives the same noise on any device.
+                        generator=torch.Generator(device="cpu").manual_seed(params["seed"]),
+                        output_type="pil",
+                        **callbacks,
+                        **call,
+                    )
+            except FloatingPointError as e:
+                raise ImageError(
+                    "image-failed",
+                    f"The {params['operation']} model produced invalid numbers (NaN) instead of a "
+                    "picture. In float16 this is the known VAE overflow: set image.dtype to "
+                    "float32, or use a VAE fixed for float16.",
+                ) from e
             except _Cancelled:
                 logger.info("Image %s cancelled", params["operation"])
                 raise ImageError("image-cancelled", "The image was cancelled.") from None
