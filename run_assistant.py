@@ -63,10 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="turn",
-        choices=["turn", "rewrite", "image", "asr"],
+        choices=["turn", "rewrite", "image", "asr", "translate"],
         help="turn: one spoken turn by stage; rewrite: rules vs LLM on casual "
         "requests; image: the image engine vs plain diffusers; asr: word error rate of each "
-        "ASR backend on two synthetic voices",
+        "ASR backend on two synthetic voices; translate: typed requests in other languages "
+        "through the LLM",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     bench.add_argument(
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.rewrite import run_rewrite_bench
 
             return run_rewrite_bench(config)
+        if args.what == "translate":
+            from benchmarks.translate import run_translate_bench
+
+            return run_translate_bench(config)
         if args.what == "asr":
             from benchmarks.asr import run_asr_bench
 

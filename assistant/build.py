@@ -13,6 +13,7 @@ from assistant.planner import LLMPlanner
 from assistant.pool import ModelPool
 from assistant.rewrite import PromptRewriter, RuleRewriter
 from assistant.store import SessionStore
+from assistant.translate import LLMTranslator
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,11 @@ def build_controller(
         planner=LLMPlanner(rewriter.llm.complete)
         if config.rewrite.plan_with_llm and rewriter.llm is not None
         else None,
+        translator=LLMTranslator(rewriter.llm.complete)
+        if config.rewrite.translate_with_llm and rewriter.llm is not None
+        else None,
+        reply_language=config.reply_language,
+        language_voices=config.tts.language_voices,
     )
     return controller, report
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 ENV_PREFIX = "ASSISTANT__"  # ASSISTANT__IMAGE__STEPS=2 sets image.steps
@@ -47,6 +47,7 @@ class RewriteConfig(_Section):
     default_negative: list[str] = ["blurry", "low quality", "deformed", "watermark", "text"]
     raw: bool = False
     plan_with_llm: bool = False  # ask the LLM what open requests mean (validated JSON)
+    translate_with_llm: bool = False  # typed requests in other languages → English (validated)
     styles: dict[str, StylePreset] = {}
 
 
@@ -81,6 +82,7 @@ class TtsConfig(_Section):
     voice: str | None = None
     speed: float = Field(1.0, gt=0.2, le=4.0)
     enabled: bool = True
+    language_voices: dict[str, str] = {}  # reply language → voice ("espeak:de", "piper:<onnx>")
 
 
 class VoiceConfig(_Section):
@@ -111,6 +113,7 @@ class Config(_Section):
     data_dir: Path = Path("~/.cache/voice-image-assistant")
     output_dir: Path = Path("outputs")
     warm_up: bool = True
+    reply_language: str = "auto"  # "auto" answers in the person's language; or a fixed code
     torch_threads: int | None = Field(None, ge=1, le=256)
     asr: AsrConfig = AsrConfig()
     rewrite: RewriteConfig = RewriteConfig()
@@ -118,6 +121,15 @@ class Config(_Section):
     tts: TtsConfig = TtsConfig()
     voice: VoiceConfig = VoiceConfig()
     ui: UiConfig = UiConfig()
+
+    @field_validator("reply_language")
+    @classmethod
+    def _known_reply_language(cls, value: str) -> str:
+        from assistant.i18n import reply_languages  # noqa: PLC0415
+
+        if value != "auto" and value not in reply_languages():
+            raise ValueError(f"use auto or one of {', '.join(reply_languages())}")
+        return value
 
     @property
     def cache_dir(self) -> Path:

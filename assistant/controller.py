@@ -23,6 +23,8 @@ import numpy as np
 
 from assistant.errors import AssistantError
 from assistant.events import Event, EventType
+from assistant.i18n import N_, SOURCE_LANGUAGE, reply_languages, t
+from assistant.language import MIN_WORDS, detect_language
 from assistant.plan import IMAGE_INTENTS, Intent, Plan
 from assistant.replies import command_reply, error_reply, image_reply, saved_reply
 from assistant.rewrite import PromptRewriter
@@ -30,6 +32,11 @@ from assistant.state import DialogueState, Exchange, ImageNode
 from assistant.understand import MAX_REQUEST_CHARS, understand
 
 logger = logging.getLogger(__name__)
+
+TYPED_NEEDS_ENGLISH = N_(
+    "I can only read typed requests in English so far. Say it out loud and I'll translate it, "
+    "or type it in English."
+)
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Session:
     told_placeholder: bool = False
     # Per-session choices from a settings panel: ImageDefaults fields, and "raw" (no rewriting).
     settings: dict[str, Any] = field(default_factory=dict)
+    language: str = SOURCE_LANGUAGE  # what the person last spoke or typed: replies follow it
 
 
 class Controller:
@@ -84,6 +92,12 @@ class Controller:
     write_wav: writes reply audio (``voice.audio.write_wav``).
     image_models, voices: ``assistant.pool.ModelPool`` of other image models / voices a
         session may choose (settings "image_model" / "voice"), loaded on first use.
+    translator: turns a typed request in another language into English
+        (``assistant.translate.LLMTranslator``), or None: such requests are refused, in the
+        person's language, with the way that does work (speaking it).
+    reply_language: ``"auto"`` (answer in the person's language) or a fixed ISO code.
+    language_voices: the voice (a ``voices`` key such as ``espeak:de``) for replies in each
+        language; a language not listed gets espeak-ng's voice for it.
     """
 
     def __init__(
@@ -100,6 +114,9 @@ class Controller:
         image_models: Any = None,
         voices: Any = None,
         planner: Any = None,
+        translator: Callable[[str, str], Any] | None = None,
+        reply_language: str = "auto",
+        language_voices: dict[str, str] | None = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -113,6 +130,9 @@ class Controller:
         self.image_models = image_models
         self.voices = voices
         self.planner = planner  # assistant.planner.LLMPlanner for open requests, or None
+        self.translator = translator
+        self.reply_language = reply_language
+        self.language_voices = dict(language_voices or {})
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
@@ -122,8 +142,14 @@ class Controller:
         return self.image_engine
 
     def voice_for(self, session: Session) -> Any:
-        """The TTS engine this session chose, else the default (None: text replies only)."""
+        """The TTS engine for this session's next reply (None: text replies only).
+
+        A voice the session chose wins; otherwise a reply in another language gets a voice that
+        speaks it (the packaged Piper voice is English-only), else the default.
+        """
         choice = session.settings.get("voice")
+        if not choice and session.language != SOURCE_LANGUAGE and self.tts is not None:
+            choice = self.language_voices.get(session.language, f"espeak:{session.language}")
         if choice and self.voices is not None:
             return self.voices.get(choice)
         return self.tts
@@ -149,6 +175,7 @@ class Controller:
             id=session_id,
             turns=extra.get("turns", 0),
             told_placeholder=extra.get("told_placeholder", False),
+            language=extra.get("language", SOURCE_LANGUAGE),
         )
 
     def _persist(self, session: Session, node: ImageNode | None = None) -> None:
@@ -158,6 +185,7 @@ class Controller:
             "turns": session.turns,
             "told_placeholder": session.told_placeholder,
             "settings": session.settings,
+            "language": session.language,
         }
         if node is not None:
             self.store.add_node(session.id, session.folder, session.state, node, extra)
@@ -183,29 +211,32 @@ class Controller:
         )
         ok, code, reply, said = True, None, None, user_input.text or ""
         try:
-            text = said = yield from self._hear(user_input)
+            text, said = yield from self._hear(session, user_input)
             if user_input.image is not None:
                 yield from self._adopt_upload(session, user_input.image, text)
             plan = self._plan(text, session, has_mask=user_input.mask is not None)
             yield Event(EventType.PLAN, plan.model_dump(mode="json"))
-            reply = yield from self._act(session, plan, cancel, user_input.mask)
+            reply = yield from self._act(session, plan, cancel, user_input.mask, said)
         except AssistantError as e:
             ok, code = False, e.code
-            reply = error_reply(e.code, e.message)
+            reply = error_reply(e.code, e.message, session.language)
             yield Event(EventType.ERROR, {"code": e.code, "message": e.message})
         except Exception as e:  # a stage's own error type, or a bug: the session survives
             code = getattr(e, "code", "internal-error")
             message = getattr(e, "message", None) or f"Something went wrong: {e}"
             if code == "internal-error":
                 logger.exception("Turn %s of session %s failed", turn, session.id)
-            ok, reply = False, error_reply(code, message)
+            ok, reply = False, error_reply(code, message, session.language)
             yield Event(EventType.ERROR, {"code": code, "message": message})
         expects_answer = "?" in reply  # a question or an offer: the microphone reopens
         session.state.history.append(
             Exchange(user=said, reply=reply, node_id=session.state.focus_id)
         )
         self._persist(session)
-        yield Event(EventType.REPLY, {"text": reply, "expects_answer": expects_answer})
+        yield Event(
+            EventType.REPLY,
+            {"text": reply, "expects_answer": expects_answer, "language": session.language},
+        )
         yield from self._speak(session, turn, reply)
         yield Event(
             EventType.TURN_END,
@@ -213,9 +244,11 @@ class Controller:
         )
 
     # --- stages ----------------------------------------------------------------------
-    def _hear(self, user_input: UserInput) -> Iterator[Event]:
+    def _hear(self, session: Session, user_input: UserInput) -> Iterator[Event]:
+        """(the request as English text, as the person said it); sets the reply language."""
         if user_input.audio is None:
-            return self._check_text(user_input.text)
+            text = self._check_text(user_input.text)
+            return (yield from self._read_typed(session, text)), text
         if self.asr is None:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
         yield Event(EventType.ASR_START, {})
@@ -223,6 +256,8 @@ class Controller:
         if heard.language not in ("en", "", None):
             # Prompts are English: Whisper's translate task turns other languages into it.
             transcript = self.asr.transcribe(user_input.audio, task="translate")
+        if heard.language:
+            self._set_language(session, heard.language)
         yield Event(
             EventType.ASR_END,
             {
@@ -235,14 +270,44 @@ class Controller:
                 "seconds": round(transcript.elapsed_s, 3),
             },
         )
-        return self._check_text(transcript.text)
+        return self._check_text(transcript.text), heard.text or transcript.text
+
+    def _set_language(self, session: Session, language: str) -> None:
+        if self.reply_language != "auto":
+            session.language = self.reply_language
+        else:  # a language without a catalog is answered in English
+            session.language = language if language in reply_languages() else SOURCE_LANGUAGE
+
+    def _read_typed(self, session: Session, text: str) -> Iterator[Event]:
+        """English for a typed request: as it is, or translated, or a refusal that says why."""
+        detected = detect_language(text, context=session.language)
+        if detected.language == SOURCE_LANGUAGE:
+            if len(text.split()) >= MIN_WORDS:  # "ok" or "undo" keep the language of the talk
+                self._set_language(session, SOURCE_LANGUAGE)
+            return text
+        self._set_language(session, detected.language)
+        if self.translator is None:
+            raise AssistantError("language-unsupported", t(session.language, TYPED_NEEDS_ENGLISH))
+        translation = self.translator(text, detected.language)
+        yield Event(
+            EventType.TRANSLATION,
+            {
+                "text": translation.text,
+                "source_text": text,
+                "language": detected.language,
+                "confidence": detected.confidence,
+                "via": translation.via,
+                "seconds": translation.seconds,
+            },
+        )
+        return self._check_text(translation.text)
 
     @staticmethod
     def _check_text(text: str | None) -> str:
         text = (text or "").strip()
         if not text:
             raise AssistantError(
-                "input-invalid", "The request is empty. Type or say what you'd like me to draw."
+                "input-invalid", N_("The request is empty. Type or say what you'd like me to draw.")
             )
         if len(text) > MAX_REQUEST_CHARS:
             raise AssistantError(
@@ -270,38 +335,46 @@ class Controller:
         return plan
 
     def _act(
-        self, session: Session, plan: Plan, cancel: threading.Event, mask: Any = None
+        self,
+        session: Session,
+        plan: Plan,
+        cancel: threading.Event,
+        mask: Any = None,
+        said: str | None = None,
     ) -> Iterator[Event]:
         state = session.state
+        lang = session.language
         if plan.intent in IMAGE_INTENTS:
             for _ in range(plan.count):
                 node = yield from self._make_image(session, plan, cancel, mask)
             first = node.placeholder and not session.told_placeholder
             session.told_placeholder = session.told_placeholder or node.placeholder
-            return image_reply(plan, node, first)
+            return image_reply(plan, node, first, lang, said)
         if plan.intent == Intent.SELECT:
             node = state.select(plan.target_id)
             yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
-            return command_reply(plan, node)
+            return command_reply(plan, node, lang)
         if plan.intent == Intent.SAVE:
             if not state.nodes or self.store is None:
-                raise AssistantError("no-image", "There's nothing to save yet.")
+                raise AssistantError("no-image", N_("There's nothing to save yet."))
             stamp = time.strftime("%Y%m%d-%H%M%S")
             folder = self.store.export(
                 session.id, self.output_dir / "exports" / f"{session.id}-{stamp}"
             )
-            return saved_reply(str(folder), len(state.nodes))
+            return saved_reply(str(folder), len(state.nodes), lang)
         if plan.intent in (Intent.UNDO, Intent.REDO):
             try:
                 node = state.undo() if plan.intent == Intent.UNDO else state.redo()
             except LookupError as e:
                 raise AssistantError(
                     "nothing-to-undo",
-                    f"There's nothing to {plan.intent.value}. Ask me to draw something first.",
+                    N_("There's nothing to undo. Ask me to draw something first.")
+                    if plan.intent == Intent.UNDO
+                    else N_("There's nothing to redo. Ask me to draw something first."),
                 ) from e
             yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
-            return command_reply(plan, node)
-        return command_reply(plan, state.current)
+            return command_reply(plan, node, lang)
+        return command_reply(plan, state.current, lang)
 
     def _make_image(
         self, session: Session, plan: Plan, cancel: threading.Event, mask: Any = None
@@ -391,6 +464,12 @@ class Controller:
             case "upscale":
                 method, args = "upscale", (init,)
                 kw.update(factor=plan.factor or 2, request=request)
+            case "controlnet" if "canny" in getattr(engine, "controlnet_models", {}):
+                method, args = "controlnet", (request, init, "canny")
+            case "depth" | "controlnet" if hasattr(engine, "depth_edit"):
+                # Without a canny ControlNet, outlines are kept as well as depth can keep them;
+                # without a depth model the engine itself falls back to img2img, and says so.
+                method, args = "depth_edit", (request, init)
             case _ if plan.intent == Intent.EDIT and hasattr(engine, "instruct_edit"):
                 method, args = "instruct_edit", (request, init, plan.request)
             case _:

@@ -9,6 +9,8 @@ ERROR_CODES: dict[str, str] = {
     "audio-too-long": "the recording is longer than asr.max_seconds",
     "asr-no-speech": "the audio held no speech (silence, noise, or a known hallucination)",
     "asr-failed": "speech recognition failed",
+    "language-unsupported": "a typed request in another language, and no translator is set up",
+    "translation-failed": "a typed request in another language could not be translated",
     "rewrite-invalid": "the prompt rewriter produced nothing usable",
     "model-missing": "a configured model could not be found or loaded",
     "no-image": "the request needs a current image and there is none yet",

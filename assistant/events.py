@@ -12,6 +12,7 @@ class EventType(StrEnum):
     TURN_START = "turn.start"
     ASR_START = "asr.start"
     ASR_END = "asr.end"
+    TRANSLATION = "translation"  # a typed request in another language, and its English
     PLAN = "plan"
     IMAGE_START = "image.start"
     IMAGE_PROGRESS = "image.progress"

@@ -132,11 +132,14 @@ class PromptLLM:
                 # Small models loop ("cozy, cozy, ..."); forbid repeated n-grams.
                 no_repeat_ngram_size=no_repeat_ngram_size,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stop_strings=["\n"],  # one line, then stop: saves seconds on a CPU
+                # One line, then stop: saves seconds on a CPU. Gemma's converted tokenizer does
+                # not mark <start_of_image> special, and the base model emits it to end a text.
+                stop_strings=["\n", "<start_of_image>"],
                 tokenizer=self.tokenizer,
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        return self.tokenizer.decode(new_tokens, skip_special_tokens=True).split("\n", 1)[0]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return text.split("\n", 1)[0].split("<start_of_image>", 1)[0]
 
     def __call__(self, subject: str) -> str:
         addition = self.complete(FEW_SHOT.format(subject=subject)).strip(" ,")

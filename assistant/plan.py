@@ -51,7 +51,9 @@ class Plan(BaseModel):
     request: str = Field(description="what the person said, as transcribed or typed")
     prompt: str = ""
     negative_prompt: str = ""
-    operation: str | None = Field(None, description="generate | img2img")
+    operation: str | None = Field(
+        None, description="generate | img2img | depth | controlnet | inpaint | outpaint | upscale"
+    )
     target_id: str | None = Field(None, description="the image an edit starts from")
     strength: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, description="a fixed seed, or None for the configured one")

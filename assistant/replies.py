@@ -1,21 +1,35 @@
-"""Short, spoken-friendly replies: say what was done, offer the next step."""
+"""Short, spoken-friendly replies: say what was done, offer the next step.
+
+Every sentence is English in the code and goes through ``t(lang, ...)``, so the reply follows
+the language the person used (catalogs in ``assistant/locales``).
+"""
 
 from __future__ import annotations
 
 from assistant.errors import ERROR_CODES
+from assistant.i18n import N_, SOURCE_LANGUAGE, has_translation, t
+from assistant.language import subject_in
 from assistant.plan import Intent, Plan
 from assistant.rewrite import split_negatives, subject_of
 from assistant.state import ImageNode
 
-HELP_TEXT = (
+HELP_TEXT = N_(
     "Tell me what to draw, like: draw a lighthouse on a cliff at night. Then change it: "
     "make it darker. Say undo to go back, again for a new version, or ask what prompt I used."
 )
 
-PLACEHOLDER_NOTE = (
+PLACEHOLDER_NOTE = N_(
     "This picture is a placeholder, because no real Stable Diffusion model is set up. "
     "Set image.model to a model folder or a hub id for real pictures."
 )
+
+_OUTPAINT_WHERE = {
+    "all": N_("on every side"),
+    "left": N_("to the left"),
+    "right": N_("to the right"),
+    "up": N_("upwards"),
+    "down": N_("downwards"),
+}
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -23,87 +37,138 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def image_reply(plan: Plan, node: ImageNode, first_placeholder: bool) -> str:
-    """What to say once an image is ready."""
-    if plan.intent == Intent.EDIT:
-        text = "Done, I've changed it. Want another change, or undo?"
+def image_reply(
+    plan: Plan,
+    node: ImageNode,
+    first_placeholder: bool,
+    lang: str = SOURCE_LANGUAGE,
+    said: str | None = None,
+) -> str:
+    """What to say once an image is ready.
+
+    ``said`` is the request as the person typed or spoke it: replies in another language name
+    the picture in their words, not in the English of the prompt.
+    """
+    if plan.intent == Intent.EDIT and plan.operation in ("depth", "controlnet"):
+        if node.operation in ("depth", "controlnet"):
+            text = t(
+                lang, "Done, I kept its shapes and changed the rest. Want another change, or undo?"
+            )
+        else:  # the engine fell back to img2img: say so rather than promise the shapes held
+            text = t(
+                lang,
+                "Done, I've changed it, but the shapes may have moved: no depth model is set up "
+                "(image.depth_model). Want another change, or undo?",
+            )
+    elif plan.intent == Intent.EDIT:
+        text = t(lang, "Done, I've changed it. Want another change, or undo?")
     elif plan.intent == Intent.AGAIN:
-        text = "Here's another version. Like this one better?"
+        text = t(lang, "Here's another version. Like this one better?")
     elif plan.intent == Intent.VARIATIONS:
-        text = f"Here are {plan.count} more versions. Say the first one, or the last one, to pick."
+        text = t(
+            lang,
+            "Here are {count} more versions. Say the first one, or the last one, to pick.",
+            count=plan.count,
+        )
     elif plan.intent == Intent.STYLE:
-        text = f"Here it is as {plan.style}. Another style, or undo?"
+        text = t(lang, "Here it is as {style}. Another style, or undo?", style=plan.style)
     elif plan.intent == Intent.INPAINT:
-        text = "I repainted the area you marked. Keep it, or undo?"
+        text = t(lang, "I repainted the area you marked. Keep it, or undo?")
     elif plan.intent == Intent.OUTPAINT:
-        where = "on every side" if plan.direction == "all" else f"to the {plan.direction}"
-        if plan.direction in ("up", "down"):
-            where = f"{plan.direction}wards"
-        text = f"I extended it {where}, now {node.width} by {node.height}. More?"
+        where = t(lang, _OUTPAINT_WHERE.get(plan.direction or "all", _OUTPAINT_WHERE["all"]))
+        text = t(
+            lang,
+            "I extended it {where}, now {width} by {height}. More?",
+            where=where,
+            width=node.width,
+            height=node.height,
+        )
     elif plan.intent == Intent.UPSCALE:
-        text = f"Here it is at {node.width} by {node.height} pixels."
+        text = t(
+            lang, "Here it is at {width} by {height} pixels.", width=node.width, height=node.height
+        )
     elif plan.intent == Intent.SAME_SEED:
-        text = f"Same seed, new prompt: {_short(plan.prompt, 60)}. Better?"
+        text = t(lang, "Same seed, new prompt: {prompt}. Better?", prompt=_short(plan.prompt, 60))
     else:
-        wanted, _ = split_negatives(plan.request)
-        text = f"Here's {_short(subject_of(wanted))}. Want me to change anything?"
+        if lang != SOURCE_LANGUAGE and said:
+            subject = _short(subject_in(said, lang))
+        else:
+            subject = _short(subject_of(split_negatives(plan.request)[0]))
+        text = t(lang, "Here's {subject}. Want me to change anything?", subject=subject)
     if node.placeholder and first_placeholder:
-        text += " " + PLACEHOLDER_NOTE
+        text += " " + t(lang, PLACEHOLDER_NOTE)
     return text
 
 
-def command_reply(plan: Plan, current: ImageNode | None) -> str:
+def command_reply(plan: Plan, current: ImageNode | None, lang: str = SOURCE_LANGUAGE) -> str:
     """What to say for a request that did not make a new image."""
     match plan.intent:
         case Intent.UNDO:
             return (
-                "Back to the previous picture."
+                t(lang, "Back to the previous picture.")
                 if current
-                else "Back to the start, no picture in view. What should I draw?"
+                else t(lang, "Back to the start, no picture in view. What should I draw?")
             )
         case Intent.REDO:
-            return "Forward again."
+            return t(lang, "Forward again.")
         case Intent.CANCEL:
-            return "Okay, never mind."
+            return t(lang, "Okay, never mind.")
         case Intent.SELECT:
-            return (
-                f"Back to {current.id}: {_short(subject_of(current.request), 60)}."
-                if current
-                else "Okay."
+            if current is None:
+                return t(lang, "Okay.")
+            return t(
+                lang,
+                "Back to {node}: {subject}.",
+                node=current.id,
+                subject=_short(subject_of(current.request), 60),
             )
         case Intent.CHITCHAT:
-            return chitchat_reply(plan.request)
+            return chitchat_reply(plan.request, lang)
         case Intent.HELP:
-            return HELP_TEXT
+            return t(lang, HELP_TEXT)
         case Intent.DESCRIBE:
             if current is None:
-                return "I haven't made a picture yet."
-            return (
-                f"I used the prompt: {current.prompt}. Seed {current.seed}, "
-                f"{current.steps} steps, guidance {current.guidance:g}."
+                return t(lang, "I haven't made a picture yet.")
+            return t(
+                lang,
+                "I used the prompt: {prompt}. Seed {seed}, {steps} steps, guidance {guidance}.",
+                prompt=current.prompt,
+                seed=current.seed,
+                steps=current.steps,
+                guidance=f"{current.guidance:g}",
             )
         case Intent.CLARIFY:
-            return plan.question or "Could you say that another way?"
-    return "Okay."
+            return t(lang, plan.question or N_("Could you say that another way?"))
+    return t(lang, "Okay.")
 
 
-def chitchat_reply(said: str) -> str:
+def chitchat_reply(said: str, lang: str = SOURCE_LANGUAGE) -> str:
     low = said.lower()
     if any(w in low for w in ("ignore", "disregard", "pretend", "act as", "you are now")):
-        return "I can only draw and change pictures. What should I draw?"
+        return t(lang, "I can only draw and change pictures. What should I draw?")
     if any(w in low for w in ("thank", "great", "cool", "nice", "awesome", "perfect", "love")):
-        return "Glad you like it! Want to change anything else?"
+        return t(lang, "Glad you like it! Want to change anything else?")
     if "who" in low or "what are you" in low:
-        return "I'm a drawing assistant. Tell me what to draw, and I'll make it."
-    return "Hi! Tell me what to draw, like a lighthouse on a cliff at night."
+        return t(lang, "I'm a drawing assistant. Tell me what to draw, and I'll make it.")
+    return t(lang, "Hi! Tell me what to draw, like a lighthouse on a cliff at night.")
 
 
-def saved_reply(folder: str, count: int) -> str:
-    return f"Saved {count} picture{'s' if count != 1 else ''} with their settings to {folder}."
+def saved_reply(folder: str, count: int, lang: str = SOURCE_LANGUAGE) -> str:
+    if count == 1:
+        return t(lang, "Saved 1 picture with its settings to {folder}.", folder=folder)
+    return t(
+        lang, "Saved {count} pictures with their settings to {folder}.", count=count, folder=folder
+    )
 
 
-def error_reply(code: str, message: str) -> str:
-    """The user-facing sentence for a failed turn: what went wrong and what to do."""
+def error_reply(code: str, message: str, lang: str = SOURCE_LANGUAGE) -> str:
+    """The user-facing sentence for a failed turn: what went wrong and what to do.
+
+    Messages that have a translation are said in the user's language; the detailed technical
+    ones (a model path, a setting to change) stay in English, where the settings are named.
+    """
     if code == "asr-no-speech":
-        return "I didn't hear anything. Could you say that again, a little closer?"
+        return t(lang, "I didn't hear anything. Could you say that again, a little closer?")
+    if message and has_translation(lang, message):
+        return t(lang, message)
     return message or ERROR_CODES.get(code, "Something went wrong.")

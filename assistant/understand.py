@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from assistant.i18n import N_
 from assistant.plan import Intent, Plan
 from assistant.planner import LLMPlan, LLMPlanner
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
@@ -164,6 +165,24 @@ _UPSCALE = re.compile(
 )
 
 # An utterance that starts like this changes the picture in focus rather than starting anew.
+# "keep the layout but make it winter": an edit that must hold the picture's structure. Shapes
+# and layout are kept through depth (depth2img); outlines through a canny ControlNet.
+_KEEP_STRUCTURE = re.compile(
+    r"\b(?:keep|keeping|same|preserve|preserving|don't change|do not change)\b[\w ]*?\b"
+    r"(?P<what>shapes?|layout|composition|structure|pose|outlines?|edges?|lines)\b"
+)
+_OUTLINE_WORDS = ("outline", "edge", "line")
+_JOINERS = re.compile(r"^(?:[\s,;.]|but\b|and\b|just\b|only\b)+|(?:[\s,;.]|but\b|and\b)+$")
+
+
+def _change_beside(said: str, keep: re.Match) -> str:
+    """The change asked for around "keep the layout": "keep the layout but make it winter" →
+    "make it winter" (the keep-clause is an instruction, not something to draw)."""
+    after = _JOINERS.sub("", said[keep.end() :])
+    before = _JOINERS.sub("", said[: keep.start()])
+    return after or before or said
+
+
 _EDIT_CUE = re.compile(
     r"^(?:make (?:it|this|that|the|him|her|them|everything)\b|make (?:it )?(?:more|less)\b|"
     r"(?:add|remove|change|turn|put|give (?:it|him|her|them)|replace|swap|paint the|color the|"
@@ -290,8 +309,9 @@ def understand(
             return Plan(
                 intent=Intent.CLARIFY,
                 request=text,
-                question="Which picture do you mean? Say the first one, the last one, "
-                "or describe it.",
+                question=N_(
+                    "Which picture do you mean? Say the first one, the last one, or describe it."
+                ),
             )
 
     if m := _SAME_SEED.match(said):
@@ -313,12 +333,35 @@ def understand(
         if llm_plan is not None:
             return _from_llm_plan(llm_plan, text, current, rewriter, style)
 
+    structure = _KEEP_STRUCTURE.search(said)
+    if structure and current is not None:
+        rewrite = rewriter.edit(
+            _change_beside(said, structure), current.prompt, current.negative_prompt
+        )
+        return Plan(
+            intent=Intent.EDIT,
+            request=text,
+            prompt=rewrite.prompt,
+            negative_prompt=rewrite.negative_prompt,
+            operation="controlnet"
+            if structure.group("what").startswith(_OUTLINE_WORDS)
+            else "depth",
+            target_id=current.id,
+            rewriter=rewrite.rewriter,
+        )
+
+    if (structure or _EDIT_CUE.match(said)) and current is None:
+        return Plan(
+            intent=Intent.CLARIFY,
+            request=text,
+            question=N_("There's no picture yet to change. What should I draw first?"),
+        )
     if _EDIT_CUE.match(said):
         if current is None:
             return Plan(
                 intent=Intent.CLARIFY,
                 request=text,
-                question="There's no picture yet to change. What should I draw first?",
+                question=N_("There's no picture yet to change. What should I draw first?"),
             )
         rewrite = rewriter.edit(text, current.prompt, current.negative_prompt)
         return Plan(
@@ -336,7 +379,7 @@ def understand(
         return Plan(
             intent=Intent.CLARIFY,
             request=text,
-            question="I didn't catch what to draw. Could you describe the picture?",
+            question=N_("I didn't catch what to draw. Could you describe the picture?"),
         )
     return _generate_plan(text, text, rewriter, style)
 
@@ -381,7 +424,7 @@ def _from_llm_plan(
             intent=Intent.CLARIFY,
             request=text,
             planner="llm",
-            question="Could you tell me a bit more about the picture you'd like?",
+            question=N_("Could you tell me a bit more about the picture you'd like?"),
         )
     avoid = [a for a in llm_plan.avoid if a.strip()]
     if llm_plan.intent == "edit" and current is not None:
@@ -429,7 +472,9 @@ def resolve_reference(ref: str, state: DialogueState) -> ImageNode | None:
 
 def _nothing_yet(text: str) -> Plan:
     return Plan(
-        intent=Intent.CLARIFY, request=text, question="There's no picture yet. What should I draw?"
+        intent=Intent.CLARIFY,
+        request=text,
+        question=N_("There's no picture yet. What should I draw?"),
     )
 
 

@@ -160,7 +160,7 @@ class WireEvent(BaseModel):
     """One event of a turn, as ``assistant.events.Event.to_json()`` gives it."""
 
     type: str = Field(
-        description="turn.start, asr.start, asr.end, plan, image.start, "
+        description="turn.start, asr.start, asr.end, translation, plan, image.start, "
         "image.progress, image.done, reply, tts.start, tts.chunk, tts.end, "
         "error, turn.end"
     )

@@ -82,7 +82,14 @@ def run_chat_turn(
     for event in controller.run_turn(session, user_input, cancel=tab.cancel):
         d = event.data
         if event.type == EventType.ASR_END:
-            history[-1] = {"role": "user", "content": f"🎤 {d['text']}"}
+            heard = d.get("heard") or d["text"]
+            shown = heard if heard == d["text"] else f"{heard}\n\n*(read as: {d['text']})*"
+            history[-1] = {"role": "user", "content": f"🎤 {shown}"}
+        elif event.type == EventType.TRANSLATION:
+            history[-1] = {
+                "role": "user",
+                "content": f"{d['source_text']}\n\n*(read as: {d['text']})*",
+            }
         elif event.type == EventType.PLAN and d.get("prompt"):
             status = f"Drawing: *{d['prompt']}*"
         elif event.type == EventType.IMAGE_PROGRESS:

@@ -23,6 +23,8 @@ def describe(event: Event) -> str | None:
                 f"heard: {d['text']!r} [{d['language']}, confidence {d['confidence']:.2f}, "
                 f"{d['seconds']:.2f} s]"
             )
+        case EventType.TRANSLATION:
+            return f"read as: {d['text']!r} [{d['language']} → en, by {d['via']}]"
         case EventType.PLAN:
             line = f"plan: {d['intent']}"
             if d.get("prompt"):

@@ -64,6 +64,21 @@ SCRIPTED_LLM = {
 }
 LLM_DIALOGUE = ["draw a cozy cabin in the woods with no people", "draw a red barn", "again"]
 
+# Typed French through a scripted translator, a structure-keeping edit, and back to English.
+SCRIPTED_TRANSLATIONS = {
+    "dessine un phare sur une falaise la nuit": "draw a lighthouse on a cliff at night",
+    "garde la composition mais en hiver": "keep the composition but in winter",
+    "ajoute des bateaux": "add boats",
+    "annuler": "undo",
+}
+LANGUAGE_DIALOGUE = [
+    "dessine un phare sur une falaise la nuit",
+    "garde la composition mais en hiver",
+    "annuler",
+    "ajoute des bateaux",
+    "what prompt did you use for this one?",
+]
+
 # Fields that identify behaviour; seeds, timings and paths vary and are left out.
 KEEP = {
     "plan": [
@@ -79,7 +94,8 @@ KEEP = {
     ],
     "image.start": ["operation", "prompt", "parent"],
     "image.done": ["node_id", "parent_id", "operation", "focus_only"],
-    "reply": ["text", "expects_answer"],
+    "translation": ["text", "language", "via"],
+    "reply": ["text", "expects_answer", "language"],
     "error": ["code"],
     "turn.end": ["ok", "code"],
 }
@@ -158,3 +174,18 @@ def test_scripted_llm_dialogue(controller):
     assert plans[0]["rewriter"] == "llm" and "falling snow" in plans[0]["prompt"]
     assert "people" in plans[0]["negative_prompt"]
     assert plans[1]["rewriter"] == "rules" and "refused" in plans[1]["rewrite_note"]
+
+
+def test_language_and_structure_dialogue(controller, monkeypatch):
+    from assistant.translate import LLMTranslator
+
+    def complete(prompt: str) -> str:
+        said = prompt.rstrip().split("\n")[-2].split(": ", 1)[1]  # "<Language>: <request>"
+        return SCRIPTED_TRANSLATIONS.get(said, said)  # unknown: copied back, so refused
+
+    monkeypatch.setattr(controller, "translator", LLMTranslator(complete))
+    session, turns = run_dialogue(controller, LANGUAGE_DIALOGUE)
+    check_golden("language_and_structure", turns)
+    replies = [e for t in turns for e in t["events"] if e["event"] == "reply"]
+    assert [r["language"] for r in replies] == ["fr", "fr", "fr", "fr", "en"]
+    assert session.state.nodes["n2"].operation == "depth"  # the tiny profile's random depth

@@ -277,3 +277,28 @@ def test_a_session_can_pick_another_image_model_and_voice(controller):
     events = run(controller, session, text="a paper plane")
     assert error_code(events) == "model-missing"
     assert len(session.state.nodes) == 1  # the earlier picture is still there
+
+
+def test_keep_the_layout_edits_through_depth_and_says_when_it_could_not(controller, monkeypatch):
+    session = controller.new_session()
+    first = done_image(run(controller, session, text="a cabin in a forest"))
+    events = run(controller, session, text="keep the layout but make it winter")
+    (start,) = of(events, EventType.IMAGE_START)
+    assert start["operation"] == "depth" and start["parent"] == first["node_id"]
+    edited = done_image(events)
+    assert edited["operation"] == "depth" and "winter" in edited["prompt"]
+    assert read_png_params(edited["path"])["edit_path"] == "depth2img"
+    assert np.asarray(Image.open(edited["path"])).std() > 1  # a picture, not NaN cast to grey
+    assert "kept its shapes" in of(events, EventType.REPLY)[0]["text"]
+    assert "keep" not in edited["prompt"]  # the keep-clause is an instruction, not a subject
+
+    # Outlines ask for a canny ControlNet; with none configured, depth keeps the shapes.
+    events = run(controller, session, text="keep the outlines but make it a pencil sketch")
+    assert of(events, EventType.IMAGE_START)[0]["operation"] == "controlnet"
+    assert done_image(events)["operation"] == "depth"
+
+    # Without a depth model the engine falls back to img2img, and the reply does not pretend.
+    monkeypatch.setattr(controller.image_engine, "depth_model", None)
+    events = run(controller, session, text="same composition, but at sunset")
+    assert done_image(events)["operation"] == "img2img"
+    assert "shapes may have moved" in of(events, EventType.REPLY)[0]["text"]

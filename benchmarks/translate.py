@@ -1,0 +1,59 @@
+"""`run_assistant.py bench translate`: typed requests in other languages, through the LLM.
+
+For each request: was the translation accepted by the checks (English, not copied back, numbers
+kept), and did it keep the English content words a person would expect? Prints a table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from assistant.build import build_rewriter, resolve_device
+from assistant.config import Config
+from assistant.errors import AssistantError
+from assistant.translate import LLMTranslator
+from benchmarks.foreign_requests import FOREIGN_REQUESTS
+
+
+def run_translate_bench(config: Config) -> int:
+    device = resolve_device(config.device)
+    rewriter = build_rewriter(config, device)
+    if rewriter.llm is None:
+        print("rewrite.llm is none: there is no LLM to translate with.")
+        return 1
+    translate = LLMTranslator(rewriter.llm.complete)
+    print(f"\nTyped requests in other languages → English with {config.rewrite.llm} ({device})\n")
+    print("| language | request | English | accepted | kept words | s |")
+    print("|---|---|---|---|---|---|")
+    accepted = kept = 0
+    times = []
+    for language, text, expected in FOREIGN_REQUESTS:
+        start = time.perf_counter()
+        try:
+            english, ok = translate(text, language).text, True
+        except AssistantError:
+            english, ok = f"(refused) {_last_answer(rewriter.llm, text, language)}", False
+        times.append(time.perf_counter() - start)
+        hits = sum(word in english.lower() for word in expected) if ok else 0
+        accepted += ok
+        kept += ok and hits == len(expected)
+        print(
+            f"| {language} | {text} | {english[:70]} | {'yes' if ok else 'no'} | "
+            f"{hits}/{len(expected)} | {times[-1]:.1f} |"
+        )
+    n = len(FOREIGN_REQUESTS)
+    print(
+        f"\naccepted {accepted}/{n}; accepted and kept every content word {kept}/{n}; "
+        f"median {statistics.median(times):.2f} s, max {max(times):.2f} s"
+    )
+    return 0
+
+
+def _last_answer(llm, text: str, language: str) -> str:
+    """What the LLM wrote for a refused translation (shown so the table explains itself)."""
+    from assistant.language import language_name  # noqa: PLC0415
+    from assistant.translate import TRANSLATE_FEW_SHOT  # noqa: PLC0415
+
+    prompt = TRANSLATE_FEW_SHOT.format(language=language_name(language), text=text)
+    return llm.complete(prompt).strip()[:60]
