@@ -200,9 +200,26 @@ def build_controller(
         if config.rewrite.translate_with_llm and rewriter.llm is not None
         else None,
         reply_language=config.reply_language,
+        segmenter=_segmenter_loader(config, device) if config.image.segmenter else None,
         language_voices=config.tts.language_voices,
     )
     return controller, report
+
+
+def _segmenter_loader(config: Config, device: str):
+    """Load ``image.segmenter`` on the first request that names a region by what it shows."""
+    from functools import cache  # noqa: PLC0415
+
+    @cache
+    def load():
+        from pipelines.segment import load_segmenter  # noqa: PLC0415
+
+        # offline=False: the cache first, then the hub; HF_HUB_OFFLINE=1 still means offline.
+        return load_segmenter(
+            config.image.segmenter, device, cache_dir=config.cache_dir, offline=False
+        )
+
+    return load
 
 
 def _with_image_model(config: Config, model: str) -> Config:

@@ -65,6 +65,7 @@ class ImageConfig(_Section):
     upscaler_model: str | None = None
     pix2pix_model: str | None = None
     depth_model: str | None = None  # depth2img checkpoint (hub id / folder) or "random"
+    segmenter: str | None = None  # CLIPSeg (hub id / folder) or "random", for "repaint the sky"
     controlnet_models: dict[str, str] = {}
     safety_checker: str | None = None
     watermark: bool | str = False

@@ -33,6 +33,11 @@ from assistant.understand import MAX_REQUEST_CHARS, understand
 
 logger = logging.getLogger(__name__)
 
+NEEDS_SEGMENTER = N_(
+    "I can find a part of the picture by its position, but finding the {region} needs a "
+    "segmentation model (image.segmenter). Say a position like the top half, or brush over it "
+    "in the chat window."
+)
 TYPED_NEEDS_ENGLISH = N_(
     "I can only read typed requests in English so far. Say it out loud and I'll translate it, "
     "or type it in English."
@@ -98,6 +103,8 @@ class Controller:
     reply_language: ``"auto"`` (answer in the person's language) or a fixed ISO code.
     language_voices: the voice (a ``voices`` key such as ``espeak:de``) for replies in each
         language; a language not listed gets espeak-ng's voice for it.
+    segmenter: loads the text segmenter (``pipelines.segment``) on first use, for "replace the
+        sky with ..."; None: regions can be named by position only.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class Controller:
         translator: Callable[[str, str], Any] | None = None,
         reply_language: str = "auto",
         language_voices: dict[str, str] | None = None,
+        segmenter: Callable[[], Any] | None = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -133,6 +141,7 @@ class Controller:
         self.translator = translator
         self.reply_language = reply_language
         self.language_voices = dict(language_voices or {})
+        self.segmenter = segmenter
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
@@ -395,6 +404,8 @@ class Controller:
             strength=plan.strength or d.edit_strength,
         )
         operation = plan.operation if parent is not None else "generate"
+        if operation == "inpaint" and mask is None and plan.region and parent is not None:
+            mask = self._region_mask(session, plan.region, parent)
         yield Event(
             EventType.IMAGE_START,
             {
@@ -402,6 +413,7 @@ class Controller:
                 "prompt": plan.prompt,
                 "negative_prompt": plan.negative_prompt,
                 "parent": parent.id if parent else None,
+                "region": plan.region,
             },
         )
         job = self._image_job(self.engine_for(session), plan, request, parent, mask, cancel)
@@ -439,6 +451,21 @@ class Controller:
             },
         )
         return node
+
+    def _region_mask(self, session: Session, region: str, parent: ImageNode) -> Any:
+        """The mask of a described part of ``parent``: by position, or by the segmenter."""
+        from PIL import Image  # noqa: PLC0415
+
+        from pipelines.regions import position_mask, position_of  # noqa: PLC0415
+
+        if position_of(region):
+            return position_mask((parent.width, parent.height), region)
+        if self.segmenter is None:
+            raise AssistantError(
+                "input-invalid", t(session.language, NEEDS_SEGMENTER, region=region)
+            )
+        picture = Image.open(parent.path).convert("RGB")
+        return self.segmenter().mask_for(picture, region).mask
 
     @staticmethod
     def _image_job(

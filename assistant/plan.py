@@ -61,6 +61,9 @@ class Plan(BaseModel):
     direction: str | None = Field(None, description="outpaint: left|right|up|down|all")
     pixels: int | None = Field(None, ge=8, le=1024, description="outpaint: how far to extend")
     factor: int | None = Field(None, ge=2, le=4, description="upscale: how many times bigger")
+    region: str | None = Field(
+        None, description="inpaint: the part to repaint, a position or what it shows"
+    )
     style: str | None = Field(None, description="the style preset applied, if any")
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")

@@ -72,6 +72,10 @@ def image_reply(
         )
     elif plan.intent == Intent.STYLE:
         text = t(lang, "Here it is as {style}. Another style, or undo?", style=plan.style)
+    elif plan.intent == Intent.INPAINT and plan.region and lang == SOURCE_LANGUAGE:
+        text = t(lang, "I repainted the {region}. Keep it, or undo?", region=plan.region)
+    elif plan.intent == Intent.INPAINT and plan.region:  # the region's name is English
+        text = t(lang, "I repainted that part. Keep it, or undo?")
     elif plan.intent == Intent.INPAINT:
         text = t(lang, "I repainted the area you marked. Keep it, or undo?")
     elif plan.intent == Intent.OUTPAINT:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from assistant.i18n import N_
 from assistant.plan import Intent, Plan
 from assistant.planner import LLMPlan, LLMPlanner
+from assistant.region_requests import parse_region_request
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
 from assistant.state import DialogueState, ImageNode
 
@@ -317,15 +318,24 @@ def understand(
     if m := _SAME_SEED.match(said):
         if current is None:
             return _nothing_yet(text)
-        rewrite = rewriter.edit(m.group("rest"), current.prompt, current.negative_prompt)
-        return Plan(
-            intent=Intent.SAME_SEED,
-            request=text,
-            prompt=rewrite.prompt,
-            negative_prompt=rewrite.negative_prompt,
-            operation="generate",
+        # A new picture from the same noise: no parent, only the seed is carried over.
+        return _change_plan(
+            Intent.SAME_SEED,
+            text,
+            m.group("rest"),
+            current,
+            rewriter,
+            "generate",
+            target_id=None,
             seed=current.seed,
-            rewriter=rewrite.rewriter,
+        )
+
+    if (region := parse_region_request(said)) is not None:
+        if current is None:
+            return _nothing_yet(text)
+        change = region.change or region.region
+        return _change_plan(
+            Intent.INPAINT, text, change, current, rewriter, "inpaint", region=region.region
         )
 
     if planner is not None and not rewriter.raw:
@@ -335,20 +345,10 @@ def understand(
 
     structure = _KEEP_STRUCTURE.search(said)
     if structure and current is not None:
-        rewrite = rewriter.edit(
-            _change_beside(said, structure), current.prompt, current.negative_prompt
-        )
-        return Plan(
-            intent=Intent.EDIT,
-            request=text,
-            prompt=rewrite.prompt,
-            negative_prompt=rewrite.negative_prompt,
-            operation="controlnet"
-            if structure.group("what").startswith(_OUTLINE_WORDS)
-            else "depth",
-            target_id=current.id,
-            rewriter=rewrite.rewriter,
-        )
+        outlines = structure.group("what").startswith(_OUTLINE_WORDS)
+        change = _change_beside(said, structure)
+        operation = "controlnet" if outlines else "depth"
+        return _change_plan(Intent.EDIT, text, change, current, rewriter, operation)
 
     if (structure or _EDIT_CUE.match(said)) and current is None:
         return Plan(
@@ -363,16 +363,7 @@ def understand(
                 request=text,
                 question=N_("There's no picture yet to change. What should I draw first?"),
             )
-        rewrite = rewriter.edit(text, current.prompt, current.negative_prompt)
-        return Plan(
-            intent=Intent.EDIT,
-            request=text,
-            prompt=rewrite.prompt,
-            negative_prompt=rewrite.negative_prompt,
-            operation="img2img",
-            target_id=current.id,
-            rewriter=rewrite.rewriter,
-        )
+        return _change_plan(Intent.EDIT, text, text, current, rewriter, "img2img")
 
     kept, _ = split_negatives(text)
     if not content_words(kept) or not re.search(r"[a-z]{3,}", said):
@@ -428,18 +419,36 @@ def _from_llm_plan(
         )
     avoid = [a for a in llm_plan.avoid if a.strip()]
     if llm_plan.intent == "edit" and current is not None:
-        rewrite = rewriter.edit(llm_plan.subject, current.prompt, current.negative_prompt)
-        return Plan(
-            intent=Intent.EDIT,
-            request=text,
-            prompt=rewrite.prompt,
-            negative_prompt=", ".join([*avoid, rewrite.negative_prompt]),
-            operation="img2img",
-            target_id=current.id,
-            rewriter=rewrite.rewriter,
-            planner="llm",
+        plan = _change_plan(
+            Intent.EDIT, text, llm_plan.subject, current, rewriter, "img2img", planner="llm"
+        )
+        return plan.model_copy(
+            update={"negative_prompt": ", ".join([*avoid, plan.negative_prompt])}
         )
     return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
+
+
+def _change_plan(
+    intent: Intent,
+    text: str,
+    change: str,
+    current: ImageNode,
+    rewriter: PromptRewriter,
+    operation: str,
+    **fields,
+) -> Plan:
+    """A plan that changes the current picture as ``change`` says (its prompt, plus the change)."""
+    rewrite = rewriter.edit(change, current.prompt, current.negative_prompt)
+    values = {
+        "intent": intent,
+        "request": text,
+        "prompt": rewrite.prompt,
+        "negative_prompt": rewrite.negative_prompt,
+        "operation": operation,
+        "target_id": current.id,
+        "rewriter": rewrite.rewriter,
+    }
+    return Plan(**{**values, **fields})
 
 
 def resolve_reference(ref: str, state: DialogueState) -> ImageNode | None:

@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -734,7 +735,11 @@ class ImageEngine:
             params["placeholder"] = True  # random depth weights: noise even on a real base
         if given is not None:
             call["depth_map"] = given
-        return self._run(pipe, params, call, on_progress, cancel, finish=back_to_size)
+        with warnings.catch_warnings():
+            # diffusers' depth2img asks for CPU autocast in float32 on every call, which torch
+            # declines with a warning each time; nothing is wrong.
+            warnings.filterwarnings("ignore", message="In CPU autocast", category=UserWarning)
+            return self._run(pipe, params, call, on_progress, cancel, finish=back_to_size)
 
     def controlnet(
         self,

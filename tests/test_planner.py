@@ -5,8 +5,9 @@ import pytest
 from assistant.plan import Intent
 from assistant.planner import LLMPlanner, parse_plan
 from assistant.rewrite import PromptRewriter, RuleRewriter
-from assistant.state import DialogueState, ImageNode
+from assistant.state import DialogueState
 from assistant.understand import understand
+from tests.states import with_picture
 
 REWRITER = PromptRewriter(RuleRewriter(["highly detailed"], ["blurry"]))
 
@@ -14,29 +15,6 @@ REWRITER = PromptRewriter(RuleRewriter(["highly detailed"], ["blurry"]))
 def scripted(answer: str) -> LLMPlanner:
     # The planner pre-fills '{"intent": "'; a scripted LLM continues from there.
     return LLMPlanner(lambda _prompt: answer)
-
-
-def with_picture() -> DialogueState:
-    state = DialogueState()
-    state.add_node(
-        ImageNode(
-            id="n1",
-            parent_id=None,
-            operation="generate",
-            prompt="a red barn in a field, highly detailed",
-            negative_prompt="",
-            seed=1,
-            steps=1,
-            guidance=0.0,
-            strength=None,
-            width=64,
-            height=64,
-            model="m",
-            path="/x.png",
-            request="draw a red barn in a field",
-        )
-    )
-    return state
 
 
 @pytest.mark.parametrize(

@@ -302,3 +302,25 @@ def test_keep_the_layout_edits_through_depth_and_says_when_it_could_not(controll
     events = run(controller, session, text="same composition, but at sunset")
     assert done_image(events)["operation"] == "img2img"
     assert "shapes may have moved" in of(events, EventType.REPLY)[0]["text"]
+
+
+def test_a_part_named_by_position_is_repainted_and_the_rest_kept(controller, monkeypatch):
+    session = controller.new_session()
+    first = done_image(run(controller, session, text="a lighthouse on a cliff at night"))
+    events = run(controller, session, text="add a moon in the top right corner")
+    (start,) = of(events, EventType.IMAGE_START)
+    assert start["operation"] == "inpaint" and start["region"] == "top right corner"
+    edited = done_image(events)
+    assert edited["parent_id"] == first["node_id"] and "moon" in edited["prompt"]
+    before = np.asarray(Image.open(first["path"]).convert("RGB"), dtype=np.int16)
+    after = np.asarray(Image.open(edited["path"]).convert("RGB"), dtype=np.int16)
+    assert np.array_equal(before[40:, :24], after[40:, :24])  # far from the corner: untouched
+    assert np.abs(before[:32, 32:] - after[:32, 32:]).mean() > 1  # the corner was repainted
+    assert of(events, EventType.REPLY)[0]["text"].startswith("I repainted the top right corner")
+
+    # A part named by what it shows needs the segmenter; without one, say so and keep all.
+    monkeypatch.setattr(controller, "segmenter", None)
+    events = run(controller, session, text="replace the sky with a sunset")
+    assert error_code(events) == "input-invalid"
+    assert "segmentation model" in of(events, EventType.REPLY)[0]["text"]
+    assert len(session.state.nodes) == 2
