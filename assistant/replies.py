@@ -87,6 +87,14 @@ def image_reply(
             width=node.width,
             height=node.height,
         )
+    elif plan.intent == Intent.UPSCALE and not node.model:  # a plain resampler: no model
+        text = t(
+            lang,
+            "Here it is at {width} by {height} pixels, resampled: no upscaler model is set up "
+            "(image.upscaler_model), so there is no new detail.",
+            width=node.width,
+            height=node.height,
+        )
     elif plan.intent == Intent.UPSCALE:
         text = t(
             lang, "Here it is at {width} by {height} pixels.", width=node.width, height=node.height

@@ -45,6 +45,15 @@ DIALOGUES = {
         "never mind",
         "help",
     ],
+    "extend_style_upscale": [
+        "draw a small house by a lake",
+        "extend it to the left by 64 pixels",
+        "zoom out",
+        "make it watercolor",
+        "make it bigger",
+        "undo",
+        "upscale it 4x",
+    ],
     "regions_and_structure": [
         "draw a lighthouse on a cliff at night",
         "add a moon in the top right corner",
