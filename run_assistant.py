@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         "compile=default, compile=max-autotune, compile=reduce-overhead, ...) against the "
         "default eager path in the same run",
     )
+    bench.add_argument(
+        "--operations",
+        action="store_true",
+        help="bench image: time every operation (generate, img2img, inpaint, outpaint, depth, "
+        "upscale, ...) with its plain diffusers equivalent where one exists",
+    )
     voice = sub.add_parser("voice", parents=[common], help="the hands-free voice loop")
     voice.add_argument("--device", help="microphone: index or part of its name")
     voice.add_argument("--output-device", help="speaker: index or part of its name")
@@ -139,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.image import run_image_bench
 
             compare = False if args.compare is None else (args.compare or True)
-            return run_image_bench(config, repeats=args.repeats, compare=compare)
+            return run_image_bench(
+                config, repeats=args.repeats, compare=compare, operations=args.operations
+            )
         from benchmarks.turn import run_turn_bench
 
         return run_turn_bench(config, repeats=args.repeats)

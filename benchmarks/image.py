@@ -11,6 +11,11 @@ compile variant: the compile) apart from its steady per-image time. On a GPU:
 
     run_assistant.py bench image --set device=cuda --set image.model=random:sd-turbo \
         --compare compile=default compile=max-autotune compile=reduce-overhead
+
+With ``operations`` it times every operation of the engine (generate, img2img, variation,
+inpaint, outpaint, depth_edit, upscale, instruct_edit) on one loaded engine, each beside its
+plain diffusers equivalent where one exists (``pipelines.bench.bench_operations``). The
+depth row uses ``image.depth_model``, or the random placeholder depth2img stack when unset.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from collections.abc import Iterable
 
 from assistant.build import resolve_device
 from assistant.config import Config
-from pipelines.bench import bench_image, compare_image, print_compare_table
+from pipelines.bench import (
+    bench_image,
+    bench_operations,
+    compare_image,
+    print_compare_table,
+    print_operations_table,
+)
 
 ROWS = [
     ("load", "load_s"),
@@ -34,7 +45,12 @@ ROWS = [
 ]
 
 
-def run_image_bench(config: Config, repeats: int = 3, compare: bool | Iterable[str] = False) -> int:
+def run_image_bench(
+    config: Config,
+    repeats: int = 3,
+    compare: bool | Iterable[str] = False,
+    operations: bool = False,
+) -> int:
     """Print the image benchmark table for ``config.image``.
 
     Parameters
@@ -43,6 +59,7 @@ def run_image_bench(config: Config, repeats: int = 3, compare: bool | Iterable[s
     repeats: timed images per path (after a warm-up).
     compare: False: engine vs plain diffusers. True: the default speed-up comparison
         (``pipelines.bench.DEFAULT_COMPARE``); a list of variant names: those.
+    operations: time every image operation (and its plain diffusers equivalent) instead.
 
     Returns
     -------
@@ -51,6 +68,27 @@ def run_image_bench(config: Config, repeats: int = 3, compare: bool | Iterable[s
     steps = config.image.steps or 1
     size = config.image.width
     device = resolve_device(config.device)
+    if config.torch_threads:  # as the assistant does: a busy 2-core box runs best on 1
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(config.torch_threads)
+    if operations:
+        image = config.image
+        result = bench_operations(
+            image.model,
+            steps=steps,
+            size=size,
+            repeats=repeats,
+            device=device,
+            # Unset: the random placeholder, so the depth row still times a depth2img run.
+            depth_model=image.depth_model or "random",
+            inpaint_model=image.inpaint_model,
+            upscaler_model=image.upscaler_model,
+            pix2pix_model=image.pix2pix_model,
+            tokenizer_cache=config.cache_dir / "clip-tokenizer",
+        )
+        print_operations_table(result)
+        return 0
     if compare:
         result = compare_image(
             config.image.model,

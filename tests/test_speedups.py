@@ -113,3 +113,48 @@ def test_compare_bench_runs_every_variant_and_restores_the_pipeline(tokenizer_ca
     assert list(result["variants"]) == names
     assert result["variants"]["default"]["ratio"] == 1.0
     assert all(v["steady_s"] > 0 for v in result["variants"].values())
+
+
+def test_operations_bench_times_every_operation_beside_plain_diffusers(tokenizer_cache):
+    from pipelines.bench import OPERATIONS, bench_operations, print_operations_table
+
+    result = bench_operations("tiny", steps=1, size=64, repeats=1, tokenizer_cache=tokenizer_cache)
+    rows = result["operations"]
+    assert list(rows) == list(OPERATIONS)
+    assert result["load_s"] > 0 and result["peak_rss_mb"] > 0
+    for name, row in rows.items():
+        assert row["first_call_s"] > 0 and row["steady_s"] > 0, name
+    for name in ("generate", "img2img", "inpaint", "depth_edit"):  # same work, plain diffusers
+        assert rows[name]["reference_steady_s"] > 0 and rows[name]["ratio"] > 0, name
+    for name in ("variation", "outpaint", "upscale", "instruct_edit"):
+        assert rows[name]["reference_steady_s"] is None and rows[name]["ratio"] is None, name
+    assert "lanczos" in rows["upscale"]["path"] and rows["upscale"]["per_step_s"] is None
+    assert rows["depth_edit"]["path"].startswith("depth2img, random placeholder")
+    assert rows["depth_edit"]["per_step_s"] > 0  # the depth pipeline's own 5-channel UNet
+    assert rows["instruct_edit"]["path"].startswith("img2img-fallback")
+    lines: list[str] = []
+    print_operations_table(result, out=lines.append)
+    body = [line for line in lines if line.startswith("| ") and not line.startswith("| operation")]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in body] == list(OPERATIONS)
+    assert "n/a" in body[list(OPERATIONS).index("upscale")]
+    assert any(line.startswith("peak RSS") for line in lines)
+
+
+def test_bench_image_operations_flag_reaches_the_operations_bench(monkeypatch, capsys):
+    import benchmarks.image
+    import run_assistant
+
+    seen = {}
+
+    def fake_bench(model, **kwargs):
+        seen.update(kwargs, model=model)
+        return {"operations": {}}
+
+    monkeypatch.setattr(benchmarks.image, "bench_operations", fake_bench)
+    monkeypatch.setattr(benchmarks.image, "print_operations_table", lambda r: print("table"))
+    argv = ["bench", "image", "--operations", "--set", "image.model=random:tiny"]
+    argv += ["--set", "image.width=64", "--set", "image.depth_model=null", "--repeats", "1"]
+    assert run_assistant.main(argv) == 0
+    assert seen["model"] == "random:tiny" and seen["size"] == 64 and seen["repeats"] == 1
+    assert seen["depth_model"] == "random"  # unset: the placeholder, so the row still runs
+    assert capsys.readouterr().out.strip() == "table"
