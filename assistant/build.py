@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
+from assistant.language import detect_language
 from assistant.llm import load_prompt_llm
 from assistant.planner import LLMPlanner
 from assistant.pool import ModelPool
@@ -153,6 +154,8 @@ def build_controller(
     asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
     if asr is not None and config.warm_up:
         timed("asr warm-up", asr.warm_up)  # the first spoken request is not the slow one
+    if config.warm_up:  # the detector's model unpacks in about 1 s: not on the first request
+        timed("language detector", lambda: detect_language("warm up"))
     tts = (
         timed("tts", lambda: build_tts_engine(config, device))
         if (with_tts and config.tts.enabled)

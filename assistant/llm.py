@@ -113,6 +113,13 @@ class PromptLLM:
                 f"folder, {PACKAGED_GEMMA}, or none (the deterministic rewriter).",
             ) from e
         self.model.eval()
+        # The Gemma base model ends a text with <start_of_image>, which its converted tokenizer
+        # does not mark special: stop on its id too. (As a second stop *string* it made every
+        # generation ~50% slower.)
+        self.stop_ids = [self.tokenizer.eos_token_id]
+        image_id = self.tokenizer.convert_tokens_to_ids("<start_of_image>")
+        if isinstance(image_id, int) and image_id != self.tokenizer.unk_token_id:
+            self.stop_ids.append(image_id)
         self.device = device
         self.max_new_tokens = max_new_tokens
         self.name = source
@@ -132,9 +139,8 @@ class PromptLLM:
                 # Small models loop ("cozy, cozy, ..."); forbid repeated n-grams.
                 no_repeat_ngram_size=no_repeat_ngram_size,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                # One line, then stop: saves seconds on a CPU. Gemma's converted tokenizer does
-                # not mark <start_of_image> special, and the base model emits it to end a text.
-                stop_strings=["\n", "<start_of_image>"],
+                stop_strings=["\n"],  # one line, then stop: saves seconds on a CPU
+                eos_token_id=self.stop_ids,
                 tokenizer=self.tokenizer,
             )
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
