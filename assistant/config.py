@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from assistant.i18n import N_
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 ENV_PREFIX = "ASSISTANT__"  # ASSISTANT__IMAGE__STEPS=2 sets image.steps
 ENV_PROFILE = "ASSISTANT_PROFILE"
@@ -99,7 +101,7 @@ class VoiceConfig(_Section):
     barge_in: bool = True
     barge_in_threshold: float = Field(0.9, ge=0.2, le=1.0)
     barge_in_frames: int = Field(6, ge=1, le=32)
-    acknowledgement: str = "On it."
+    acknowledgement: str = N_("On it.")  # said in the talk's language when a catalog has it
     answer_window_s: float = Field(10, ge=0, le=120)
 
 

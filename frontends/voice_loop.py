@@ -41,6 +41,7 @@ import numpy as np
 
 from assistant.controller import UserInput
 from assistant.events import Event, EventType
+from assistant.i18n import t
 from assistant.plan import IMAGE_INTENTS
 from voice.echo import EchoGuard, is_echo
 from voice.endpointing import (
@@ -282,7 +283,8 @@ class VoiceLoop:
         self._speaking: TurnRecord | None = None  # the turn whose audio was queued last
         self._speaking_text = ""  # what the assistant says now (for the echo check)
         self._barged = False  # the open utterance interrupted the assistant
-        self._ack_audio = None
+        self._ack_audio = None  # in the default voice, rendered at start
+        self._ack_by_language: dict[str, object] = {}  # others, rendered on first need
 
     # --- the listening thread ------------------------------------------------------------
     def run(self) -> VoiceLoopResult:
@@ -481,11 +483,25 @@ class VoiceLoop:
     def _acknowledge(self, running: _Running) -> PlayedChunk | None:
         if not self.settings.acknowledgement:
             return None
-        self._line(f"assistant: {self.settings.acknowledgement}")
-        if self._ack_audio is None:
+        # Said before this turn is heard: in the language of the talk so far.
+        language = getattr(self.session, "language", "en")
+        text = t(language, self.settings.acknowledgement)
+        self._line(f"assistant: {text}")
+        audio = self._ack_audio if language == "en" else self._ack_in(language, text)
+        if audio is None:
             return None
-        audio = self._ack_audio
         return self._play(running, audio.samples, audio.sample_rate, "ack")
+
+    def _ack_in(self, language: str, text: str):
+        """The acknowledgement in ``language``'s voice, rendered once (None if it can't be)."""
+        if language not in self._ack_by_language:
+            try:
+                voice = self.controller.voice_for(self.session)
+                self._ack_by_language[language] = voice.synthesize(text) if voice else None
+            except Exception as e:  # the turn goes on without it
+                logger.warning("Could not render the acknowledgement in %s: %s", language, e)
+                self._ack_by_language[language] = None
+        return self._ack_by_language[language]
 
     def _play(self, running: _Running, samples, sample_rate: int, label: str) -> PlayedChunk | None:
         with self._lock:  # a barge-in between the check and play() would be lost otherwise

@@ -626,3 +626,34 @@ def test_voice_command_stops_before_loading_models_when_the_microphone_is_missin
     out = capsys.readouterr().out
     assert "error [audio-device-missing]" in out and "1: Built-in Microphone" not in out
     assert "0: Built-in Microphone" in out
+
+
+def test_a_german_speaker_hears_the_acknowledgement_and_reply_in_german(
+    controller, speech, monkeypatch
+):
+    from voice.asr import Transcript
+
+    class GermanSpeaker:  # what Whisper gives for "Zeichne einen Leuchtturm bei Nacht"
+        sample_rate = 16000
+
+        def transcribe(self, audio, language=None, task=None):
+            text = (
+                "Draw a lighthouse at night" if task == "translate" else "Zeichne einen Leuchtturm"
+            )
+            return Transcript(text, "de", 0.9, 0.01, 2.0, 0.5)
+
+    monkeypatch.setattr(controller, "asr", GermanSpeaker())
+    source = FakeSource([0.5, speech(REQUEST), 1.5], realtime=True, noise_dbfs=-70)
+    player = Player(FakeSink(speed=8.0), sample_rate=controller.tts.sample_rate)
+    lines: list[str] = []
+    session = controller.new_session()
+    try:
+        run_voice_loop(controller, source, player, session=session, on_line=lines.append)
+    finally:
+        player.close()
+
+    assert "assistant: Bin dran." in lines  # said as soon as the request is understood
+    assert any(line.startswith("assistant: Hier ist dein Bild: einen Leuchtturm") for line in lines)
+    ack = player.history[0]
+    assert ack.label == "ack" and ack.played == ack.samples > 1000  # spoken, in a German voice
+    assert "espeak" in str(controller.voice_for(session).name)
