@@ -255,6 +255,8 @@ class Controller:
     # --- stages ----------------------------------------------------------------------
     def _hear(self, session: Session, user_input: UserInput) -> Iterator[Event]:
         """(the request as English text, as the person said it); sets the reply language."""
+        if fixed := self._fixed_language(session):
+            session.language = fixed  # even for "ok", and for a turn that fails
         if user_input.audio is None:
             text = self._check_text(user_input.text)
             return (yield from self._read_typed(session, text)), text
@@ -281,9 +283,14 @@ class Controller:
         )
         return self._check_text(transcript.text), heard.text or transcript.text
 
+    def _fixed_language(self, session: Session) -> str | None:
+        """The reply language a tab's setting or ``reply_language`` fixes, or None (follow)."""
+        fixed = session.settings.get("reply_language") or self.reply_language
+        return None if fixed == "auto" else fixed
+
     def _set_language(self, session: Session, language: str) -> None:
-        if self.reply_language != "auto":
-            session.language = self.reply_language
+        if fixed := self._fixed_language(session):
+            session.language = fixed
         else:  # a language without a catalog is answered in English
             session.language = language if language in reply_languages() else SOURCE_LANGUAGE
 

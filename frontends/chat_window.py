@@ -17,6 +17,8 @@ import numpy as np
 from assistant.config import Config
 from assistant.controller import Controller, Session, UserInput
 from assistant.events import EventType
+from assistant.i18n import reply_languages
+from assistant.language import language_name
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +144,12 @@ def mask_from_editor(editor: Any):
     if not alpha.any():
         return None
     return Image.fromarray(np.where(alpha > 0, 255, 0).astype(np.uint8), mode="L")
+
+
+def reply_language_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs: follow the person, or one language with a reply catalog."""
+    names = [(f"{language_name(code, code)} ({code})", code) for code in reply_languages()]
+    return [("Follow me (auto)", "auto"), *names]
 
 
 def image_model_choices(controller: Controller) -> list[str]:
@@ -290,6 +298,11 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                             label="Voice",
                             allow_custom_value=True,
                         )
+                        reply_language = gr.Dropdown(
+                            reply_language_choices(),
+                            value="auto",
+                            label="Reply language",
+                        )
                         raw = gr.Checkbox(False, label="Raw mode: use my words as the prompt")
                         autoplay = gr.Checkbox(True, label="Speak replies")
 
@@ -338,6 +351,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             raw_v,
             model_v,
             voice_v,
+            reply_language_v,
         ):
             tab_id, tab_state = tabs.get(tab_id)
             chosen: dict[str, Any] = {
@@ -349,6 +363,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                 "style": None if style_v == "none" else style_v,
                 "image_model": None if model_v == "default" else model_v,
                 "voice": None if voice_v == "default" else voice_v,
+                "reply_language": None if reply_language_v == "auto" else reply_language_v,
             }
             if size_v != "model default":
                 width, height = (int(x) for x in size_v.split("x"))
@@ -384,7 +399,18 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         cancel.click(on_cancel, [tab], [status], api_name=False)
         gallery.select(on_select, [tab], [image, details, brush], api_name=False)
         image.change(lambda path: path, [image], [brush], api_name=False)
-        settings = [steps, guidance, size, seed, strength, style, raw, model_choice, voice_choice]
+        settings = [
+            steps,
+            guidance,
+            size,
+            seed,
+            strength,
+            style,
+            raw,
+            model_choice,
+            voice_choice,
+            reply_language,
+        ]
         for widget in settings:
             widget.change(on_settings, [tab, *settings], [tab], api_name=False)
         autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [speech], api_name=False)

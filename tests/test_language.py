@@ -208,3 +208,18 @@ def test_spoken_french_is_answered_in_french(controller, monkeypatch):
     assert "lighthouse at night" in image["prompt"]
     (reply,) = of(events, EventType.REPLY)
     assert reply["language"] == "fr" and reply["text"].startswith("Voici votre image")
+
+
+def test_a_tab_can_fix_the_reply_language(controller):
+    session = controller.new_session()
+    session.settings = {"reply_language": "fr"}  # the chat window's "Reply language" setting
+    events = run(controller, session, text="draw a paper boat on a pond")
+    (reply,) = of(events, EventType.REPLY)
+    assert reply["language"] == "fr" and reply["text"].startswith("Voici votre image")
+    events = run(controller, session, text="undo")
+    assert of(events, EventType.REPLY)[0]["text"] == "Retour au début, aucune image affichée. " + (
+        "Que dois-je dessiner ?"
+    )
+    session.settings = {}  # back to following the person
+    events = run(controller, session, text="draw a paper boat on a pond")
+    assert of(events, EventType.REPLY)[0]["language"] == "en"
