@@ -79,6 +79,21 @@ class _Timer:
             handle.remove()
 
 
+def _settings(model: str, engine, steps: int, size: int, repeats: int) -> dict[str, Any]:
+    """What every benchmark result records about the run it measured."""
+    import torch
+
+    return {
+        "model": model,
+        "device": engine.info.device,
+        "dtype": engine.info.dtype,
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "size": size,
+        "repeats": repeats,
+    }
+
+
 def bench_image(
     arch_or_model: str,
     steps: int = 1,
@@ -179,14 +194,8 @@ def bench_image(
     best_s = min(times, default=float("nan"))
     best_reference_s = min(ref_times, default=float("nan"))
     result = {
-        "model": model,
-        "device": engine.info.device,
-        "dtype": engine.info.dtype,
-        "threads": torch.get_num_threads(),
-        "steps": steps,
-        "size": size,
+        **_settings(model, engine, steps, size, repeats),
         "guidance": engine.info.default_guidance,
-        "repeats": repeats,
         "load_s": round(load_s, 3),
         "first_call_s": round(first_call_s, 3),
         "steady_s": round(steady_s, 3),
@@ -445,13 +454,7 @@ def bench_operations(
             "peak_rss_mb": _peak_rss_mb(),
         }
     result = {
-        "model": model,
-        "device": engine.info.device,
-        "dtype": engine.info.dtype,
-        "threads": torch.get_num_threads(),
-        "steps": steps,
-        "size": size,
-        "repeats": repeats,
+        **_settings(model, engine, steps, size, repeats),
         "depth_model": depth_model if isinstance(depth_model, str | None) else "object",
         "load_s": round(load_s, 3),
         "peak_rss_load_mb": peak_rss_load_mb,
@@ -672,13 +675,7 @@ def compare_image(
             ),
         }
     result = {
-        "model": model,
-        "device": engine.info.device,
-        "dtype": engine.info.dtype,
-        "threads": torch.get_num_threads(),
-        "steps": steps,
-        "size": size,
-        "repeats": repeats,
+        **_settings(model, engine, steps, size, repeats),
         "load_s": round(load_s, 3),
         "tiny_vae": tiny_vae,
         "variants": table,
