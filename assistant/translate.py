@@ -62,6 +62,9 @@ class LLMTranslator:
 
     def __init__(self, complete: Callable[[str], str]):
         self.complete = complete
+        # The last answer and why it was refused (None: taken), as LLMPlanner keeps them.
+        self.last_answer = ""
+        self.last_problem: str | None = None
 
     def __call__(self, text: str, language: str) -> Translation:
         start = time.perf_counter()
@@ -72,8 +75,8 @@ class LLMTranslator:
         except Exception as e:  # a crashed LLM is a failed translation, not a failed session
             logger.warning("The translating LLM failed: %s", e)
             raw = ""
-        english = _clean(raw)
-        problem = translation_problem(text, english)
+        english = self.last_answer = _clean(raw)
+        problem = self.last_problem = translation_problem(text, english)
         seconds = round(time.perf_counter() - start, 3)
         if problem:
             logger.info("Rejected translation %r of %r: %s", english, text, problem)

@@ -33,7 +33,8 @@ def run_translate_bench(config: Config) -> int:
         try:
             english, ok = translate(text, language).text, True
         except AssistantError:
-            english, ok = f"(refused) {_last_answer(rewriter.llm, text, language)}", False
+            english = f"(refused: {translate.last_problem}) {translate.last_answer[:60]}"
+            ok = False
         times.append(time.perf_counter() - start)
         hits = sum(word in english.lower() for word in expected) if ok else 0
         accepted += ok
@@ -48,12 +49,3 @@ def run_translate_bench(config: Config) -> int:
         f"median {statistics.median(times):.2f} s, max {max(times):.2f} s"
     )
     return 0
-
-
-def _last_answer(llm, text: str, language: str) -> str:
-    """What the LLM wrote for a refused translation (shown so the table explains itself)."""
-    from assistant.language import language_name  # noqa: PLC0415
-    from assistant.translate import TRANSLATE_FEW_SHOT  # noqa: PLC0415
-
-    prompt = TRANSLATE_FEW_SHOT.format(language=language_name(language), text=text)
-    return llm.complete(prompt).strip()[:60]
