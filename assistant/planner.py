@@ -1,100 +1,214 @@
-"""The LLM's structured plan for an open request, validated against a schema.
+"""The LLM's structured plan for an open request: schema-enforced, then checked.
 
-The local grammar answers commands; for everything else an LLM may say what the request is
-(a new picture, a change to the current one, or something to ask back) as one line of JSON.
-What it writes must parse, match the schema, and use only words the person said; otherwise
-the deterministic path decides, so a weak or confused LLM can never crash a turn or invent a
-picture nobody asked for.
+The grammar and the router answer what they know; for everything else an instruct LLM says
+what the request means as one JSON object whose shape is enforced while decoding (a grammar
+built from ``LLMPlan``'s schema), so every answer parses. It sees what it needs: the pictures
+of the session with short descriptions, which one is in view, and the last few turns. The
+answer is then checked against the state (the target exists) and against the words said (no
+invented subjects); a refused answer means "no plan", and the caller asks back rather than
+guess. A weak or confused LLM can never crash a turn or draw a picture nobody asked for.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.plan import ChangeKind, Transform
 from assistant.rewrite import _stem, content_words, words
+from assistant.state import DialogueState
 
 logger = logging.getLogger(__name__)
 
-PLAN_FEW_SHOT = """Turn each request about a picture into one line of JSON.
+MAX_PICTURES_SHOWN = 8  # the newest pictures the LLM is told about
+MAX_TURNS_SHOWN = 3  # the last requests it is told about
 
-Picture now: none
-Request: draw a lighthouse on a cliff at night, no boats
-JSON: {{"intent": "generate", "subject": "a lighthouse on a cliff at night", "avoid": ["boats"]}}
+ChangeKindName = Literal[tuple(k.value for k in ChangeKind)]  # type: ignore[valid-type]
+TransformName = Literal[tuple(t.value for t in Transform)]  # type: ignore[valid-type]
 
-Picture now: a red barn in a field
-Request: can you make the sky look stormy
-JSON: {{"intent": "edit", "subject": "stormy sky", "avoid": []}}
 
-Picture now: a red barn in a field
-Request: hmm well
-JSON: {{"intent": "clarify", "subject": "", "avoid": []}}
+class LLMChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-Picture now: {current}
-Request: {request}
-JSON: {{"intent": \""""
+    kind: ChangeKindName
+    object: str = Field("", max_length=60)
+    value: str = Field("", max_length=120)
 
 
 class LLMPlan(BaseModel):
-    """The schema the LLM fills in."""
+    """The schema the LLM fills in (kept small: every field costs decoding time)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    intent: Literal["generate", "edit", "clarify"]
-    subject: str = Field("", max_length=400)
-    avoid: list[str] = Field(default_factory=list, max_length=8)
+    intent: Literal[
+        "generate", "edit", "transform", "select", "history", "chitchat", "help", "undo",
+        "again", "clarify",
+    ]  # fmt: skip
+    target: str = Field("", max_length=8, description="a picture id such as n2; empty: current")
+    subject: str = Field("", max_length=300, description="generate: what to draw")
+    change: LLMChange | None = None
+    transform: TransformName | Literal[""] = ""
+    avoid: list[str] = Field(default_factory=list, max_length=6)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What the LLM is shown about the session."""
+
+    pictures: list[tuple[str, str]]  # (id, short description), oldest first
+    current: str | None
+    turns: list[str]
+
+    @classmethod
+    def of(cls, state: DialogueState) -> PlanContext:
+        nodes = list(state.nodes.values())[-MAX_PICTURES_SHOWN:]
+        pictures = [(n.id, n.prompt.split(",", 1)[0][:80]) for n in nodes]
+        turns = [x.user for x in state.history[-MAX_TURNS_SHOWN:] if x.user]
+        return cls(pictures, state.focus_id, turns)
+
+    def describe(self) -> str:
+        lines = []
+        for node_id, description in self.pictures:
+            mark = " (in view)" if node_id == self.current else ""
+            lines.append(f"{node_id}{mark}: {description}")
+        shown = "\n".join(lines) if lines else "none"
+        said = " | ".join(self.turns) if self.turns else "nothing yet"
+        return f"Pictures:\n{shown}\nEarlier requests: {said}"
+
+
+SYSTEM = """You are the planner of a drawing assistant. Read the person's request and answer \
+with one JSON object.
+intent: generate (a new picture; subject = what to draw, in their words), edit (change the \
+picture in view or target; change = kind, object, value), transform (flip, rotate or crop: \
+transform), select (show an earlier picture: target), history (questions about the pictures \
+or what was asked), chitchat (thanks, greetings), help, undo, again (a new version), clarify \
+(not clear).
+change kinds: set-attribute (object gets value), add (value), remove (object), replace \
+(object becomes value), setting (value = the new place), time-of-day, weather, season, style, \
+adjust (value = darker, more colorful, ...), free.
+Use only words the person said. avoid: things they do not want."""
+
+EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "Pictures:\nnone\nEarlier requests: nothing yet",
+        "I was thinking of a fox under the moon, no clouds",
+        {"intent": "generate", "subject": "a fox under the moon", "avoid": ["clouds"]},
+    ),
+    (
+        "Pictures:\nn1 (in view): a red barn in a field\nEarlier requests: draw a red barn",
+        "could the sky look a bit more dramatic",
+        {"intent": "edit", "change": {"kind": "adjust", "object": "sky", "value": "dramatic"}},
+    ),
+    (
+        "Pictures:\nn1: a cat on a sofa\nn2 (in view): a cat on a sofa, at night\n"
+        "Earlier requests: a cat on a sofa | make it night",
+        "hmm I preferred the one before",
+        {"intent": "select", "target": "n1"},
+    ),
+    (
+        "Pictures:\nn1 (in view): a castle on a hill\nEarlier requests: a castle on a hill",
+        "I'd rather the castle was made of ice",
+        {"intent": "edit", "change": {"kind": "replace", "object": "castle",
+                                      "value": "castle made of ice"}},
+    ),
+    (
+        "Pictures:\nn1 (in view): a dog in a park\nEarlier requests: a dog in a park",
+        "hmm, well",
+        {"intent": "clarify"},
+    ),
+]  # fmt: skip
+
+
+def plan_messages(request: str, context: PlanContext) -> list[dict[str, str]]:
+    """The chat: the fixed instructions and examples first (their KV cache is reused), then
+    this request in its context."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for shown, said, answer in EXAMPLES:
+        messages.append({"role": "user", "content": f"{shown}\nRequest: {said}"})
+        messages.append({"role": "assistant", "content": json.dumps(answer)})
+    messages.append({"role": "user", "content": f"{context.describe()}\nRequest: {request}"})
+    return messages
+
+
+def plan_schema() -> dict[str, Any]:
+    return LLMPlan.model_json_schema()
 
 
 class LLMPlanner:
-    """Asks an LLM for an ``LLMPlan``; returns None whenever the answer is not usable.
+    """Asks an instruct LLM for an ``LLMPlan``; returns None whenever the answer is not usable.
 
     Parameters
     ----------
-    complete: continues a text by one line (``assistant.llm.PromptLLM.complete``).
+    llm: anything with ``chat(messages, json_schema=..., max_tokens=...) -> str``
+        (``assistant.llm_gguf`` on llama.cpp, or the transformers backend).
     """
 
-    def __init__(self, complete: Callable[[str], str]):
-        self.complete = complete
+    def __init__(self, llm: Any, max_tokens: int = 80):
+        self.llm = llm
+        self.max_tokens = max_tokens
         self.last_problem: str | None = None
+        self.last_answer: str | None = None
         self.last_seconds = 0.0
 
-    def plan(self, request: str, current_prompt: str | None) -> LLMPlan | None:
+    def plan(self, request: str, context: PlanContext | None = None) -> LLMPlan | None:
+        context = context or PlanContext([], None, [])
         start = time.perf_counter()
-        text = PLAN_FEW_SHOT.format(current=current_prompt or "none", request=request)
         try:
-            answer = '{"intent": "' + self.complete(text)
-            plan, self.last_problem = parse_plan(answer, request, current_prompt is not None)
+            self.last_answer = self.llm.chat(
+                plan_messages(request, context),
+                json_schema=plan_schema(),
+                max_tokens=self.max_tokens,
+            )
+            plan, self.last_problem = parse_plan(self.last_answer, request, context)
         except Exception as e:  # the planner is optional: any failure means "no plan"
             plan, self.last_problem = None, f"LLM failed: {e}"
         self.last_seconds = time.perf_counter() - start
         if plan is None:
-            logger.info("LLM plan refused (%s)", self.last_problem)
+            logger.info("LLM plan refused (%s): %r", self.last_problem, self.last_answer)
         return plan
 
 
-def parse_plan(answer: str, request: str, has_picture: bool) -> tuple[LLMPlan | None, str | None]:
+def parse_plan(
+    answer: str, request: str, context: PlanContext
+) -> tuple[LLMPlan | None, str | None]:
     """Parse and check an LLM answer; returns (plan, None) or (None, why it was refused)."""
-    match = re.search(r"\{.*?\}", answer)
-    if not match:
+    start, end = answer.find("{"), answer.rfind("}")
+    if start < 0 or end < start:
         return None, "no JSON object"
     try:
-        plan = LLMPlan.model_validate(json.loads(match.group(0)))
+        plan = LLMPlan.model_validate(json.loads(answer[start : end + 1]))
     except (json.JSONDecodeError, ValidationError) as e:
         return None, f"does not fit the schema: {str(e).splitlines()[0]}"
+    known = {node_id for node_id, _ in context.pictures}
+    if plan.target and plan.target not in known:
+        return None, f"names a picture that does not exist: {plan.target}"
+    # Words may come from the request, or (for an edit's object) from the picture it changes.
     said = {_stem(w) for w in words(request)}
-    invented = [
-        w for w in content_words(plan.subject + " " + " ".join(plan.avoid)) if _stem(w) not in said
-    ]
+    pictured = {_stem(w) for _, d in context.pictures for w in words(d)}
+    new_words = plan.subject + " " + " ".join(plan.avoid)
+    if plan.change is not None:
+        new_words += " " + plan.change.value
+    invented = [w for w in content_words(new_words) if _stem(w) not in said]
+    if plan.change is not None:
+        invented += [
+            w for w in content_words(plan.change.object) if _stem(w) not in said | pictured
+        ]
     if invented:
         return None, f"uses words nobody said: {', '.join(invented)}"
-    if plan.intent != "clarify" and not content_words(plan.subject):
+    has_picture = context.current is not None or bool(plan.target)
+    if plan.intent == "generate" and not content_words(plan.subject):
         return None, "no subject"
-    if plan.intent == "edit" and not has_picture:
-        return None, "an edit with no picture"
+    if plan.intent in ("edit", "transform") and not has_picture:
+        return None, f"an {plan.intent} with no picture"
+    if plan.intent == "edit" and plan.change is None:
+        return None, "an edit with no change"
+    if plan.intent == "transform" and not plan.transform:
+        return None, "a transform with no operation"
+    if plan.intent == "select" and not plan.target:
+        return None, "a select with no picture"
     return plan, None

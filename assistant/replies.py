@@ -6,6 +6,9 @@ the language the person used (catalogs in ``assistant/locales``).
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from assistant.errors import ERROR_CODES
 from assistant.i18n import N_, SOURCE_LANGUAGE, has_translation, t
 from assistant.language import subject_in
@@ -60,8 +63,26 @@ def image_reply(
                 "Done, I've changed it, but the shapes may have moved: no depth model is set up "
                 "(image.depth_model). Want another change, or undo?",
             )
+    elif plan.intent == Intent.EDIT and plan.change is not None and lang == SOURCE_LANGUAGE:
+        text = edit_done(plan.change)  # names the change in English words
     elif plan.intent == Intent.EDIT:
         text = t(lang, "Done, I've changed it. Want another change, or undo?")
+    elif plan.intent == Intent.TRANSFORM:
+        text = t(
+            lang,
+            "I {done}, now {width} by {height}. Keep it, or undo?",
+            done=_transforms_said(plan.transforms, lang),
+            width=node.width,
+            height=node.height,
+        )
+    elif plan.intent == Intent.COMBINE:
+        text = t(
+            lang,
+            "I redrew {target} with the other picture's subject added, from one combined prompt: "
+            "it is drawn anew, not pasted in, so it may look a little different. Keep it, or "
+            "undo?",
+            target=plan.target_id,
+        )
     elif plan.intent == Intent.AGAIN:
         text = t(lang, "Here's another version. Like this one better?")
     elif plan.intent == Intent.VARIATIONS:
@@ -107,8 +128,75 @@ def image_reply(
         else:
             subject = _short(subject_of(split_negatives(plan.request)[0]))
         text = t(lang, "Here's {subject}. Want me to change anything?", subject=subject)
+    if plan.note and lang == SOURCE_LANGUAGE:  # what could not be done as asked
+        text = f"{plan.note[0].upper()}{plan.note[1:]}. {text}"
     if node.placeholder and first_placeholder:
         text += " " + t(lang, PLACEHOLDER_NOTE)
+    return text
+
+
+_TRANSFORMS_SAID = {
+    "flip-horizontal": N_("flipped it left to right"),
+    "flip-vertical": N_("flipped it upside down"),
+    "rotate-left": N_("turned it a quarter turn to the left"),
+    "rotate-right": N_("turned it a quarter turn to the right"),
+    "rotate-180": N_("turned it upside down"),
+    "square": N_("cropped it square"),
+    "portrait": N_("cropped it as a portrait"),
+    "landscape": N_("cropped it as a landscape"),
+    "wide": N_("cropped it wide"),
+    "zoom-in": N_("zoomed in on the middle"),
+    "bigger": N_("made it twice as big, resampled with no new detail"),
+    "smaller": N_("made it half the size"),
+}
+
+
+def _transforms_said(transforms: tuple, lang: str) -> str:
+    said = [t(lang, _TRANSFORMS_SAID[str(x)]) for x in transforms]
+    return said[0] if len(said) == 1 else ", ".join(said[:-1]) + t(lang, " and ") + said[-1]
+
+
+def edit_done(change: Any) -> str:
+    """An English reply that names what changed ("I took out the boat.")."""
+    kind, obj, value = str(change.kind), change.object, change.value
+    match kind:
+        case "remove":
+            done = f"I took out the {obj} and told the model to leave it out"
+        case "set-attribute":
+            done = f"I made the {obj} {value}"
+        case "replace":
+            done = f"I turned the {obj} into {value}"
+        case "add":
+            done = f"I added {value.removeprefix('with ')}"
+        case "setting":
+            done = f"I moved it {value}"
+        case "time-of-day" | "weather" | "season":
+            done = f"Here it is with the {kind.replace('-', ' ')} changed to {value}"
+        case "style":
+            done = f"Here it is as {value}"
+        case "adjust":
+            done = f"I made {'the ' + obj if obj else 'it'} {value.removeprefix('more ')}"
+        case _:
+            done = f"I changed it: {value}"
+    return f"{done}. Want another change, or undo?"
+
+
+def history_reply(plan: Plan, state: Any, lang: str = SOURCE_LANGUAGE) -> str:
+    """Answers about the conversation: the pictures so far, what was asked first or last."""
+    said = plan.request.lower()
+    requests = [x.user for x in state.history if x.user]
+    if re.search(r"\b(?:first|start|originally|begin)", said) and requests:
+        return t(lang, "You first asked for: {request}.", request=_short(requests[0]))
+    if re.search(r"\b(?:last|before|previous|just)\b", said) and requests:
+        return t(lang, "Before this you asked: {request}.", request=_short(requests[-1]))
+    nodes = list(state.nodes.values())
+    if not nodes:
+        return t(lang, "We haven't made any pictures yet. What should I draw?")
+    shown = [f"{n.id}, {_short(n.prompt.split(',', 1)[0], 50)}" for n in nodes[-6:]]
+    current = state.current.id if state.current else None
+    text = t(lang, "We have {count} pictures: {list}.", count=len(nodes), list="; ".join(shown))
+    if current:
+        text += " " + t(lang, "{node} is in view. Say its number to go back to one.", node=current)
     return text
 
 
@@ -123,6 +211,12 @@ def command_reply(plan: Plan, current: ImageNode | None, lang: str = SOURCE_LANG
             )
         case Intent.REDO:
             return t(lang, "Forward again.")
+        case Intent.RESET:
+            return t(
+                lang,
+                "Okay, a fresh start. The earlier pictures are still in the history. What should "
+                "I draw?",
+            )
         case Intent.CANCEL:
             return t(lang, "Okay, never mind.")
         case Intent.SELECT:

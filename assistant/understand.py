@@ -1,171 +1,62 @@
-"""Understand one request against the dialogue state: fast local grammar first, then rewriting.
+"""Understand one request against the dialogue state: grammar, then meaning, then the LLM.
 
-Command words (undo, again, cancel, ...) never wait for an LLM. References ("the first one",
-"the blue one") resolve against the edit tree. Everything else becomes a generate or an edit
-whose prompt comes from the PromptRewriter.
+    text ─► exact command? ─► structured request (transform, select, change, ...) ─►
+         intent by meaning (sentence-embedding router) ─► LLM plan (schema-constrained) ─►
+         a picture description? generate : ask back
+
+Command words never wait for a model. An edit's prompt is compiled from a structured change
+(``assistant.edit_compiler``) so it describes the new scene. Nothing that reads as a command,
+a question or a thank-you is ever drawn as a picture of its words: when nothing understood
+the request with confidence, the plan is a short question that says what is possible.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
+from assistant import command_grammar as g
+from assistant.change_requests import parse_change
+from assistant.command_grammar import normalise
+from assistant.edit_compiler import compile_edit
 from assistant.i18n import N_
-from assistant.plan import Intent, Plan
-from assistant.planner import LLMPlan, LLMPlanner
+from assistant.plan import Change, ChangeKind, Intent, Plan, Transform
+from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
-from assistant.rewrite import PromptRewriter, content_words, split_negatives, words
+from assistant.rewrite import PromptRewriter, content_words, split_negatives, subject_of, words
 from assistant.state import DialogueState, ImageNode
 
+__all__ = ["MAX_REQUEST_CHARS", "normalise", "resolve_reference", "style_named", "understand"]
+
 MAX_REQUEST_CHARS = 1000  # longer text is refused: it is not a spoken request
+RESTYLE_STRENGTH = 0.75  # a new style changes most of the look but keeps the composition
+COMBINE_STRENGTH = 0.8  # a combined picture is mostly redrawn from the joined prompt
 
-_FILLER = re.compile(
-    r"^(?:(?:ok|okay|oh|hey|um+|uh+|so|now|please|and|alright|right|well)[\s,]+)+|"
-    r"(?:[\s,]+(?:please|thanks|thank you|now))+$"
+NOT_SURE = N_(
+    "I'm not sure what you'd like. I can draw something new, change this picture (say: make it "
+    "darker), flip or crop it, or go back to an earlier one. What should I do?"
 )
-
-
-def _rx(*alternatives: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{a})" for a in alternatives))
-
-
-# Whole-utterance commands, matched on the normalised text.
-_COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
-    (
-        Intent.UNDO,
-        _rx(
-            r"^undo(?: that| it)?$",
-            r"^(?:go )?back$",
-            r"^revert(?: that| it)?$",
-            r"^take (?:that|it) back$",
-        ),
-    ),
-    (Intent.REDO, _rx(r"^redo(?: that| it)?$", r"^(?:go )?forward$")),
-    (
-        Intent.CANCEL,
-        _rx(r"^(?:cancel|stop|abort)(?: that| it)?$", r"^never ?mind\b.*", r"^forget (?:it|that)$"),
-    ),
-    (
-        Intent.HELP,
-        _rx(
-            r"^help$",
-            r"^what can you do$",
-            r"^how does this work$",
-            r"^what (?:can|do|should) i say$",
-        ),
-    ),
-    (
-        Intent.AGAIN,
-        _rx(
-            r"^again$",
-            r"^another(?: one)?$",
-            r"^one more(?: time)?$",
-            r"^try again$",
-            r"^(?:a )?(?:different|new) seed$",
-            r"^re-?roll$",
-            r"^do (?:it|that) again$",
-            r"^same again$",
-        ),
-    ),
-    (
-        Intent.DESCRIBE,
-        _rx(
-            r"^(?:what|which) (?:prompt|settings|seed|parameters|model)\b.*",
-            r"^how did you (?:make|draw) (?:it|this|that)$",
-            r"^(?:show|tell) me the (?:prompt|settings|seed)\b.*",
-        ),
-    ),
-    (
-        Intent.SAVE,
-        _rx(
-            r"^(?:save|export|download|keep)(?: (?:it|this|that|them|all|everything|"
-            r"the session|the pictures|the images))?$"
-        ),
-    ),
-    (
-        Intent.CHITCHAT,
-        _rx(
-            r"^(?:hi|hello|hey there|hey|good (?:morning|evening|afternoon))$",
-            r"^(?:thanks|thank you|cheers|great|cool|nice|awesome|perfect|"
-            r"love it|i love it|that's (?:great|nice|perfect|cool))$",
-            r"^(?:who|what) are you$",
-            r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
-            r"above)? ?(?:instructions|rules|prompts?)\b",
-            r"^(?:you are now|pretend to be|act as)\b",
-        ),
-    ),
-]
-
-_NUMBERS = {
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "2": 2,
-    "3": 3,
-    "4": 4,
-    "a few": 3,
-    "some": 3,
-    "several": 3,
-    "a couple of": 2,
-    "a couple": 2,
-}
-_VARIATIONS = re.compile(
-    r"^(?:(?:give me|show me|make|draw|generate) )?(?P<n>two|three|four|[234]|a few|some|several|"
-    r"a couple(?: of)?)? ?(?:more|variations|versions|options|alternatives)"
-    r"(?: (?:like|of) (?:this|that|it))?$|^(?:some |a few )?variations(?: of (?:this|that|it))?$"
+NOTHING_TO_CHANGE = N_("There's no picture yet to change. What should I draw first?")
+NOTHING_YET = N_("There's no picture yet. What should I draw?")
+WHICH_PICTURE = N_("Which picture do you mean? Say the first one, the last one, or describe it.")
+WHICH_TRANSFORM = N_(
+    "How should I change its shape? I can flip it, rotate it, crop it square, as a portrait or "
+    "wide, zoom in, or make it bigger."
 )
-_SAME_SEED = re.compile(
-    r"^(?:(?:use |keep )?the )?same seed,? (?:but |and )?(?:with )?(?P<rest>.+)"
-)
+NO_EARLIER = N_("This is the first picture, there's no earlier one. What should I change?")
+WHAT_TO_DRAW = N_("I didn't catch what to draw. Could you describe the picture?")
 
-_ORDINALS = {
-    "first": 0,
-    "1st": 0,
-    "original": 0,
-    "second": 1,
-    "2nd": 1,
-    "third": 2,
-    "3rd": 2,
-    "fourth": 3,
-    "4th": 3,
-    "fifth": 4,
-    "5th": 4,
-    "last": -1,
-    "latest": -1,
-}
-_SELECT = _rx(
-    r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
-    r"use|i (?:like|prefer|want)|let's (?:go with|use)|go with) the (?P<ref>.+?)"
-    r"(?: one| image| picture| version| pic)?$",
-    r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous) "
-    r"(?:one|image|picture|version)$",
-    r"^the (?P<ref3>[\w' -]+?) one$",
+# A request that starts like this changes the picture in focus rather than starting anew.
+_EDIT_CUE = re.compile(
+    r"^(?:make (?:it|this|that|the|him|her|them|everything)\b|make (?:it )?(?:more|less)\b|"
+    r"(?:add|remove|change|turn|put|give (?:it|him|her|them)|replace|swap|paint the|color the|"
+    r"colour the|lose|delete|erase|get rid of)\b|(?:more|less) \w+|(?:a bit |slightly |much )?"
+    r"(?:darker|brighter|lighter|warmer|colder|cooler|stormier|sunnier|"
+    r"happier|scarier|softer|sharper|calmer|busier|simpler)\b|"
+    r"(?:but|now) (?:with|make|add|in)\b|in the style of\b|as an? (?:oil painting|watercolou?r|"
+    r"sketch|photo|cartoon|anime)\b)"
 )
-
-_OUTPAINT = _rx(
-    r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
-    r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
-    r"all sides|every side|all around|sides)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?$",
-    r"^zoom out$",
-)
-_DIRECTIONS = {
-    "top": "up",
-    "upwards": "up",
-    "bottom": "down",
-    "downwards": "down",
-    "all sides": "all",
-    "every side": "all",
-    "all around": "all",
-    "sides": "all",
-    None: "all",
-}
-_UPSCALE = re.compile(
-    r"^(?:upscale|enlarge|make it bigger|bigger|higher resolution|more pixels|"
-    r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?)"
-    r"(?: it| this| that)?(?: (?P<n2>2|two|4|four) ?(?:x|times))?$"
-)
-
-# An utterance that starts like this changes the picture in focus rather than starting anew.
 # "keep the layout but make it winter": an edit that must hold the picture's structure. Shapes
 # and layout are kept through depth (depth2img); outlines through a canny ControlNet.
 _KEEP_STRUCTURE = re.compile(
@@ -174,37 +65,17 @@ _KEEP_STRUCTURE = re.compile(
 )
 _OUTLINE_WORDS = ("outline", "edge", "line")
 _JOINERS = re.compile(r"^(?:[\s,;.]|but\b|and\b|just\b|only\b)+|(?:[\s,;.]|but\b|and\b)+$")
-
-
-def _change_beside(said: str, keep: re.Match) -> str:
-    """The change asked for around "keep the layout": "keep the layout but make it winter" →
-    "make it winter" (the keep-clause is an instruction, not something to draw)."""
-    after = _JOINERS.sub("", said[keep.end() :])
-    before = _JOINERS.sub("", said[: keep.start()])
-    return after or before or said
-
-
-_EDIT_CUE = re.compile(
-    r"^(?:make (?:it|this|that|the|him|her|them|everything)\b|make (?:it )?(?:more|less)\b|"
-    r"(?:add|remove|change|turn|put|give (?:it|him|her|them)|replace|swap|paint the|color the|"
-    r"colour the)\b|(?:more|less) \w+|(?:a bit |slightly |much )?"
-    r"(?:darker|brighter|lighter|warmer|colder|cooler|bigger|smaller|stormier|sunnier|"
-    r"happier|scarier|softer|sharper|calmer|busier|simpler)\b|"
-    r"(?:but|now) (?:with|make|add|in)\b|in the style of\b|as an? (?:oil painting|watercolou?r|"
-    r"sketch|photo|cartoon|anime)\b)"
+# A picture description: a drawing verb, or a noun phrase, not a question or a remark.
+_DRAW_CUE = re.compile(
+    r"^(?:(?:can|could|would|will) you |i(?:'d| would) like |i want |let's |please |maybe |"
+    r"how about |what about )*(?:draw|paint|sketch|create|generate|make|render|imagine|design|"
+    r"illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing) of)\b"
 )
-
-
-def normalise(text: str) -> str:
-    text = text.lower().strip()
-    text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
-    previous = None
-    while previous != text:
-        previous, text = text, _FILLER.sub("", text).strip(" ,")
-    return text
-
-
-RESTYLE_STRENGTH = 0.75  # a new style changes most of the look but keeps the composition
+_NOT_A_PICTURE = re.compile(
+    r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did|can|could|would|will|"
+    r"should|shall|may|might|have|has|i|i'm|i've|you|you're|we|we're|it's|that's|this is|"
+    r"yes|no|not|don't|didn't|thanks|thank|sorry|ok|okay|hmm+|wait|hold on|hang on|lol)\b"
+)
 
 
 def style_named(said: str, styles: dict) -> str | None:
@@ -227,35 +98,67 @@ def understand(
     has_mask: bool = False,
     style: str | None = None,
     planner: LLMPlanner | None = None,
+    router: Any = None,
 ) -> Plan:
     """Decide what to do with ``text`` given the state; never raises for ordinary speech.
 
-    ``has_mask``: the person brushed a region of the current picture, so the request repaints
-    that region. ``style``: a preset applied to every new picture (a session setting).
-    ``planner``: an LLM asked what an open request means (validated; the grammar decides
-    whenever its answer is refused).
-    Returns a validated Plan; open requests get their prompt from ``rewriter``.
+    Parameters
+    ----------
+    has_mask: the person brushed a region of the current picture, so the request repaints it.
+    style: a preset applied to every new picture (a session setting).
+    planner: an LLM asked what an open request means (schema-constrained, then checked).
+    router: ``assistant.router.IntentRouter`` (intent by meaning), or None.
+
+    Returns a validated Plan.
     """
     said = normalise(text)
     current = state.current
     if has_mask and current is not None:
-        rewrite = rewriter.generate(text)
-        return Plan(
-            intent=Intent.INPAINT,
-            request=text,
-            prompt=rewrite.prompt,
-            negative_prompt=rewrite.negative_prompt,
-            operation="inpaint",
-            target_id=current.id,
-            rewriter=rewrite.rewriter,
-        )
-    for intent, pattern in _COMMANDS:
+        change = Change(kind=ChangeKind.ADD, value=subject_of(split_negatives(text)[0]))
+        return _change_plan(Intent.INPAINT, text, change, current, rewriter, "inpaint")
+    if plan := _grammar_plan(text, said, state, rewriter, style):
+        return plan
+    if router is not None and (plan := _routed_plan(text, said, state, rewriter, router)):
+        return plan
+    if planner is not None and not rewriter.raw:
+        llm_plan = planner.plan(text, PlanContext.of(state))
+        if llm_plan is not None and (
+            plan := _from_llm_plan(llm_plan, text, state, rewriter, style)
+        ):
+            return plan
+    return _fallback_plan(text, said, current, rewriter, style)
+
+
+# --- the grammar ----------------------------------------------------------------------------
+def _grammar_plan(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
+) -> Plan | None:
+    """What the local grammar makes of the request, or None when it does not know it."""
+    current = state.current
+    for intent, pattern in g.COMMANDS:
         if pattern.search(said):
             return _command_plan(intent, text, state)
+    if m := g.UNDO_STEPS.match(said):
+        steps = g.count_in(m.group("n") or m.group("n2") or m.group("n3"), 1)
+        return Plan(intent=Intent.UNDO, request=text, steps_back=steps)
+
+    if m := g.SELECT.match(said):
+        ref = m.group("ref") or m.group("ref2") or m.group("ref3") or m.group("ref4")
+        target = resolve_reference(ref, state)
+        if target is not None:
+            return Plan(intent=Intent.SELECT, request=text, target_id=target.id)
+        if state.nodes and ref.removeprefix("the ").split(" ")[0] in ("previous", "earlier"):
+            return _clarify(text, NO_EARLIER)
+        if state.nodes and not _describes_new_thing(ref):
+            return _clarify(text, WHICH_PICTURE)
+
+    # A request about a named picture: "make the second one bigger".
+    target, said = _named_target(said, state)
+    current = target or current
 
     if (name := style_named(said, rewriter.styles)) is not None:
         if current is None:
-            return _nothing_yet(text)
+            return _clarify(text, NOTHING_YET)
         rewrite = rewriter.restyle(name, current.prompt, current.negative_prompt)
         return Plan(
             intent=Intent.STYLE,
@@ -268,111 +171,145 @@ def understand(
             style=name,
         )
 
-    if m := _VARIATIONS.match(said):
-        count = _NUMBERS.get(m.group("n") or "", 3 if "variations" in said else 1)
-        return _again_plan(text, current, count) if current else _nothing_yet(text)
+    if m := g.VARIATIONS.match(said):
+        count = g.count_in(m.group("n"), 3 if "variations" in said else 1)
+        return _again_plan(text, current, count) if current else _clarify(text, NOTHING_YET)
 
-    if m := _OUTPAINT.match(said):
+    if m := g.OUTPAINT.match(said):
         if current is None:
-            return _nothing_yet(text)
-        direction = _DIRECTIONS.get(m.group("dir"), m.group("dir")) if "zoom" not in said else "all"
+            return _clarify(text, NOTHING_YET)
+        direction = g.DIRECTIONS.get(m.group("dir"), m.group("dir"))
         pixels = int(m.group("px")) // 8 * 8 if m.group("px") else 128
-        return Plan(
-            intent=Intent.OUTPAINT,
-            request=text,
-            prompt=current.prompt,
-            negative_prompt=current.negative_prompt,
-            operation="outpaint",
-            target_id=current.id,
-            direction=direction,
+        return _keep_scene_plan(
+            Intent.OUTPAINT,
+            text,
+            current,
+            "outpaint",
+            direction="all" if "zoom" in said or "more of" in said else direction,
             pixels=min(max(pixels, 8), 1024),
         )
 
-    if m := _UPSCALE.match(said):
+    if m := g.UPSCALE.match(said):
         if current is None:
-            return _nothing_yet(text)
+            return _clarify(text, NOTHING_YET)
         factor = 4 if (m.group("n") or m.group("n2") or "") in ("4", "four") else 2
-        return Plan(
-            intent=Intent.UPSCALE,
-            request=text,
-            prompt=current.prompt,
-            negative_prompt=current.negative_prompt,
-            operation="upscale",
-            target_id=current.id,
-            factor=factor,
-        )
+        return _keep_scene_plan(Intent.UPSCALE, text, current, "upscale", factor=factor)
 
-    if m := _SELECT.match(said):
-        target = resolve_reference(m.group("ref") or m.group("ref2") or m.group("ref3"), state)
-        if target is not None:
-            return Plan(intent=Intent.SELECT, request=text, target_id=target.id)
-        if state.nodes:
-            return Plan(
-                intent=Intent.CLARIFY,
-                request=text,
-                question=N_(
-                    "Which picture do you mean? Say the first one, the last one, or describe it."
-                ),
-            )
-
-    if m := _SAME_SEED.match(said):
+    if (found := g.parse_transforms(said)) is not None:
         if current is None:
-            return _nothing_yet(text)
-        # A new picture from the same noise: no parent, only the seed is carried over.
-        return _change_plan(
-            Intent.SAME_SEED,
+            return _clarify(text, NOTHING_YET)
+        transforms, focus = found
+        note = None
+        if focus and Transform.ZOOM_IN in transforms:
+            note = f"I zoomed in on the middle: I can't find {focus} in the picture by itself yet"
+        return _keep_scene_plan(
+            Intent.TRANSFORM,
             text,
-            m.group("rest"),
             current,
-            rewriter,
-            "generate",
-            target_id=None,
-            seed=current.seed,
+            "transform",
+            transforms=tuple(transforms),
+            note=note,
         )
+
+    if m := g.SAME_SEED.match(said):
+        if current is None:
+            return _clarify(text, NOTHING_YET)
+        # A new picture from the same noise: no parent, only the seed is carried over.
+        rest = m.group("rest")
+        parsed = parse_change(rest)
+        change = parsed[0] if parsed else Change(kind=ChangeKind.FREE, value=rest)
+        plan = _change_plan(Intent.SAME_SEED, text, change, current, rewriter, "generate")
+        return plan.model_copy(update={"target_id": None, "seed": current.seed})
+
+    parsed = parse_change(said)
+    if parsed is not None and parsed[1]:  # "same thing but ...", "redo the last one but ..."
+        if current is None:
+            return _clarify(text, NOTHING_TO_CHANGE)
+        return _change_plan(Intent.EDIT, text, parsed[0], current, rewriter, "img2img")
+
+    if (m := g.COMBINE.match(said)) and (plan := _combine_plan(text, m, state, rewriter)):
+        return plan
 
     if (region := parse_region_request(said)) is not None:
         if current is None:
-            return _nothing_yet(text)
-        change = region.change or region.region
+            return _clarify(text, NOTHING_TO_CHANGE)
+        change = Change(kind=ChangeKind.ADD, value=region.change or region.region)
         return _change_plan(
             Intent.INPAINT, text, change, current, rewriter, "inpaint", region=region.region
         )
 
-    if planner is not None and not rewriter.raw:
-        llm_plan = planner.plan(text, current.prompt if current else None)
-        if llm_plan is not None:
-            return _from_llm_plan(llm_plan, text, current, rewriter, style)
-
-    structure = _KEEP_STRUCTURE.search(said)
-    if structure and current is not None:
+    if structure := _KEEP_STRUCTURE.search(said):
+        if current is None:
+            return _clarify(text, NOTHING_TO_CHANGE)
         outlines = structure.group("what").startswith(_OUTLINE_WORDS)
-        change = _change_beside(said, structure)
+        rest = _change_beside(said, structure)
+        parsed = parse_change(rest)
+        change = parsed[0] if parsed else Change(kind=ChangeKind.FREE, value=rest)
         operation = "controlnet" if outlines else "depth"
         return _change_plan(Intent.EDIT, text, change, current, rewriter, operation)
 
-    if (structure or _EDIT_CUE.match(said)) and current is None:
-        return Plan(
-            intent=Intent.CLARIFY,
-            request=text,
-            question=N_("There's no picture yet to change. What should I draw first?"),
-        )
+    if parsed is not None and (parsed[1] or _EDIT_CUE.match(said) or current is not None):
+        change, _wrapped = parsed
+        if current is None:
+            return _clarify(text, NOTHING_TO_CHANGE)
+        return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
     if _EDIT_CUE.match(said):
         if current is None:
-            return Plan(
-                intent=Intent.CLARIFY,
-                request=text,
-                question=N_("There's no picture yet to change. What should I draw first?"),
-            )
-        return _change_plan(Intent.EDIT, text, text, current, rewriter, "img2img")
+            return _clarify(text, NOTHING_TO_CHANGE)
+        change = Change(kind=ChangeKind.FREE, value=_tidy_change(said))
+        return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
+    if _DRAW_CUE.match(said) and content_words(subject_of(split_negatives(text)[0])):
+        return _generate_plan(text, text, rewriter, style)
+    return None
 
+
+def _routed_plan(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter, router: Any
+) -> Plan | None:
+    """A plan from the intent the router recognises by meaning, or None for open requests."""
+    route = router.route(said or text)
+    if not route.confident or route.intent in ("open", "generate", "edit"):
+        return None
+    intent = Intent(route.intent)
+    current = state.current
+    if intent == Intent.SELECT:
+        target = _target_in(said, state) or _previous(state)
+        if target is None:
+            return _clarify(text, WHICH_PICTURE)
+        return Plan(intent=intent, request=text, target_id=target.id, planner="router")
+    if intent == Intent.TRANSFORM:
+        return _clarify(text, WHICH_TRANSFORM) if current else _clarify(text, NOTHING_YET)
+    if intent == Intent.VARIATIONS:
+        if current is None:
+            return _clarify(text, NOTHING_YET)
+        return _again_plan(text, current, 3).model_copy(update={"planner": "router"})
+    if intent in (Intent.UPSCALE, Intent.OUTPAINT):
+        if current is None:
+            return _clarify(text, NOTHING_YET)
+        fields = {"factor": 2} if intent == Intent.UPSCALE else {"direction": "all", "pixels": 128}
+        return _keep_scene_plan(intent, text, current, str(intent), **fields)
+    if intent in (Intent.STYLE, Intent.INPAINT, Intent.SAME_SEED, Intent.COMBINE):
+        return None  # these need their slots: the LLM or the fallback decides
+    if intent == Intent.CLARIFY:
+        return _clarify(text, NOT_SURE)
+    return _command_plan(intent, text, state).model_copy(update={"planner": "router"})
+
+
+def _fallback_plan(
+    text: str, said: str, current: ImageNode | None, rewriter: PromptRewriter, style: str | None
+) -> Plan:
+    """Nothing recognised the request: draw it only if it describes a picture."""
     kept, _ = split_negatives(text)
     if not content_words(kept) or not re.search(r"[a-z]{3,}", said):
-        return Plan(
-            intent=Intent.CLARIFY,
-            request=text,
-            question=N_("I didn't catch what to draw. Could you describe the picture?"),
-        )
+        return _clarify(text, WHAT_TO_DRAW)
+    if _NOT_A_PICTURE.match(said) and not _DRAW_CUE.match(said):
+        return _clarify(text, NOT_SURE)
     return _generate_plan(text, text, rewriter, style)
+
+
+# --- plan builders --------------------------------------------------------------------------
+def _clarify(text: str, question: str, planner: str = "grammar") -> Plan:
+    return Plan(intent=Intent.CLARIFY, request=text, question=question, planner=planner)
 
 
 def _generate_plan(
@@ -393,7 +330,7 @@ def _generate_plan(
         intent=Intent.GENERATE,
         request=text,
         prompt=rewrite.prompt,
-        negative_prompt=", ".join([*(avoid or []), rewrite.negative_prompt]),
+        negative_prompt=", ".join(x for x in [*(avoid or []), rewrite.negative_prompt] if x),
         operation="generate",
         rewriter=rewrite.rewriter,
         rewrite_note=rewrite.note,
@@ -402,89 +339,82 @@ def _generate_plan(
     )
 
 
-def _from_llm_plan(
-    llm_plan: LLMPlan,
-    text: str,
-    current: ImageNode | None,
-    rewriter: PromptRewriter,
-    style: str | None,
-) -> Plan:
-    """A validated LLM plan as a Plan; the prompt itself still comes from the rewriter."""
-    if llm_plan.intent == "clarify":
-        return Plan(
-            intent=Intent.CLARIFY,
-            request=text,
-            planner="llm",
-            question=N_("Could you tell me a bit more about the picture you'd like?"),
-        )
-    avoid = [a for a in llm_plan.avoid if a.strip()]
-    if llm_plan.intent == "edit" and current is not None:
-        plan = _change_plan(
-            Intent.EDIT, text, llm_plan.subject, current, rewriter, "img2img", planner="llm"
-        )
-        return plan.model_copy(
-            update={"negative_prompt": ", ".join([*avoid, plan.negative_prompt])}
-        )
-    return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
-
-
 def _change_plan(
     intent: Intent,
     text: str,
-    change: str,
+    change: Change,
     current: ImageNode,
     rewriter: PromptRewriter,
     operation: str,
-    **fields,
+    planner: str = "grammar",
+    **fields: Any,
 ) -> Plan:
-    """A plan that changes the current picture as ``change`` says (its prompt, plus the change)."""
-    rewrite = rewriter.edit(change, current.prompt, current.negative_prompt)
-    values = {
+    """A plan that changes ``current`` as ``change`` says; its prompt describes the new scene."""
+    if rewriter.raw:  # raw mode: the words as said are the prompt
+        rest, negatives = split_negatives(change.value or text)
+        prompt, negative = rest or text, rewriter.rules.negative_for(negatives)
+        note = None
+    else:
+        compiled = compile_edit(
+            current.prompt, current.negative_prompt, change, rewriter.rules.quality_terms
+        )
+        prompt, negative, note = compiled.prompt, compiled.negative_prompt, compiled.note
+    values: dict[str, Any] = {
         "intent": intent,
         "request": text,
-        "prompt": rewrite.prompt,
-        "negative_prompt": rewrite.negative_prompt,
+        "prompt": prompt,
+        "negative_prompt": negative,
         "operation": operation,
         "target_id": current.id,
-        "rewriter": rewrite.rewriter,
+        "rewriter": "raw" if rewriter.raw else "rules",
+        "change": change,
+        "note": note,
+        "planner": planner,
     }
     return Plan(**{**values, **fields})
 
 
-def resolve_reference(ref: str, state: DialogueState) -> ImageNode | None:
-    """Find the picture a phrase points at: an ordinal, "previous", or words of its prompt."""
-    nodes = list(state.nodes.values())
-    if not nodes:
-        return None
-    ref = ref.strip()
-    if ref in _ORDINALS:
-        index = _ORDINALS[ref]
-        return nodes[index] if -len(nodes) <= index < len(nodes) else None
-    if ref in {"previous", "one before", "last one before", "one before that", "earlier"}:
-        current = state.current
-        if current and current.parent_id:
-            return state.nodes[current.parent_id]
-        index = nodes.index(current) if current in nodes else len(nodes)
-        return nodes[index - 1] if index >= 1 else None
-    # "the blue one": the most recent picture whose prompt or request holds the most of the words.
-    wanted = set(content_words(ref))
-    if not wanted:
-        return None
-    best, best_score = None, 0
-    for node in nodes:
-        have = set(words(node.prompt)) | set(words(node.request))
-        score = len(wanted & have)
-        if score >= best_score and score > 0:
-            best, best_score = node, score
-    return best
-
-
-def _nothing_yet(text: str) -> Plan:
+def _keep_scene_plan(
+    intent: Intent, text: str, current: ImageNode, operation: str, **fields: Any
+) -> Plan:
+    """A plan that changes the picture's size or shape and keeps its scene's prompt."""
     return Plan(
-        intent=Intent.CLARIFY,
+        intent=intent,
         request=text,
-        question=N_("There's no picture yet. What should I draw?"),
+        prompt=current.prompt,
+        negative_prompt=current.negative_prompt,
+        operation=operation,
+        target_id=current.id,
+        **fields,
     )
+
+
+def _combine_plan(
+    text: str, m: re.Match, state: DialogueState, rewriter: PromptRewriter
+) -> Plan | None:
+    """ "put the dragon on top of the castle": both named things are in different pictures."""
+    first = resolve_reference(m.group("a"), state, strict=True)
+    second = resolve_reference(m.group("b"), state, strict=True)
+    if first is None or second is None or first.id == second.id:
+        return None
+    how = m.group("how")
+    what = _subject_words(first, m.group("a"))
+    value = f"{what} {how} it" if how not in ("with", "and") else f"with {what}"
+    if how in ("on top of", "onto", "on", "above", "over"):
+        value = f"with {what} on top"
+    elif how in ("in front of", "next to", "beside", "behind", "under", "inside", "into", "in"):
+        value = f"with {what} {how} it"
+    change = Change(kind=ChangeKind.ADD, value=value)
+    plan = _change_plan(Intent.COMBINE, text, change, second, rewriter, "img2img")
+    return plan.model_copy(
+        update={"source_ids": (first.id, second.id), "strength": COMBINE_STRENGTH}
+    )
+
+
+def _subject_words(node: ImageNode, named: str) -> str:
+    """What a combined picture takes from ``node``: its first prompt part ("a red dragon")."""
+    first_part = node.prompt.split(",", 1)[0].strip()
+    return first_part if len(first_part.split()) <= 8 else named
 
 
 def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
@@ -501,7 +431,7 @@ def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
         operation="img2img" if start else "generate",
         target_id=start,
         strength=current.strength,
-        count=count,
+        count=min(max(count, 1), 4),
         rewriter="rules",
     )
 
@@ -509,5 +439,134 @@ def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
 def _command_plan(intent: Intent, text: str, state: DialogueState) -> Plan:
     current = state.current
     if intent == Intent.AGAIN:
-        return _again_plan(text, current, 1) if current else _nothing_yet(text)
+        return _again_plan(text, current, 1) if current else _clarify(text, NOTHING_YET)
     return Plan(intent=intent, request=text, target_id=current.id if current else None)
+
+
+def _from_llm_plan(
+    llm_plan: LLMPlan, text: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
+) -> Plan | None:
+    """A checked LLM plan as a Plan, or None when it cannot be carried out as it stands."""
+    current = state.nodes.get(llm_plan.target) if llm_plan.target else state.current
+    avoid = [a for a in llm_plan.avoid if a.strip()]
+    match llm_plan.intent:
+        case "clarify":
+            return _clarify(text, NOT_SURE, planner="llm")
+        case "generate":
+            return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
+        case "edit" if current is not None and llm_plan.change is not None:
+            change = Change(
+                kind=ChangeKind(llm_plan.change.kind),
+                object=llm_plan.change.object,
+                value=llm_plan.change.value,
+            )
+            plan = _change_plan(
+                Intent.EDIT, text, change, current, rewriter, "img2img", planner="llm"
+            )
+            if avoid:
+                negative = ", ".join([*avoid, plan.negative_prompt])
+                plan = plan.model_copy(update={"negative_prompt": negative})
+            return plan
+        case "transform" if current is not None and llm_plan.transform:
+            return _keep_scene_plan(
+                Intent.TRANSFORM,
+                text,
+                current,
+                "transform",
+                transforms=(Transform(llm_plan.transform),),
+                planner="llm",
+            )
+        case "select" if llm_plan.target in state.nodes:
+            return Plan(
+                intent=Intent.SELECT, request=text, target_id=llm_plan.target, planner="llm"
+            )
+        case "history" | "chitchat" | "help" | "undo" | "again":
+            return _command_plan(Intent(llm_plan.intent), text, state).model_copy(
+                update={"planner": "llm"}
+            )
+    return None
+
+
+# --- references -----------------------------------------------------------------------------
+def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> ImageNode | None:
+    """The picture a phrase points at: an ordinal, "previous", or words of its prompt.
+
+    ``strict``: only a picture whose prompt holds every content word of the phrase.
+    """
+    nodes = list(state.nodes.values())
+    if not nodes or not ref:
+        return None
+    ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip())
+    ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
+    if ref in g.ORDINALS:
+        index = g.ORDINALS[ref]
+        return nodes[index] if -len(nodes) <= index < len(nodes) else None
+    if ref in g.PREVIOUS:
+        return _previous(state)
+    # "the blue one": the most recent picture whose prompt or request holds the most words.
+    wanted = set(content_words(ref))
+    if not wanted:
+        return None
+    best, best_score = None, 0
+    for node in nodes:
+        have = set(words(node.prompt)) | (set() if strict else set(words(node.request)))
+        score = len(wanted & have)
+        if score >= best_score and score > 0:
+            best, best_score = node, score
+    if strict and best is not None and best_score < len(wanted):
+        return None
+    return best
+
+
+def _previous(state: DialogueState) -> ImageNode | None:
+    current = state.current
+    if current and current.parent_id:
+        return state.nodes[current.parent_id]
+    nodes = list(state.nodes.values())
+    index = nodes.index(current) if current in nodes else len(nodes)
+    return nodes[index - 1] if index >= 1 else None
+
+
+def _target_in(said: str, state: DialogueState) -> ImageNode | None:
+    m = g.TARGET_PHRASE.search(said)
+    if m is None:
+        return None
+    return resolve_reference(m.group("ord") or m.group("words"), state)
+
+
+def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, str]:
+    """The picture an edit names ("make the second one bigger") and the request without it."""
+    if len(state.nodes) < 2:
+        return None, said
+    m = g.TARGET_PHRASE.search(said)
+    if m is None:
+        return None, said
+    target = resolve_reference(m.group("ord") or m.group("words"), state)
+    if target is None:
+        return None, said
+    rest = (said[: m.start()] + "it" + said[m.end() :]).strip()
+    return target, re.sub(r"\bit it\b", "it", rest)
+
+
+def _describes_new_thing(ref: str) -> bool:
+    """ "use the forest as a background": a select that names nothing in any picture."""
+    return len(content_words(ref)) > 2
+
+
+def _change_beside(said: str, keep: re.Match) -> str:
+    """The change asked for around "keep the layout": "keep the layout but make it winter" →
+    "make it winter" (the keep-clause is an instruction, not something to draw)."""
+    after = _JOINERS.sub("", said[keep.end() :])
+    before = _JOINERS.sub("", said[: keep.start()])
+    return after or before or said
+
+
+def _tidy_change(said: str) -> str:
+    """An edit as said, without its command words: "make it look more magical" → "more
+    magical"."""
+    rest = re.sub(
+        r"^(?:make|turn|change|give) (?:it|this|that|everything)(?: look| feel| seem)?\s*",
+        "",
+        said,
+    )
+    return rest.strip() or said

@@ -1,73 +1,127 @@
-"""The LLM's structured plan: used when it fits the schema and the words said, refused otherwise."""
+"""The LLM's structured plan: used when it fits the schema, the state and the words said."""
+
+import json
 
 import pytest
 
-from assistant.plan import Intent
-from assistant.planner import LLMPlanner, parse_plan
+from assistant.plan import ChangeKind, Intent, Transform
+from assistant.planner import LLMPlanner, PlanContext, parse_plan, plan_messages, plan_schema
 from assistant.rewrite import PromptRewriter, RuleRewriter
 from assistant.state import DialogueState
 from assistant.understand import understand
 from tests.states import with_picture
 
 REWRITER = PromptRewriter(RuleRewriter(["highly detailed"], ["blurry"]))
+NO_PICTURE = PlanContext([], None, [])
+BARN = PlanContext([("n1", "a red barn in a field")], "n1", ["draw a red barn in a field"])
 
 
-def scripted(answer: str) -> LLMPlanner:
-    # The planner pre-fills '{"intent": "'; a scripted LLM continues from there.
-    return LLMPlanner(lambda _prompt: answer)
+class ScriptedLLM:
+    """Answers every chat with one fixed text, and remembers what it was asked."""
+
+    def __init__(self, answer: dict | str):
+        self.answer = answer if isinstance(answer, str) else json.dumps(answer)
+        self.calls: list[dict] = []
+
+    def chat(self, messages, json_schema=None, max_tokens=80):
+        self.calls.append({"messages": messages, "schema": json_schema})
+        return self.answer
 
 
 @pytest.mark.parametrize(
-    ("answer", "problem"),
+    ("answer", "context", "problem"),
     [
-        ('{"intent": "generate", "subject": "a fox"}', None),
-        ("no json here", "no JSON object"),
-        ('{"intent": "dance", "subject": "a fox"}', "schema"),
-        ('{"intent": "generate", "subject": "a fox", "mood": "sad"}', "schema"),
-        ('{"intent": "generate", "subject": "a wolf in a castle"}', "nobody said: wolf, castle"),
-        ('{"intent": "generate", "subject": ""}', "no subject"),
-        ('{"intent": "edit", "subject": "a fox"}', "no picture"),
+        ({"intent": "generate", "subject": "a fox"}, NO_PICTURE, None),
+        ("no json here", NO_PICTURE, "no JSON object"),
+        ({"intent": "dance", "subject": "a fox"}, NO_PICTURE, "schema"),
+        ({"intent": "generate", "subject": "a fox", "mood": "sad"}, NO_PICTURE, "schema"),
+        ({"intent": "generate", "subject": "a wolf in a castle"}, NO_PICTURE, "nobody said"),
+        ({"intent": "generate", "subject": ""}, NO_PICTURE, "no subject"),
+        ({"intent": "edit", "change": {"kind": "add", "value": "fox"}}, NO_PICTURE, "no picture"),
+        ({"intent": "select", "target": "n7"}, BARN, "does not exist"),
+        ({"intent": "edit"}, BARN, "no change"),
+        ({"intent": "transform"}, BARN, "no operation"),
     ],
 )
-def test_parse_plan_refuses_what_does_not_fit(answer, problem):
-    plan, why = parse_plan(answer, "I was thinking of a fox", has_picture=False)
+def test_parse_plan_refuses_what_does_not_fit(answer, context, problem):
+    text = answer if isinstance(answer, str) else json.dumps(answer)
+    plan, why = parse_plan(text, "I was thinking of a fox", context)
     if problem is None:
         assert plan is not None and why is None
     else:
         assert plan is None and problem in why
 
 
+def test_an_edit_may_name_a_thing_from_the_picture_it_changes():
+    answer = {"intent": "edit", "change": {"kind": "remove", "object": "barn"}}
+    plan, why = parse_plan(json.dumps(answer), "lose that thing", BARN)
+    assert why is None and plan.change.kind == "remove"
+
+
+def test_the_llm_is_shown_the_pictures_the_focus_and_the_last_turns():
+    llm = ScriptedLLM({"intent": "clarify"})
+    LLMPlanner(llm).plan("hmm what about that", BARN)
+    asked = llm.calls[0]["messages"][-1]["content"]
+    assert "n1 (in view): a red barn in a field" in asked
+    assert "draw a red barn in a field" in asked and "hmm what about that" in asked
+    assert llm.calls[0]["schema"] == plan_schema()
+
+
+def test_the_fixed_prefix_is_the_same_for_every_request():
+    # The instructions and examples come first and never change, so their KV cache is reused.
+    a, b = plan_messages("a fox", NO_PICTURE), plan_messages("undo", BARN)
+    assert a[:-1] == b[:-1] and a[-1] != b[-1]
+
+
 def test_a_valid_llm_plan_decides_an_open_request():
-    planner = scripted('generate", "subject": "a fox under the moon", "avoid": ["clouds"]}')
+    llm = ScriptedLLM(
+        {"intent": "generate", "subject": "a fox under the moon", "avoid": ["clouds"]}
+    )
     plan = understand(
         "I was thinking maybe something like a fox under the moon, no clouds",
         DialogueState(),
         REWRITER,
-        planner=planner,
+        planner=LLMPlanner(llm),
     )
     assert plan.intent == Intent.GENERATE and plan.planner == "llm"
     assert plan.prompt.startswith("a fox under the moon")
     assert "clouds" in plan.negative_prompt and "clouds" not in plan.prompt
 
 
-def test_an_llm_edit_changes_the_current_picture():
-    planner = scripted('edit", "subject": "stormy sky", "avoid": []}')
-    plan = understand("could the sky look a bit stormy", with_picture(), REWRITER, planner=planner)
-    assert plan.intent == Intent.EDIT and plan.target_id == "n1"
-    assert plan.prompt.startswith("a red barn in a field") and "stormy sky" in plan.prompt
+def test_an_llm_edit_compiles_into_the_scene():
+    llm = ScriptedLLM({"intent": "edit", "change": {"kind": "weather", "value": "stormy"}})
+    plan = understand(
+        "could the weather look a bit stormy", with_picture(), REWRITER, planner=LLMPlanner(llm)
+    )
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1" and plan.planner == "llm"
+    assert plan.change.kind == ChangeKind.WEATHER
+    assert plan.prompt.startswith("a red barn in a field") and "storm" in plan.prompt
 
 
-def test_a_refused_llm_plan_falls_back_to_the_grammar():
-    planner = scripted('generate", "subject": "a dragon", "avoid": []}')  # nobody said dragon
-    plan = understand("draw a small house", DialogueState(), REWRITER, planner=planner)
-    assert plan.intent == Intent.GENERATE and plan.planner == "grammar"
-    assert "small house" in plan.prompt and "dragon" not in plan.prompt
-    assert "dragon" in planner.last_problem
+def test_an_llm_transform_and_select_are_carried_out():
+    llm = ScriptedLLM({"intent": "transform", "transform": "flip-horizontal"})
+    plan = understand(
+        "the other way round maybe", with_picture(), REWRITER, planner=LLMPlanner(llm)
+    )
+    assert plan.intent == Intent.TRANSFORM and plan.transforms == (Transform.FLIP_HORIZONTAL,)
 
 
-def test_commands_never_wait_for_the_llm():
-    def fail(_prompt):
-        raise AssertionError("the LLM was asked about a command")
+def test_a_refused_llm_plan_never_draws_a_question():
+    llm = ScriptedLLM({"intent": "generate", "subject": "a wolf"})  # nobody said wolf
+    plan = understand("why would you do that", with_picture(), REWRITER, planner=LLMPlanner(llm))
+    assert plan.intent == Intent.CLARIFY
 
-    plan = understand("undo", with_picture(), REWRITER, planner=LLMPlanner(fail))
-    assert plan.intent == Intent.UNDO
+
+def test_a_crashing_llm_means_no_plan():
+    class Broken:
+        def chat(self, *a, **k):
+            raise RuntimeError("out of memory")
+
+    planner = LLMPlanner(Broken())
+    assert planner.plan("a fox", NO_PICTURE) is None and "out of memory" in planner.last_problem
+
+
+def test_commands_never_reach_the_llm():
+    llm = ScriptedLLM({"intent": "generate", "subject": "undo"})
+    plan = understand("undo", with_picture(), REWRITER, planner=LLMPlanner(llm))
+    assert plan.intent == Intent.UNDO and not llm.calls

@@ -1,0 +1,165 @@
+"""Read a request that changes the current picture as a structured change.
+
+"lose the boat", "make the car blue", "same thing but at night", "actually, make it a night
+scene instead", "turn the cat into a dog", "put it on a beach", "make the sky stormier". The
+grammar here is the deterministic floor (the ``tiny`` profile has no LLM); the LLM planner
+fills the same ``Change`` for phrasings the grammar does not know.
+"""
+
+from __future__ import annotations
+
+import re
+
+from assistant.edit_compiler import COLOURS, COMPARATIVE, MEDIUMS, SEASONS, TIME_OF_DAY, WEATHER
+from assistant.plan import Change, ChangeKind
+
+# "same thing but ...", "redo the last one but ...", "actually ... instead": the wrapper says
+# "change the current scene"; what follows it is the change.
+_WRAPPER = re.compile(
+    r"^(?:(?:the )?same (?:thing|picture|scene|image|one|again)?|(?:re)?do (?:it|that|this|"
+    r"the last one|the same) again|redo (?:it|that|this|the last one|the picture)|again|"
+    r"this time|like (?:this|that)|keep (?:it|everything)(?: the same)?)\s*,?\s*"
+    r"(?:but|and|only|just)\s+"
+)
+_SOFTENERS = re.compile(
+    r"^(?:(?:actually|instead|hmm+|wait|no|nah|rather|maybe|perhaps|i think|i'd like|"
+    r"i would like|i want|can you|could you|would you|will you|let's|lets|try|how about|"
+    r"what about|now|then|ok|okay)\b[\s,]*)+"
+)
+_TRAILING = re.compile(r"[\s,]+(?:instead|then|now|please|as well|too|for me|a bit|a little)$")
+
+_REMOVE = re.compile(
+    r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|"
+    r"cut out|leave out|without|no more|no|i don't want|i do not want|don't want)\s+"
+    r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
+    r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
+)
+_TAKE_OUT = re.compile(
+    r"^(?:take|get|leave|cut) (?:the |that |those )?(?P<object>[\w' -]+?) (?:out|away|off)"
+    r"(?: of (?:it|the (?:picture|image|scene)))?$"
+)
+_REPLACE = re.compile(
+    r"^(?:turn|change|make|swap|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
+    r"(?:into|to|for|with) (?P<value>(?:a |an |some )?[\w' -]+)$"
+)
+_SET = re.compile(
+    r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that )"
+    r"(?P<object>[\w' -]+?) (?P<value>(?:more |less |a bit |slightly |much )?[\w-]+)$"
+)
+_SETTING = re.compile(
+    r"^(?:put|move|place|set|take) (?:it|him|her|them|everything|the scene|the \w+) "
+    r"(?P<value>(?:on|in|at|into|onto|inside|under|near|by|to) .+)$"
+)
+_ADD = re.compile(
+    r"^(?:add|include|put in|throw in|give (?:it|him|her|them)|with|plus|and)\s+"
+    r"(?P<value>.+)$"
+)
+_MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
+_MAKE_IT = re.compile(
+    r"^(?:make (?:it|this|that|everything|the (?:picture|image|scene))(?: look| feel)?|"
+    r"turn (?:it|this|that) into|change (?:it|this|that) (?:in)?to|it should be|"
+    r"can it be|let it be)\s+(?P<value>.+)$"
+)
+_ADJUST = re.compile(
+    r"^(?:(?:a )?(?:bit|little|lot|tad|touch) |slightly |much |way |even |a little bit )?"
+    r"(?P<value>(?:more|less) [\w-]+|[\w-]+er)$"
+)
+_SCENE = re.compile(r"^(?:a |an |the )?(?P<value>[\w -]+?) (?:scene|version|setting|one|look)$")
+
+
+def _clean(said: str) -> str:
+    previous = None
+    while previous != said:
+        previous = said
+        said = _SOFTENERS.sub("", said).strip(" ,")
+        said = _TRAILING.sub("", said).strip(" ,")
+    return said
+
+
+def parse_change(said: str) -> tuple[Change, bool] | None:
+    """The change a normalised request asks for, and whether it was wrapped as a scene change
+    ("same thing but ..."), or None when it does not read as a change."""
+    said = _clean(said)
+    wrapped = False
+    if m := _WRAPPER.match(said):
+        said, wrapped = _clean(said[m.end() :]), True
+    change = _structured(said)
+    if change is None and wrapped and said:
+        change = _phrase_change(said) or Change(kind=ChangeKind.FREE, value=said)
+    return (change, wrapped) if change is not None else None
+
+
+def _structured(said: str) -> Change | None:
+    if m := (_TAKE_OUT.match(said) or _REMOVE.match(said)):
+        return Change(kind=ChangeKind.REMOVE, object=m.group("object").strip())
+    if m := _REPLACE.match(said):
+        value = m.group("value").strip()
+        if _is_quality(value):
+            return _attribute(m.group("object"), value)
+        return Change(kind=ChangeKind.REPLACE, object=m.group("object").strip(), value=value)
+    if m := _SETTING.match(said):
+        return Change(kind=ChangeKind.SETTING, value=m.group("value").replace("to ", "in ", 1))
+    if m := _MAKE_IT.match(said):
+        return _phrase_change(m.group("value").strip()) or Change(
+            kind=ChangeKind.FREE, value=m.group("value").strip()
+        )
+    if m := _SET.match(said):
+        return _attribute(m.group("object"), m.group("value"))
+    if m := (_MORE_OF.match(said)):
+        return Change(kind=ChangeKind.ADD, value=m.group("value"))
+    if m := _ADD.match(said):
+        return _phrase_change(m.group("value").strip()) or Change(
+            kind=ChangeKind.ADD, value=m.group("value").strip()
+        )
+    if m := _ADJUST.match(said):
+        value = m.group("value")
+        if value.startswith(("more ", "less ")) or value in COMPARATIVE:
+            return _phrase_change(value) or Change(kind=ChangeKind.ADJUST, value=value)
+    return _phrase_change(said) if len(said.split()) <= 4 else None
+
+
+def _attribute(obj: str, value: str) -> Change:
+    obj, value = obj.strip(), re.sub(r"^(?:a bit|slightly|much) ", "", value.strip())
+    if value.startswith(("more ", "less ")) or value in COMPARATIVE:
+        return Change(kind=ChangeKind.ADJUST, object=obj, value=value)
+    return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
+
+
+def _is_quality(value: str) -> bool:
+    return value in COLOURS or value in COMPARATIVE or value.startswith(("more ", "less "))
+
+
+def _phrase_change(value: str) -> Change | None:
+    """A short phrase naming a time of day, weather, season, medium or quality."""
+    value = _TRAILING.sub("", value.strip(" ,"))
+    if m := _SCENE.match(value):
+        value = m.group("value")
+    bare = re.sub(r"^(?:at|in|by|during|on|into|to|a|an|the)\s+", "", value)
+    bare = re.sub(r"^(?:the|a|an)\s+", "", bare).removesuffix(" time").strip()
+    for table, kind in ((TIME_OF_DAY, ChangeKind.TIME_OF_DAY), (SEASONS, ChangeKind.SEASON)):
+        if bare in table or bare.removesuffix("time") in table:
+            return Change(kind=kind, value=bare if bare in table else bare.removesuffix("time"))
+    if bare in ("nighttime", "night-time"):
+        return Change(kind=ChangeKind.TIME_OF_DAY, value="night")
+    if bare in WEATHER or (bare.startswith("more ") and bare[5:] in WEATHER):
+        return Change(kind=ChangeKind.WEATHER, value=bare.removeprefix("more "))
+    if bare.endswith(("ing", "s")) and bare.removesuffix("ing") in WEATHER:  # "raining"
+        return Change(kind=ChangeKind.WEATHER, value=bare.removesuffix("ing"))
+    medium = re.sub(r"^(?:an? |the )?(.+?)(?: style| painting)?$", r"\1", bare)
+    for name in MEDIUMS:
+        if bare == name or medium == name or bare in (f"{name} style", f"like a {name}"):
+            return Change(kind=ChangeKind.STYLE, value=name)
+    if value.startswith("more ") and _is_thing(value[5:]):  # "more trees": more of a thing
+        return Change(kind=ChangeKind.ADD, value=value)
+    if value.startswith(("more ", "less ")) or value in COMPARATIVE:
+        return Change(kind=ChangeKind.ADJUST, value=value)
+    return None
+
+
+_ADJECTIVE_ENDINGS = ("ful", "y", "ic", "ous", "ive", "al", "ish", "ant", "ent", "ed", "le")
+
+
+def _is_thing(word: str) -> bool:
+    """ "trees", "birds": a plural noun rather than a quality ("colorful", "vibrant")."""
+    word = word.strip()
+    return " " not in word and word.endswith("s") and not word.endswith(_ADJECTIVE_ENDINGS)

@@ -1,0 +1,346 @@
+"""The local grammar: whole-utterance commands and the slots of the requests it knows.
+
+Matched on normalised text in well under a millisecond, so "undo", "start over" or "flip it"
+never wait for a model. Each parser returns None when the utterance is not its kind.
+"""
+
+from __future__ import annotations
+
+import re
+
+from assistant.plan import Intent, Transform
+
+_FILLER = re.compile(
+    r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
+    r"like|just|yeah|yes|cool)[\s,]+)+|"
+    r"(?:[\s,]+(?:please|thanks|thank you|now|for me|if you can|if you could))+$"
+)
+# "thanks, now make it darker": the thanks is politeness, the request follows it.
+_THANKS_THEN = re.compile(
+    r"^(?:thanks|thank you|great|cool|nice|perfect|awesome|lovely|love it|good)[\s,!.]+"
+    r"(?:but |now |and |can you |could you |please )*(?=\w{2,})"
+)
+_CONTRACTIONS = {"can't": "cannot", "don't": "don't", "’": "'"}
+
+
+def normalise(text: str) -> str:
+    """Lower case, no trailing punctuation, fillers and politeness trimmed."""
+    text = text.lower().strip().replace("’", "'")
+    text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
+    previous = None
+    while previous != text:
+        previous, text = text, _FILLER.sub("", text).strip(" ,.!")
+    if (m := _THANKS_THEN.match(text)) and len(text) > m.end() + 3:
+        text = normalise(text[m.end() :])
+    return text
+
+
+def _rx(*alternatives: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+# Whole-utterance commands, matched on the normalised text.
+COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
+    (
+        Intent.UNDO,
+        _rx(
+            r"^undo(?: that| it| this| the last (?:one|change|step|edit))?$",
+            r"^(?:go |step )?back(?: one step| a step)?$",
+            r"^revert(?: that| it)?$",
+            r"^take (?:that|it) back$",
+            r"^(?:go back to|back to) (?:how it was|the way it was|before)$",
+            r"^(?:that's|that is) worse,? (?:go back|undo)$",
+        ),
+    ),
+    (Intent.REDO, _rx(r"^redo(?: that| it)?$", r"^(?:go |step )?forward(?: again)?$")),
+    (
+        Intent.CANCEL,
+        _rx(
+            r"^(?:cancel|stop|abort|halt)(?: that| it| this)?$",
+            r"^never ?mind\b.*",
+            r"^forget (?:it|that|about it)$",
+            r"^(?:no,? )?don't (?:bother|do that)$",
+        ),
+    ),
+    (
+        Intent.HELP,
+        _rx(
+            r"^help(?: me)?$",
+            r"^what (?:else )?can you do$",
+            r"^how does this work$",
+            r"^what (?:can|do|should) i (?:say|do|ask)$",
+            r"^(?:i'm|i am) (?:stuck|lost|confused)$",
+            r"^what are my options$",
+            r"^how do i (?:use|start|do) (?:this|it)\b.*",
+        ),
+    ),
+    (
+        Intent.RESET,
+        _rx(
+            r"^(?:let's |can we |could we )?(?:start (?:over|again|afresh|fresh|from scratch)|"
+            r"begin again|reset|restart|from scratch|clear(?: it| everything| the canvas| all)?|"
+            r"new (?:picture|image|drawing|canvas|session)|scrap (?:it|that|this|everything)|"
+            r"fresh start|(?:do|draw|try) something (?:completely )?(?:else|different))$",
+        ),
+    ),
+    (
+        Intent.AGAIN,
+        _rx(
+            r"^again$",
+            r"^another(?: one)?$",
+            r"^one more(?: time)?$",
+            r"^try (?:again|once more|another one)$",
+            r"^(?:a )?(?:different|new) seed$",
+            r"^re-?roll$",
+            r"^do (?:it|that) again$",
+            r"^same again$",
+            r"^(?:i )?(?:don't|do not) (?:like|love) (?:it|this|that|this one|that one)\b.*",
+            r"^(?:not (?:quite|great|good)|meh|nope|nah)\b[, ]*(?:try again|another)?$",
+            r"^(?:try|give me|show me|make) (?:something|anything|one) (?:else|different)$",
+            r"^(?:try|give me) (?:a different|another) (?:one|version|take)$",
+        ),
+    ),
+    (
+        Intent.DESCRIBE,
+        _rx(
+            r"^(?:what|which) (?:prompt|settings|seed|parameters|model|steps)\b.*",
+            r"^how did you (?:make|draw|do|create) (?:it|this|that)$",
+            r"^(?:show|tell) me the (?:prompt|settings|seed|parameters)\b.*",
+            r"^what (?:is|was) the prompt\b.*",
+            r"^what (?:did you|have you) (?:draw|drawn|make|made|use|used)\b.*",
+            r"^what (?:is|'s) (?:this|that|in the picture|in it)$",
+        ),
+    ),
+    (
+        Intent.HISTORY,
+        _rx(
+            r"^(?:show|list|give|tell)(?: me)? (?:all |every )?(?:of )?(?:the |my |our )?"
+            r"(?:pictures|images|history|versions|pics|drawings|everything|ones)\b.*",
+            r"^(?:what|which) (?:pictures|images) (?:have|did) (?:we|you|i)\b.*",
+            r"^what (?:have|did) (?:we|you) (?:made|make|done|do|drawn|draw)(?: so far)?$",
+            r"^how many (?:pictures|images|versions)\b.*",
+            r"^what (?:was|were) the (?:first|last|previous) (?:thing|things|request|picture)s?"
+            r" (?:i|we) (?:asked|said|requested|wanted)\b.*",
+            r"^what did i (?:ask|say|want|request)(?: for)?(?: first| last| before| earlier|"
+            r" at the start| at first)?$",
+            r"^(?:remind me )?what (?:did i|i) (?:first |originally )?(?:ask|asked)(?: for)?.*",
+            r"^(?:where|how) did we start$",
+        ),
+    ),
+    (
+        Intent.SAVE,
+        _rx(
+            r"^(?:save|export|download|keep)(?: (?:it|this|that|them|all|everything|"
+            r"the session|the pictures|the images|this one|that one))?$"
+        ),
+    ),
+    (
+        Intent.CHITCHAT,
+        _rx(
+            r"^(?:hi|hello|hey there|hey|hiya|good (?:morning|evening|afternoon))\b(?: there)?$",
+            r"^(?:thanks|thank you|thx|cheers|great|cool|nice|awesome|perfect|wonderful|"
+            r"beautiful|lovely|amazing|wow|love it|i love it|i like it|that's (?:\w+ )?"
+            r"(?:great|nice|perfect|cool|lovely|beautiful|good|amazing|it))\b[\w ,'!.]*$",
+            r"^(?:who|what) are you$",
+            r"^how are you\b.*",
+            r"^(?:ok|okay|good|fine|bye|goodbye|see you)$",
+            r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
+            r"above)? ?(?:instructions|rules|prompts?)\b",
+            r"^(?:you are now|pretend to be|act as)\b",
+        ),
+    ),
+]
+
+NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "1": 1,
+    "2": 2,
+    "3": 3,
+    "4": 4,
+    "5": 5,
+    "a few": 3,
+    "some": 3,
+    "several": 3,
+    "a couple of": 2,
+    "a couple": 2,
+    "twice": 2,
+}
+
+VARIATIONS = re.compile(
+    r"^(?:(?:give me|show me|make|draw|generate|let's see|can i see|i want|try) )?"
+    r"(?P<n>two|three|four|[234]|a few|some|several|a couple(?: of)?)? ?(?:more|variations|"
+    r"versions|options|alternatives|takes)(?: (?:like|of) (?:this|that|it|this one))?$|"
+    r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
+)
+SAME_SEED = re.compile(
+    r"^(?:(?:use |keep |with )?the )?same seed(?: as (?:before|last time|that one|the last one))?"
+    r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
+)
+UNDO_STEPS = re.compile(
+    r"^(?:go |step )?back (?P<n>two|three|four|five|\d+) (?:steps|times|pictures|images|versions)"
+    r"$|^undo(?: the last)? (?P<n2>two|three|four|five|\d+)(?: steps| times| changes| edits)?$|"
+    r"^undo (?:that )?(?P<n3>twice)$"
+)
+
+ORDINALS = {
+    "first": 0,
+    "1st": 0,
+    "original": 0,
+    "very first": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+    "last": -1,
+    "latest": -1,
+    "newest": -1,
+    "most recent": -1,
+}
+PREVIOUS = {
+    "previous",
+    "one before",
+    "last one before",
+    "one before that",
+    "earlier",
+    "earlier one",
+    "previous version",
+    "old",
+    "older",
+    "other",
+}
+SELECT = _rx(
+    r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
+    r"use|i (?:like|prefer|want|liked)|let's (?:go with|use|see)|go with|(?:can|could|may) "
+    r"(?:i|we) (?:see|have|get|go back to)(?: back)?|let me see|bring back|give me back|"
+    r"i'll take|i will take) the (?P<ref>.+?)(?: one| image| picture| version| pic| again| back)*$",
+    r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
+    r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
+    r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
+    r"^(?:i (?:liked|preferred) )?(?:the )?(?P<ref4>[\w' -]+?) one (?:was|is) better$",
+)
+# An edit or transform that names its picture: "make the second one bigger".
+TARGET_PHRASE = re.compile(
+    r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other)"
+    r"(?: one| picture| image| version| pic)\b|\bthe (?P<words>[\w-]+(?: [\w-]+)?) one\b"
+)
+
+OUTPAINT = _rx(
+    r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
+    r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
+    r"all sides|every side|all around|sides)?(?: side)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?$",
+    r"^zoom out$",
+    r"^(?:show|give me) more of the (?:scene|picture|surroundings)$",
+)
+DIRECTIONS = {
+    "top": "up",
+    "upwards": "up",
+    "bottom": "down",
+    "downwards": "down",
+    "all sides": "all",
+    "every side": "all",
+    "all around": "all",
+    "sides": "all",
+    None: "all",
+}
+UPSCALE = re.compile(
+    r"^(?:upscale|enlarge|make it bigger|bigger|higher resolution|more pixels|"
+    r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
+    r"make (?:it|this) (?:larger|higher resolution)|hd|make it hd)"
+    r"(?: it| this| that)?(?: (?:by )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
+)
+
+_TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
+    (
+        Transform.FLIP_VERTICAL,
+        _rx(
+            r"\b(?:flip|mirror)\b.*\b(?:vertical(?:ly)?|upside down|top to bottom|over)\b",
+            r"^(?:flip it )?upside down$",
+        ),
+    ),
+    (Transform.FLIP_HORIZONTAL, _rx(r"\b(?:flip|mirror|reverse)\b", r"\bmirror image\b")),
+    (Transform.ROTATE_180, _rx(r"\b(?:rotate|turn)\b.*\b(?:180|upside down|around)\b")),
+    (
+        Transform.ROTATE_LEFT,
+        _rx(r"\b(?:rotate|turn)\b.*\b(?:left|counter-?clockwise|anti-?clockwise)\b"),
+    ),
+    (Transform.ROTATE_RIGHT, _rx(r"\brotate\b", r"\bturn (?:it|this) (?:90|ninety|sideways)")),
+    (Transform.SQUARE, _rx(r"\bsquare\b", r"\b1:1\b")),
+    (
+        Transform.PORTRAIT,
+        _rx(
+            r"\bportrait\b(?! of)",
+            r"\b(?:tall|vertical)(?: version| format| picture)?$",
+            r"\b(?:phone|story) (?:format|size)\b",
+            r"\b2:3\b|\b9:16\b",
+        ),
+    ),
+    (Transform.WIDE, _rx(r"\b(?:widescreen|wide ?screen|16:9|cinematic (?:crop|format))\b")),
+    (
+        Transform.LANDSCAPE,
+        _rx(
+            r"\blandscape (?:format|orientation|version|mode)\b",
+            r"\bhorizontal (?:format|version)\b",
+            r"\b3:2\b",
+        ),
+    ),
+    (
+        Transform.ZOOM_IN,
+        _rx(r"\bzoom(?:ed)? in\b", r"\bclose-?up\b", r"\bcloser\b", r"^crop(?: it| in| tighter)?$"),
+    ),
+    (Transform.BIGGER, _rx(r"^(?:make it |and )?(?:bigger|larger)$")),
+    (
+        Transform.SMALLER,
+        _rx(r"^(?:make it |and )?(?:smaller|tinier)$", r"\bshrink\b", r"\bdownscale\b"),
+    ),
+]
+# Words a transform request may hold besides the operation itself.
+_TRANSFORM_WORDS = re.compile(
+    r"\b(?:make|it|this|that|the|picture|image|photo|please|can|you|could|a|an|version|format|"
+    r"orientation|mode|crop|cropped|to|by|degrees|90|ninety|180|and|then|also|into|in|on|of|"
+    r"flip|flipped|mirror|mirrored|rotate|rotated|turn|horizontally|vertically|horizontal|"
+    r"vertical|left|right|clockwise|counterclockwise|anticlockwise|counter-clockwise|upside|"
+    r"down|around|over|square|portrait|landscape|wide|widescreen|tall|zoom|zoomed|closer|close-up|"
+    r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
+    r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
+    r"tighter|instead|now|just)\b"
+)
+
+
+def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
+    """The plain image operations an utterance asks for, in order, and what a zoom is aimed at
+    ("zoom in on the cat": "the cat"), or None when it asks for something else too."""
+    focus = None
+    if m := re.search(r"\bzoom(?:ed)? in (?:on|to) (?P<what>.+)$", said):
+        focus = m.group("what")
+        said = said[: m.start()] + "zoom in"
+    pieces = [p for p in re.split(r"\s*(?:,|\band then\b|\bthen\b|\band\b)\s*", said) if p]
+    found: list[Transform] = []
+    for piece in pieces:
+        match = next((t for t, rx in _TRANSFORM_PIECES if rx.search(piece)), None)
+        if match is None:
+            return None
+        found.append(match)
+    if not found or _TRANSFORM_WORDS.sub("", said).strip(" ,"):
+        return None  # "flip the pancake in a kitchen" is a picture, not a transform
+    if found == [Transform.BIGGER]:
+        return None  # "make it bigger" alone is an upscale (an upscaler model, if set)
+    return found, focus
+
+
+COMBINE = _rx(
+    r"^(?:put|place|add|move|combine|merge|blend|mix|fuse|stick) (?:the )?(?P<a>[\w' -]+?) "
+    r"(?P<how>on top of|onto|on|in front of|next to|beside|behind|inside|into|in|under|above|"
+    r"over|with|and) (?:the )?(?P<b>[\w' -]+?)(?: one| picture| image)?$",
+)
+
+
+def count_in(word: str | None, default: int = 1) -> int:
+    return NUMBERS.get((word or "").strip(), default)

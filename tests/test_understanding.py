@@ -1,0 +1,214 @@
+"""Everyday follow-ups understood as a person means them, on the deterministic floor (no LLM).
+
+Each case is what a new user typed after a first picture; the assertions are what they would
+check: the right kind of action, on the right picture, with a prompt that describes the new
+scene (never the instruction appended) and removed things in the negative prompt.
+"""
+
+import pytest
+
+from assistant.plan import ChangeKind, Intent, Transform
+from assistant.rewrite import PromptRewriter, RuleRewriter
+from assistant.state import DialogueState, Exchange, ImageNode
+from assistant.understand import understand
+
+REWRITER = PromptRewriter(RuleRewriter(["highly detailed"], ["blurry"]))
+GARDEN = "a dog and a cat playing in a garden next to a lake with a small boat, highly detailed"
+CAR = "a red vintage car parked on a beach, highly detailed"
+
+
+def session(*prompts: str) -> DialogueState:
+    """A state with one picture per prompt (n1, n2, ...), the last in view."""
+    state = DialogueState()
+    for i, prompt in enumerate(prompts, start=1):
+        state.add_node(
+            ImageNode(
+                id=f"n{i}", parent_id=None, operation="generate", prompt=prompt,
+                negative_prompt="blurry", seed=i, steps=1, guidance=0.0, strength=None,
+                width=512, height=512, model="m", path=f"/x/n{i}.png", request=f"draw {prompt}",
+            )
+        )  # fmt: skip
+        state.history.append(Exchange(user=f"draw {prompt.split(',')[0]}", reply="Here it is."))
+    return state
+
+
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("start over", Intent.RESET),
+        ("let's start from scratch", Intent.RESET),
+        ("I don't like it, try something else", Intent.AGAIN),
+        ("show me all the pictures", Intent.HISTORY),
+        ("what was the first thing I asked for?", Intent.HISTORY),
+        ("thanks, that's lovely", Intent.CHITCHAT),
+        ("flip it horizontally", Intent.TRANSFORM),
+        ("zoom in on the cat", Intent.TRANSFORM),
+        ("go back two steps", Intent.UNDO),
+        ("can I see the previous version?", Intent.CLARIFY),
+        ("what is that", Intent.DESCRIBE),
+    ],
+)
+def test_commands_and_questions_are_never_drawn(said, intent):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == intent
+    assert plan.intent != Intent.GENERATE
+
+
+@pytest.mark.parametrize("said", ["hmm", "is it possible?", "why did you do that", "do hot"])
+def test_unclear_requests_ask_back_with_what_is_possible(said):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.CLARIFY and plan.expects_answer
+    assert plan.question
+
+
+def test_go_back_two_steps_counts_the_steps():
+    assert understand("go back two steps", session(GARDEN), REWRITER).steps_back == 2
+    assert understand("undo 3 times", session(GARDEN), REWRITER).steps_back == 3
+
+
+@pytest.mark.parametrize(
+    ("said", "gone", "negative"),
+    [
+        ("lose the boat", "boat", "boat"),
+        ("get rid of the cat", "cat", "cat"),
+        ("can you remove the dog please", "dog", "dog"),
+        ("take the boat out", "boat", "boat"),
+    ],
+)
+def test_removing_a_thing_takes_it_out_of_the_prompt_and_into_the_negative(said, gone, negative):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1"
+    assert plan.change.kind == ChangeKind.REMOVE
+    assert gone not in plan.prompt.split()
+    assert negative in plan.negative_prompt.split(", ")
+    assert "garden" in plan.prompt  # the rest of the scene stays
+
+
+def test_remove_of_a_thing_not_in_the_prompt_only_adds_the_negative():
+    plan = understand("remove the text", session(GARDEN), REWRITER)
+    assert plan.prompt == GARDEN and "text" in plan.negative_prompt
+    assert "remove" not in plan.prompt
+
+
+def test_an_attribute_change_rewrites_the_scene_and_the_old_picture_stays_findable():
+    state = session(CAR)
+    plan = understand("now make the car blue", state, REWRITER)
+    assert plan.prompt.startswith("a blue vintage car parked on a beach")
+    assert "red" not in plan.prompt and "the car blue" not in plan.prompt
+    # The edited picture is recorded with that prompt; "the red one" is the first again.
+    state.add_node(
+        ImageNode(
+            id="n2", parent_id="n1", operation="img2img", prompt=plan.prompt,
+            negative_prompt="", seed=2, steps=1, guidance=0.0, strength=0.6, width=512,
+            height=512, model="m", path="/x/n2.png", request="now make the car blue",
+        )
+    )  # fmt: skip
+    back = understand("go back to the red one", state, REWRITER)
+    assert back.intent == Intent.SELECT and back.target_id == "n1"
+
+
+@pytest.mark.parametrize(
+    ("said", "has", "lacks"),
+    [
+        ("same thing but at night", "at night", "same thing"),
+        ("actually, make it a night scene instead", "at night", "instead"),
+        ("redo the last one but with more trees", "more trees", "redo"),
+        ("make it winter", "in winter", "make"),
+        ("make it a watercolor", "watercolor", "make it"),
+        ("turn the cat into a fox", "a fox playing", "cat"),
+        ("make the sky stormier", "stormy sky", "stormier"),
+    ],
+)
+def test_scene_changes_describe_the_new_scene(said, has, lacks):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1"
+    assert has in plan.prompt and lacks not in plan.prompt
+    assert plan.prompt.startswith("a dog")
+
+
+def test_night_replaces_the_time_of_day_it_contradicts():
+    plan = understand("same thing but at night", session("a lighthouse at sunset"), REWRITER)
+    assert "sunset" not in plan.prompt and "at night" in plan.prompt
+
+
+def test_photo_of_keeps_photo_after_an_edit():
+    plan = understand("make the dog brown", session("a photo of a dog on a sofa"), REWRITER)
+    assert plan.prompt.startswith("a photo of a brown dog")
+
+
+@pytest.mark.parametrize(
+    ("said", "transforms"),
+    [
+        ("flip it", (Transform.FLIP_HORIZONTAL,)),
+        ("mirror the picture", (Transform.FLIP_HORIZONTAL,)),
+        ("flip it upside down", (Transform.FLIP_VERTICAL,)),
+        ("rotate it to the left", (Transform.ROTATE_LEFT,)),
+        ("rotate it 90 degrees", (Transform.ROTATE_RIGHT,)),
+        ("make it square", (Transform.SQUARE,)),
+        ("a portrait version please", (Transform.PORTRAIT,)),
+        ("make it square and bigger", (Transform.SQUARE, Transform.BIGGER)),
+        ("crop it to 16:9", (Transform.WIDE,)),
+    ],
+)
+def test_transforms_are_plain_operations_that_keep_the_prompt(said, transforms):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.TRANSFORM and plan.transforms == transforms
+    assert plan.prompt == GARDEN
+
+
+def test_a_picture_named_by_ordinal_is_the_target():
+    state = session(CAR, "a cabin in the woods, highly detailed", "a fox, highly detailed")
+    plan = understand("make the second one bigger", state, REWRITER)
+    assert plan.intent == Intent.UPSCALE and plan.target_id == "n2"
+    plan = understand("flip the first one", state, REWRITER)
+    assert plan.intent == Intent.TRANSFORM and plan.target_id == "n1"
+
+
+def test_zoom_in_on_a_thing_says_it_zoomed_on_the_middle():
+    plan = understand("zoom in on the cat", session(GARDEN), REWRITER)
+    assert plan.transforms == (Transform.ZOOM_IN,) and "middle" in plan.note
+
+
+def test_same_seed_keeps_the_seed_and_changes_the_style():
+    state = session(GARDEN)
+    plan = understand("use the same seed as before but in watercolor", state, REWRITER)
+    assert plan.intent == Intent.SAME_SEED and plan.seed == state.current.seed
+    assert "watercolor" in plan.prompt and "same seed" not in plan.prompt
+
+
+def test_combine_two_pictures_redraws_the_second_with_the_first_subject():
+    state = session("a red dragon, highly detailed", "a castle on a hill, highly detailed")
+    plan = understand("put the dragon on top of the castle", state, REWRITER)
+    assert plan.intent == Intent.COMBINE and plan.target_id == "n2"
+    assert plan.source_ids == ("n1", "n2")
+    assert plan.prompt.startswith("a castle on a hill") and "dragon" in plan.prompt
+
+
+def test_a_region_repaint_keeps_the_scene_prompt():
+    plan = understand("add a moon in the top right corner", session(GARDEN), REWRITER)
+    assert plan.intent == Intent.INPAINT and plan.prompt.startswith("a dog and a cat")
+    assert "moon" in plan.prompt
+
+
+def test_an_extend_keeps_the_scene_prompt():
+    plan = understand("extend it to the left", session(GARDEN), REWRITER)
+    assert plan.intent == Intent.OUTPAINT and plan.prompt == GARDEN
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["draw a lighthouse on a cliff at night", "a stop sign in the rain", "paint an undo button"],
+)
+def test_picture_descriptions_that_look_like_commands_are_still_drawn(said):
+    assert understand(said, session(GARDEN), REWRITER).intent == Intent.GENERATE
+
+
+def test_thanks_then_a_request_does_the_request():
+    plan = understand("thanks! now make it darker", session(GARDEN), REWRITER)
+    assert plan.intent == Intent.EDIT and "dark" in plan.prompt
+
+
+def test_the_previous_version_is_the_parent_or_the_picture_before():
+    state = session(GARDEN, CAR)
+    plan = understand("can I see the previous version?", state, REWRITER)
+    assert plan.intent == Intent.SELECT and plan.target_id == "n1"
