@@ -63,11 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="turn",
-        choices=["turn", "rewrite", "image", "asr", "translate"],
+        choices=["turn", "rewrite", "image", "asr", "translate", "tts", "startup"],
         help="turn: one spoken turn by stage; rewrite: rules vs LLM on casual "
         "requests; image: the image engine vs plain diffusers; asr: word error rate of each "
         "ASR backend on two synthetic voices; translate: typed requests in other languages "
-        "through the LLM",
+        "through the LLM; tts: the offline voices (time to first audio, real-time factor, "
+        "Whisper round-trip WER); startup: time to ready and memory of once / the chat window",
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     bench.add_argument(
@@ -137,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.translate import run_translate_bench
 
             return run_translate_bench(config)
+        if args.what == "tts":
+            from benchmarks.tts import run_tts_bench
+
+            return run_tts_bench(config)
+        if args.what == "startup":
+            from benchmarks.startup import run_startup_bench
+
+            return run_startup_bench(config, args.config, args.profile, args.overrides)
         if args.what == "asr":
             from benchmarks.asr import run_asr_bench
 

@@ -232,7 +232,7 @@ def _with_image_model(config: Config, model: str) -> Config:
 
 
 def build_voice(choice: str, speed: float, device: str):
-    """A voice a session picked: "piper", "espeak", "coqui", or "engine:voice"."""
+    """A voice a session picked: "hibari", "piper", "espeak", "coqui", or "engine:voice"."""
     from voice.tts import build_tts  # noqa: PLC0415
 
     engine, _, voice = choice.partition(":")

@@ -81,7 +81,7 @@ class ImageConfig(_Section):
 
 
 class TtsConfig(_Section):
-    engine: Literal["piper", "coqui", "espeak"] = "piper"
+    engine: Literal["hibari", "piper", "coqui", "espeak"] = "hibari"
     voice: str | None = None
     speed: float = Field(1.0, gt=0.2, le=4.0)
     enabled: bool = True

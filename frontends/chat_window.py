@@ -293,7 +293,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                             allow_custom_value=True,
                         )
                         voice_choice = gr.Dropdown(
-                            ["default", "piper", "espeak", "coqui"],
+                            ["default", "hibari", "piper", "espeak", "coqui"],
                             value="default",
                             label="Voice",
                             allow_custom_value=True,

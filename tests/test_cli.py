@@ -52,7 +52,7 @@ def test_once_runs_turns_of_one_session_and_writes_files(tmp_path, data_dir):
     assert read_png_params(folder / "latest.png")["prompt"] == second["prompt"]
     assert "changed" in (folder / "reply.txt").read_text()
     audio, rate = sf.read(folder / "turn-002-reply.wav")
-    assert rate == 22050 and len(audio) > rate // 2
+    assert rate == 24000 and len(audio) > rate // 2  # the default hibari voice
 
 
 def test_once_reports_a_bad_setting_by_name(tmp_path):

@@ -11,7 +11,7 @@ def test_default_is_the_offline_profile_with_packaged_models():
     assert config.asr.model == "packaged:base"
     assert config.rewrite.llm == "packaged:gemma-3-270m"
     assert config.image.model.startswith("random:")
-    assert config.tts.engine == "piper"
+    assert config.tts.engine == "hibari"
 
 
 def test_profile_block_overrides_sections():
@@ -36,7 +36,7 @@ def test_env_overrides_file_and_flags_override_env():
 @pytest.mark.parametrize(
     ("override", "must_mention"),
     [
-        ("tts.engine=festival", ["tts.engine", "piper", "coqui", "espeak"]),
+        ("tts.engine=festival", ["tts.engine", "hibari", "piper", "coqui", "espeak"]),
         ("image.width=500", ["image.width", "multiple of 8"]),
         ("image.steps=0", ["image.steps", "greater than or equal to 1"]),
         ("image.edit_strength=1.5", ["image.edit_strength"]),

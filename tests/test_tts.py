@@ -1,11 +1,12 @@
 """Text-to-speech: what a user hears from each engine, and how failures read.
 
-Runs offline: Piper uses the packaged Joe voice, Coqui a tiny random VITS built
-into a temp folder, espeak-ng the Debian binary. Nothing is downloaded.
+Runs offline: hibari and Piper use their packaged voices (heart, Joe), Coqui a tiny
+random VITS built into a temp folder, espeak-ng the Debian binary. Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import time
@@ -16,8 +17,10 @@ import soundfile as sf
 
 from voice.errors import VoiceError
 from voice.tts import (
+    DEFAULT_ENGINE,
     CoquiTTS,
     EspeakTTS,
+    HibariTTS,
     PiperTTS,
     SpeechAudio,
     TextToSpeech,
@@ -29,6 +32,7 @@ from voice.tts_text import MAX_SENTENCE_CHARS
 
 SILENCE_FLOOR_DBFS = -35.0  # speech RMS must be above this; digital silence is -inf
 PIPER_RATE_HZ = 22050  # the Joe voice's sample rate
+HIBARI_RATE_HZ = 24000  # the heart voice's sample rate
 LIGHTHOUSE = "Here is your lighthouse at night."
 REPLY = (
     "Here is your lighthouse at night. I made the sky a deep blue, with a few stars. "
@@ -52,6 +56,11 @@ def read_wav(path) -> tuple[np.ndarray, int, sf._SoundFileInfo]:
 @pytest.fixture(scope="module")
 def piper() -> PiperTTS:
     return PiperTTS()
+
+
+@pytest.fixture(scope="module")
+def hibari() -> HibariTTS:
+    return HibariTTS()
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +148,88 @@ def test_a_synthesis_failure_is_tts_failed_with_its_cause(piper, monkeypatch):
     assert isinstance(caught.value.__cause__, RuntimeError)
 
 
+# --- hibari (the default voice) -----------------------------------------------------------------
+
+
+def test_the_default_engine_is_the_gpl_free_hibari_voice():
+    from assistant.config import load_config
+
+    assert DEFAULT_ENGINE == "hibari" == load_config(environ={}).tts.engine
+    tts = build_tts(DEFAULT_ENGINE, fallback=False)
+    assert isinstance(tts, HibariTTS) and tts.name == "hibari:heart"
+
+
+def test_hibari_speaks_a_sentence_to_a_valid_wav(hibari, tmp_path):
+    path = hibari.synthesize(LIGHTHOUSE).write_wav(tmp_path / "lighthouse.wav")
+
+    samples, rate, info = read_wav(path)
+    assert rate == HIBARI_RATE_HZ == hibari.sample_rate
+    assert info.channels == 1 and info.subtype == "PCM_16"
+    assert 1.0 <= len(samples) / rate <= 6.0
+    assert ac_dbfs(samples) > SILENCE_FLOOR_DBFS
+    assert isinstance(hibari, TextToSpeech)
+
+
+def test_hibari_streams_one_chunk_per_sentence(hibari):
+    chunks = list(hibari.stream(REPLY))
+    assert len(chunks) == 3
+    assert all(c.sample_rate == HIBARI_RATE_HZ for c in chunks)
+    assert all(ac_dbfs(c.samples) > SILENCE_FLOOR_DBFS for c in chunks)
+
+
+def test_hibari_same_seed_same_audio_and_faster_speed_is_shorter(hibari):
+    again = hibari.synthesize(LIGHTHOUSE).samples
+    np.testing.assert_array_equal(hibari.synthesize(LIGHTHOUSE).samples, again)
+    fast = HibariTTS(speed=2.0)
+    assert fast.synthesize(LIGHTHOUSE).seconds < 0.75 * hibari.synthesize(LIGHTHOUSE).seconds
+
+
+def test_hibari_voice_outside_the_package_is_model_missing_without_download(monkeypatch):
+    import urllib.request
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("hibari tried to download a voice")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_download)
+    start = time.perf_counter()
+    with pytest.raises(VoiceError) as caught:
+        build_tts("hibari", voice="emma", fallback=False)
+    assert time.perf_counter() - start < FAIL_FAST_S
+    assert caught.value.code == "model-missing" and "tts.voice" in caught.value.message
+    assert "heart" in caught.value.message
+
+
+def test_a_hibari_failure_is_tts_failed_with_its_cause(hibari, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime exploded")
+
+    monkeypatch.setattr(hibari._model, "from_ids", broken)
+    with pytest.raises(VoiceError) as caught:
+        hibari.synthesize(LIGHTHOUSE)
+    assert caught.value.code == "tts-failed"
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+@pytest.fixture(scope="module")
+def whisper(data_dir):
+    from voice.asr import build_asr
+
+    return build_asr(
+        "openai-whisper", model="packaged:base", device="cpu", cache_dir=data_dir / "whisper"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["hibari", "piper"])
+def test_whisper_hears_the_words_each_packaged_voice_says(engine, whisper):
+    from voice.audio import SAMPLE_RATE, load_audio
+
+    speech = build_tts(engine, fallback=False).synthesize(REPLY)
+    heard = whisper.transcribe(load_audio((speech.sample_rate, speech.samples), SAMPLE_RATE))
+    words = set(re.findall(r"[a-z]+", heard.text.lower()))
+    assert {"lighthouse", "night", "sky", "blue", "stars", "storm"} <= words, heard.text
+
+
 # --- Coqui ---------------------------------------------------------------------------------------
 
 
@@ -186,9 +277,9 @@ def test_coqui_unreachable_host_is_model_missing_without_download(offline_coqui,
     assert "github.com" in caught.value.message
 
 
-def test_coqui_unavailable_model_falls_back_to_piper(offline_coqui):
+def test_coqui_unavailable_model_falls_back_to_the_default_voice(offline_coqui):
     tts = build_tts("coqui", voice=UNAVAILABLE_COQUI_MODEL, fallback=True)
-    assert isinstance(tts, PiperTTS)
+    assert isinstance(tts, HibariTTS)
     assert ac_dbfs(tts.synthesize("Okay.").samples) > SILENCE_FLOOR_DBFS
 
 

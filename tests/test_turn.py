@@ -43,7 +43,7 @@ def done_image(events):
     return data
 
 
-def assert_spoken_reply(events, rate=22050):
+def assert_spoken_reply(events, rate=24000):  # the default hibari voice's rate
     (end,) = of(events, EventType.TTS_END)
     samples, got_rate = sf.read(end["path"], dtype="float32")
     assert rate is None or got_rate == rate

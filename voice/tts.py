@@ -1,15 +1,17 @@
-"""Text-to-speech: one interface, three engines, chosen by config.
+"""Text-to-speech: one interface, four engines, chosen by config.
 
 ``build_tts(engine, voice, speed)`` returns a ``TextToSpeech``:
 
-- ``piper``: natural ONNX voice, the packaged Joe voice by default (the default engine);
+- ``hibari``: the packaged "heart" voice (ONNX, Apache-2.0, no espeak): the default engine;
+- ``piper``: natural ONNX voice, the packaged Joe voice by default (piper-tts is GPL-3.0);
 - ``coqui``: any Coqui TTS model, by catalogue name or from a local checkpoint;
 - ``espeak``: espeak-ng, robotic but always there.
 
 Every engine speaks sentence by sentence (``stream``), so playback can start
 before the whole reply is rendered. If the chosen engine cannot load, the
-builder falls back to Piper, then espeak-ng, so the user still hears a reply.
-Heavy libraries (torch, TTS, piper) are imported only when an engine loads.
+builder tries that engine's own packaged voice, then hibari, Piper and espeak-ng,
+so the user still hears a reply. Heavy libraries (torch, TTS, piper, onnxruntime)
+are imported only when an engine loads.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from voice.tts_audio import SpeechAudio, decode_wav_pcm16
 from voice.tts_base import SentenceSynthesizer, TextToSpeech
 from voice.tts_coqui import DEFAULT_COQUI_MODEL, CoquiTTS
 from voice.tts_espeak import DEFAULT_WPM, EspeakTTS
+from voice.tts_hibari import HibariTTS
 from voice.tts_piper import PiperTTS
 from voice.tts_text import split_sentences
 
@@ -30,6 +33,7 @@ __all__ = [
     "ENGINES",
     "CoquiTTS",
     "EspeakTTS",
+    "HibariTTS",
     "PiperTTS",
     "SentenceSynthesizer",
     "SpeechAudio",
@@ -42,9 +46,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("piper", "coqui", "espeak")
-_ALIASES = {"espeak-ng": "espeak", "coqui-tts": "coqui", "piper-tts": "piper"}
-_FALLBACK_ORDER = ("piper", "espeak")
+ENGINES = ("hibari", "piper", "coqui", "espeak")
+DEFAULT_ENGINE = "hibari"  # GPL-free and ahead of Piper on `bench tts` (docs/BENCHMARKS.md)
+_ALIASES = {
+    "espeak-ng": "espeak",
+    "coqui-tts": "coqui",
+    "piper-tts": "piper",
+    "hibari-tts": "hibari",
+}
+_FALLBACK_ORDER = ("hibari", "piper", "espeak")
 _COQUI_PATH_HINTS = (".pth", ".pt", ".tar", ".json")
 
 
@@ -60,9 +70,10 @@ def build_tts(
     Parameters
     ----------
     engine:
-        ``piper``, ``coqui`` or ``espeak`` (setting ``tts.engine``).
+        ``hibari``, ``piper``, ``coqui`` or ``espeak`` (setting ``tts.engine``).
     voice:
-        Engine-specific voice (setting ``tts.voice``): a Piper ``.onnx`` path; a Coqui
+        Engine-specific voice (setting ``tts.voice``): a hibari voice name (``heart``) or
+        ``.onnx`` path; a Piper ``.onnx`` path; a Coqui
         model name or a local checkpoint / folder with ``config.json``; an espeak-ng
         voice name. ``None`` takes the engine's default.
     speed:
@@ -71,8 +82,8 @@ def build_tts(
         Torch device for Coqui (``cpu``, ``cuda``, ``mps``, ``auto``); Piper and
         espeak-ng run on the CPU.
     fallback:
-        If the engine cannot load, log a warning and try Piper's packaged voice,
-        then espeak-ng's default voice. ``False`` raises the engine's error instead.
+        If the engine cannot load, log a warning and try the engine's own default voice,
+        then hibari's, Piper's and espeak-ng's. ``False`` raises the engine's error instead.
 
     Returns
     -------
@@ -93,7 +104,9 @@ def build_tts(
         )
     attempts = [(wanted, voice)]
     if fallback:
-        attempts += [(name, None) for name in _FALLBACK_ORDER if (name, None) != (wanted, voice)]
+        # The engine's own packaged voice first (a wrong Piper path still speaks as Piper).
+        order = sorted(_FALLBACK_ORDER, key=lambda name: name != wanted)
+        attempts += [(name, None) for name in order if (name, None) != (wanted, voice)]
 
     first_error: VoiceError | None = None
     for index, (name, engine_voice) in enumerate(attempts):
@@ -117,6 +130,8 @@ def build_tts(
 
 def _load(engine: str, voice: str | None, speed: float, device: str) -> TextToSpeech:
     """Load one engine, mapping the generic ``voice`` and ``speed`` to its own arguments."""
+    if engine == "hibari":
+        return HibariTTS(voice=voice, speed=speed)
     if engine == "piper":
         return PiperTTS(model_path=voice, speed=speed)
     if engine == "espeak":
