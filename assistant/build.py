@@ -205,6 +205,8 @@ def build_controller(
         reply_language=config.reply_language,
         segmenter=_segmenter_loader(config, device) if config.image.segmenter else None,
         language_voices=config.tts.language_voices,
+        image_model_choices=list(dict.fromkeys([config.image.model, *config.ui.image_models])),
+        voice_choices=list(dict.fromkeys([config.tts.engine, *config.ui.voices])),
     )
     return controller, report
 

@@ -108,6 +108,13 @@ class VoiceConfig(_Section):
 class UiConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    share: bool = False  # a public gradio.live link (needs auth)
+    # Logins "user:password" (or ASSISTANT_UI_AUTH="user:pw,user2:pw2"); required beyond
+    # localhost or when shared.
+    auth: list[str] = []
+    # What the settings panel offers besides the configured model / voice (never a typed path).
+    image_models: list[str] = []
+    voices: list[str] = []
 
 
 class Config(_Section):

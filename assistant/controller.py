@@ -11,24 +11,34 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from assistant.errors import AssistantError
-from assistant.events import Event, EventType
+from assistant.events import (
+    Event,
+    EventType,
+    Heard,
+    ImageDone,
+    Planned,
+    Replied,
+    TtsEnded,
+    TurnEnded,
+)
 from assistant.i18n import N_, SOURCE_LANGUAGE, reply_languages, t
 from assistant.language import MIN_WORDS, detect_language
 from assistant.plan import IMAGE_INTENTS, Intent, Plan
 from assistant.replies import command_reply, error_reply, image_reply, saved_reply
 from assistant.rewrite import PromptRewriter
-from assistant.state import DialogueState, Exchange, ImageNode
+from assistant.sessions import Session, SessionSettings, SessionSummary
+from assistant.state import Exchange, ImageNode
 from assistant.understand import MAX_REQUEST_CHARS, understand
 
 logger = logging.getLogger(__name__)
@@ -70,18 +80,7 @@ class ImageDefaults:
     )
 
 
-@dataclass
-class Session:
-    """One conversation: its state, and where its files go."""
-
-    folder: Path
-    state: DialogueState = field(default_factory=DialogueState)
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    turns: int = 0
-    told_placeholder: bool = False
-    # Per-session choices from a settings panel: ImageDefaults fields, and "raw" (no rewriting).
-    settings: dict[str, Any] = field(default_factory=dict)
-    language: str = SOURCE_LANGUAGE  # what the person last spoke or typed: replies follow it
+__all__ = ["Controller", "ImageDefaults", "Session", "SessionSettings", "UserInput"]
 
 
 class Controller:
@@ -125,6 +124,8 @@ class Controller:
         reply_language: str = "auto",
         language_voices: dict[str, str] | None = None,
         segmenter: Callable[[], Any] | None = None,
+        image_model_choices: list[str] | None = None,
+        voice_choices: list[str] | None = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -142,10 +143,13 @@ class Controller:
         self.reply_language = reply_language
         self.language_voices = dict(language_voices or {})
         self.segmenter = segmenter
+        # What a session may pick (ui.image_models / ui.voices): never a path typed in a window.
+        self.image_model_choices = list(image_model_choices or [])
+        self.voice_choices = list(voice_choices or [])
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
-        choice = session.settings.get("image_model")
+        choice = session.settings.image_model
         if choice and self.image_models is not None:
             return self.image_models.get(choice)
         return self.image_engine
@@ -156,7 +160,7 @@ class Controller:
         A voice the session chose wins; otherwise a reply in another language gets a voice that
         speaks it (the packaged Piper voice is English-only), else the default.
         """
-        choice = session.settings.get("voice")
+        choice = session.settings.voice
         if not choice and session.language != SOURCE_LANGUAGE and self.tts is not None:
             choice = self.language_voices.get(session.language, f"espeak:{session.language}")
         if choice and self.voices is not None:
@@ -178,24 +182,94 @@ class Controller:
             folder, state, extra = self.store.load(session_id)
         except KeyError as e:
             raise AssistantError("input-invalid", f"There is no session {session_id!r}.") from e
-        return Session(
-            folder=folder,
-            state=state,
-            id=session_id,
-            turns=extra.get("turns", 0),
-            told_placeholder=extra.get("told_placeholder", False),
-            language=extra.get("language", SOURCE_LANGUAGE),
-        )
+        return Session.from_stored(session_id, folder, state, extra)
+
+    def list_sessions(self, limit: int = 50) -> list[SessionSummary]:
+        """Stored sessions, most recently used first (empty without a store)."""
+        return self.store.summaries(limit) if self.store is not None else []
+
+    def select(self, session: Session, node_id: str) -> Event:
+        """Put a recorded picture in focus (a gallery click); persisted. Returns its event."""
+        try:
+            node = session.state.select(node_id)
+        except KeyError as e:
+            raise AssistantError(
+                "input-invalid", f"This session has no picture {node_id!r}; pick one it shows."
+            ) from e
+        self._persist(session)
+        return Event(EventType.IMAGE_DONE, ImageDone(node, focus_only=True))
+
+    def update_settings(self, session: Session, **changes: Any) -> SessionSettings:
+        """Change a session's settings (validated, then persisted); returns the new settings.
+
+        ``None`` resets a setting to the configured default. Image models and voices must be
+        among the configured choices (``ui.image_models``, ``ui.voices``).
+        """
+        allowed = {
+            "image_model": self.image_model_choices,
+            "voice": self.voice_choices,
+            "style": list(self.rewriter.styles),
+            "reply_language": reply_languages(),
+        }
+        for key, choices in allowed.items():
+            value = changes.get(key)
+            if value is not None and value not in choices:
+                listed = ", ".join(choices) or "none are configured"
+                raise AssistantError(
+                    "input-invalid", f"{value!r} is not an offered {key} (choose from: {listed})."
+                )
+        try:
+            settings = session.settings.model_copy().model_validate(
+                {**session.settings.model_dump(), **changes}
+            )
+        except ValueError as e:
+            raise AssistantError("input-invalid", f"Those settings are not valid: {e}") from e
+        session.settings = settings
+        self._persist(session)
+        return settings
+
+    def hear(self, audio: Any, language: str | None = None) -> Heard:
+        """Transcribe speech (translated to English when it is in another language)."""
+        heard, transcript = self._transcribe(audio, language)
+        return self._heard(heard, transcript)
+
+    def speak(
+        self, text: str, voice: str | None = None, language: str | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Synthesize ``text`` as (float32 samples, sample rate) in a configured voice."""
+        if voice is not None and voice not in self.voice_choices:
+            listed = ", ".join(self.voice_choices) or "none are configured"
+            raise AssistantError(
+                "input-invalid", f"{voice!r} is not an offered voice (choose from: {listed})."
+            )
+        probe = Session(folder=self.output_dir, settings={"voice": voice})
+        probe.language = language or SOURCE_LANGUAGE
+        tts = self.voice_for(probe)
+        if tts is None:
+            raise AssistantError("model-missing", "Speech output is off (tts.enabled).")
+        chunks = list(tts.stream(spoken_text(text)))
+        if not chunks:
+            return np.zeros(0, dtype=np.float32), getattr(tts, "sample_rate", 22050)
+        return np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate
+
+    def draw(self, request: Any, count: int = 1, cancel: threading.Event | None = None) -> list:
+        """Text to image for the OpenAI-style routes: ``count`` results, distinct seeds."""
+        if count == 1:
+            return [self.image_engine.generate(request, cancel=cancel)]
+        return self.image_engine.generate_batch(request, count, cancel=cancel)
+
+    def edit(
+        self, request: Any, image: Any, mask: Any = None, cancel: threading.Event | None = None
+    ) -> Any:
+        """Edit ``image`` (inpaint where ``mask`` is white, else img2img), for the API."""
+        if mask is not None:
+            return self.image_engine.inpaint(request, image, mask, cancel=cancel)
+        return self.image_engine.img2img(request, image, cancel=cancel)
 
     def _persist(self, session: Session, node: ImageNode | None = None) -> None:
         if self.store is None:
             return
-        extra = {
-            "turns": session.turns,
-            "told_placeholder": session.told_placeholder,
-            "settings": session.settings,
-            "language": session.language,
-        }
+        extra = session.extra()
         if node is not None:
             self.store.add_node(session.id, session.folder, session.state, node, extra)
         else:
@@ -218,39 +292,55 @@ class Controller:
                 "input": "audio" if user_input.audio is not None else "text",
             },
         )
-        ok, code, reply, said = True, None, None, user_input.text or ""
+        ok, code, reply, said, plan = True, None, "", user_input.text or "", None
+        exchange: Exchange | None = None
         try:
-            text, said = yield from self._hear(session, user_input)
-            if user_input.image is not None:
-                yield from self._adopt_upload(session, user_input.image, text)
-            plan = self._plan(text, session, has_mask=user_input.mask is not None)
-            yield Event(EventType.PLAN, plan.model_dump(mode="json"))
-            reply = yield from self._act(session, plan, cancel, user_input.mask, said)
-        except AssistantError as e:
-            ok, code = False, e.code
-            reply = error_reply(e.code, e.message, session.language)
-            yield Event(EventType.ERROR, {"code": e.code, "message": e.message})
-        except Exception as e:  # a stage's own error type, or a bug: the session survives
-            code = getattr(e, "code", "internal-error")
-            message = getattr(e, "message", None) or f"Something went wrong: {e}"
-            if code == "internal-error":
-                logger.exception("Turn %s of session %s failed", turn, session.id)
-            ok, reply = False, error_reply(code, message, session.language)
-            yield Event(EventType.ERROR, {"code": code, "message": message})
-        expects_answer = "?" in reply  # a question or an offer: the microphone reopens
-        session.state.history.append(
-            Exchange(user=said, reply=reply, node_id=session.state.focus_id)
+            try:
+                text, said = yield from self._hear(session, user_input)
+                if user_input.image is not None:
+                    yield from self._adopt_upload(session, user_input.image, text)
+                plan = self._plan(text, session, has_mask=user_input.mask is not None)
+                yield Event(EventType.PLAN, Planned(plan))
+                reply = yield from self._act(session, plan, cancel, user_input.mask, said)
+            except AssistantError as e:
+                ok, code = False, e.code
+                reply = error_reply(e.code, e.message, session.language)
+                yield Event(EventType.ERROR, {"code": e.code, "message": e.message})
+            except Exception as e:  # a stage's own error type, or a bug: the session survives
+                code = getattr(e, "code", "internal-error")
+                message = getattr(e, "message", None) or f"Something went wrong: {e}"
+                if code == "internal-error":
+                    logger.exception("Turn %s of session %s failed", turn, session.id)
+                ok, reply = False, error_reply(code, message, session.language)
+                yield Event(EventType.ERROR, {"code": code, "message": message})
+            outcome = "ok" if ok else "cancelled" if code == "image-cancelled" else "failed"
+            exchange = self._record(session, turn, said, reply, outcome)
+            # The plan says whether the reply asks something (the microphone reopens for it).
+            expects_answer = bool(plan is not None and plan.expects_answer)
+            yield Event(EventType.REPLY, Replied(reply, expects_answer, session.language))
+            if not cancel.is_set():  # an abandoned turn does no more work
+                speech = yield from self._speak(session, turn, reply, cancel)
+                if speech is not None:
+                    exchange.speech = speech.name
+                    self._persist(session)
+            yield Event(
+                EventType.TURN_END,
+                TurnEnded(ok, code, round(time.perf_counter() - started, 3), outcome),
+            )
+        finally:
+            # A consumer that stops listening (GeneratorExit at a yield) leaves nothing
+            # running, and the conversation still shows what was asked.
+            if exchange is None:
+                cancel.set()
+                self._record(session, turn, said, reply, "cancelled")
+
+    def _record(self, session: Session, turn: int, said: str, reply: str, outcome: str) -> Exchange:
+        exchange = Exchange(
+            user=said, reply=reply, node_id=session.state.focus_id, turn=turn, outcome=outcome
         )
+        session.state.history.append(exchange)
         self._persist(session)
-        yield Event(
-            EventType.REPLY,
-            {"text": reply, "expects_answer": expects_answer, "language": session.language},
-        )
-        yield from self._speak(session, turn, reply)
-        yield Event(
-            EventType.TURN_END,
-            {"ok": ok, "code": code, "seconds": round(time.perf_counter() - started, 3)},
-        )
+        return exchange
 
     # --- stages ----------------------------------------------------------------------
     def _hear(self, session: Session, user_input: UserInput) -> Iterator[Event]:
@@ -263,29 +353,39 @@ class Controller:
         if self.asr is None:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
         yield Event(EventType.ASR_START, {})
-        transcript = heard = self.asr.transcribe(user_input.audio, task="transcribe")
-        if heard.language not in ("en", "", None):
-            # Prompts are English: Whisper's translate task turns other languages into it.
-            transcript = self.asr.transcribe(user_input.audio, task="translate")
+        heard, transcript = self._transcribe(user_input.audio, session.settings.speech_language)
         if heard.language:
             self._set_language(session, heard.language)
-        yield Event(
-            EventType.ASR_END,
-            {
-                "text": transcript.text,
-                "heard": heard.text,
-                "language": transcript.language,
-                "confidence": round(transcript.confidence, 3),
-                "no_speech_prob": round(transcript.no_speech_prob, 3),
-                "audio_seconds": round(transcript.duration_s, 2),
-                "seconds": round(transcript.elapsed_s, 3),
-            },
-        )
+        yield Event(EventType.ASR_END, self._heard(heard, transcript))
         return self._check_text(transcript.text), heard.text or transcript.text
+
+    def _transcribe(self, audio: Any, language: str | None) -> tuple[Any, Any]:
+        """(as heard, in English): a language the person set is not detected again."""
+        if self.asr is None:
+            raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
+        fixed = {"language": language} if language else {}
+        transcript = heard = self.asr.transcribe(audio, task="transcribe", **fixed)
+        if heard.language not in ("en", "", None):
+            # Prompts are English: Whisper's translate task turns other languages into it.
+            fixed = {"language": heard.language} if language else {}
+            transcript = self.asr.transcribe(audio, task="translate", **fixed)
+        return heard, transcript
+
+    @staticmethod
+    def _heard(heard: Any, transcript: Any) -> Heard:
+        return Heard(
+            text=transcript.text,
+            heard=heard.text,
+            language=transcript.language,
+            confidence=round(transcript.confidence, 3),
+            no_speech_prob=round(transcript.no_speech_prob, 3),
+            audio_seconds=round(transcript.duration_s, 2),
+            seconds=round(transcript.elapsed_s, 3),
+        )
 
     def _fixed_language(self, session: Session) -> str | None:
         """The reply language a tab's setting or ``reply_language`` fixes, or None (follow)."""
-        fixed = session.settings.get("reply_language") or self.reply_language
+        fixed = session.settings.reply_language or self.reply_language
         return None if fixed == "auto" else fixed
 
     def _set_language(self, session: Session, language: str) -> None:
@@ -335,7 +435,7 @@ class Controller:
 
     def _plan(self, text: str, session: Session, has_mask: bool = False) -> Plan:
         rewriter = self.rewriter
-        if session.settings.get("raw") and not rewriter.raw:
+        if session.settings.raw and not rewriter.raw:
             rewriter = PromptRewriter(
                 rewriter.rules, None, rewriter.max_prompt_words, raw=True, styles=rewriter.styles
             )
@@ -344,7 +444,7 @@ class Controller:
             session.state,
             rewriter,
             has_mask=has_mask,
-            style=session.settings.get("style"),
+            style=session.settings.style,
             planner=self.planner,
         )
         session.state.pending_question = plan.question
@@ -361,14 +461,16 @@ class Controller:
         state = session.state
         lang = session.language
         if plan.intent in IMAGE_INTENTS:
-            for _ in range(plan.count):
-                node = yield from self._make_image(session, plan, cancel, mask)
+            # Variations are children of the picture they vary, each with its own seed.
+            source = state.current if plan.intent == Intent.VARIATIONS else None
+            for index in range(plan.count):
+                node = yield from self._make_image(session, plan, cancel, mask, source, index)
             first = node.placeholder and not session.told_placeholder
             session.told_placeholder = session.told_placeholder or node.placeholder
             return image_reply(plan, node, first, lang, said)
         if plan.intent == Intent.SELECT:
             node = state.select(plan.target_id)
-            yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+            yield Event(EventType.IMAGE_DONE, ImageDone(node, focus_only=True))
             return command_reply(plan, node, lang)
         if plan.intent == Intent.SAVE:
             if not state.nodes or self.store is None:
@@ -377,7 +479,8 @@ class Controller:
             folder = self.store.export(
                 session.id, self.output_dir / "exports" / f"{session.id}-{stamp}"
             )
-            return saved_reply(str(folder), len(state.nodes), lang)
+            # Named inside the outputs folder: no server path reaches a reply.
+            return saved_reply(str(folder.relative_to(self.output_dir)), len(state.nodes), lang)
         if plan.intent in (Intent.UNDO, Intent.REDO):
             try:
                 node = state.undo() if plan.intent == Intent.UNDO else state.redo()
@@ -388,26 +491,42 @@ class Controller:
                     if plan.intent == Intent.UNDO
                     else N_("There's nothing to redo. Ask me to draw something first."),
                 ) from e
-            yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+            yield Event(EventType.IMAGE_DONE, ImageDone(node, focus_only=True))
             return command_reply(plan, node, lang)
         return command_reply(plan, state.current, lang)
 
     def _make_image(
-        self, session: Session, plan: Plan, cancel: threading.Event, mask: Any = None
+        self,
+        session: Session,
+        plan: Plan,
+        cancel: threading.Event,
+        mask: Any = None,
+        source: ImageNode | None = None,
+        index: int = 0,
     ) -> Iterator[Event]:
+        """One picture of the plan; ``source`` (variations) is the picture it varies."""
         from pipelines.image_engine import ImageRequest  # noqa: PLC0415 (keeps imports light)
 
-        image_fields = {k: v for k, v in session.settings.items() if k in ImageDefaults.FIELDS}
-        d = replace(self.defaults, **image_fields)
+        d = replace(self.defaults, **session.settings.image_overrides())
         parent = session.state.nodes.get(plan.target_id) if plan.target_id else None
+        if parent is not None and not Path(parent.path).is_file():
+            raise AssistantError(
+                "no-image",
+                f"The file of picture {parent.id} is gone, so I can't change it. "
+                "Pick another picture, or ask for a new one.",
+            )
+        seed = plan.seed if plan.seed is not None else d.seed
+        if source is not None:
+            seed = variation_seed(seed, source.seed, index)
+        sized = parent or source
         request = ImageRequest(
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
-            seed=plan.seed if plan.seed is not None else d.seed,
+            seed=seed,
             steps=d.steps,
             guidance=d.guidance,
-            width=parent.width if parent else d.width,
-            height=parent.height if parent else d.height,
+            width=sized.width if sized else d.width,
+            height=sized.height if sized else d.height,
             strength=plan.strength or d.edit_strength,
         )
         operation = plan.operation if parent is not None else "generate"
@@ -426,13 +545,12 @@ class Controller:
         job = self._image_job(self.engine_for(session), plan, request, parent, mask, cancel)
         result = yield from self._run_with_progress(job)
 
-        node_id = session.state.new_node_id()
-        path = session.folder / f"{node_id}.png"
         params = dict(result.params)
-        self.save_png(result.image, path, params, parent=parent.id if parent else None)
+        parent_id = source.id if source is not None else parent.id if parent else None
+        node_id, path = self._write_new_image(session, result.image, params, parent_id)
         node = ImageNode(
             id=node_id,
-            parent_id=parent.id if parent else None,
+            parent_id=parent_id,
             operation=params.get("operation", operation),
             prompt=params["prompt"],
             negative_prompt=params.get("negative_prompt", ""),
@@ -449,15 +567,29 @@ class Controller:
         )
         session.state.add_node(node)
         self._persist(session, node)
-        yield Event(
-            EventType.IMAGE_DONE,
-            {
-                **self._node_event(node),
-                "image": result.image,
-                "seconds": round(params.get("elapsed_s", 0.0), 3),
-            },
-        )
+        seconds = round(params.get("elapsed_s", 0.0), 3)
+        yield Event(EventType.IMAGE_DONE, ImageDone(node, False, result.image, seconds))
         return node
+
+    def _write_new_image(
+        self, session: Session, image: Any, params: dict[str, Any], parent_id: str | None
+    ) -> tuple[str, Path]:
+        """Reserve a node id, claim its file, then write the PNG: never over another file."""
+        session.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            node_id = session.state.reserve_node_id()
+            path = session.folder / f"{node_id}.png"
+            try:
+                path.open("xb").close()  # exclusive: a file already there is never replaced
+                break
+            except FileExistsError:
+                logger.warning("%s exists but is not a node of this session: kept", path.name)
+        try:
+            self.save_png(image, path, params, parent=parent_id)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return node_id, path
 
     def _region_mask(self, session: Session, region: str, parent: ImageNode) -> Any:
         """The mask of a described part of ``parent``: by position, or by the segmenter."""
@@ -544,8 +676,6 @@ class Controller:
 
     def _adopt_upload(self, session: Session, image: Any, text: str) -> Iterator[Event]:
         """An uploaded picture becomes a node in focus, so the request edits it."""
-        node_id = session.state.new_node_id()
-        path = session.folder / f"{node_id}.png"
         d = self.defaults
         image = image.convert("RGB")
         params = {
@@ -560,7 +690,7 @@ class Controller:
             "model": "upload",
             "operation": "upload",
         }
-        self.save_png(image, path, params, parent=None)
+        node_id, path = self._write_new_image(session, image, params, None)
         node = ImageNode(
             id=node_id,
             parent_id=None,
@@ -579,9 +709,12 @@ class Controller:
         )
         session.state.add_node(node)
         self._persist(session, node)
-        yield Event(EventType.IMAGE_DONE, self._node_event(node, focus_only=True))
+        yield Event(EventType.IMAGE_DONE, ImageDone(node, focus_only=True))
 
-    def _speak(self, session: Session, turn: int, reply: str) -> Iterator[Event]:
+    def _speak(
+        self, session: Session, turn: int, reply: str, cancel: threading.Event
+    ) -> Iterator[Event]:
+        """Speak the reply sentence by sentence; returns the WAV written, or None."""
         try:
             tts = self.voice_for(session)
         except Exception as e:  # a chosen voice that cannot load: the reply text still stands
@@ -594,11 +727,13 @@ class Controller:
             )
             return
         if tts is None:
-            return
+            return None
         yield Event(EventType.TTS_START, {"engine": getattr(tts, "name", "tts")})
         chunks, rate = [], None
         try:
-            for index, chunk in enumerate(tts.stream(reply)):
+            for index, chunk in enumerate(tts.stream(spoken_text(reply))):
+                if cancel.is_set():  # abandoned mid-reply: no more synthesis, no file
+                    return None
                 chunks.append(chunk.samples)
                 rate = chunk.sample_rate
                 yield Event(
@@ -617,21 +752,38 @@ class Controller:
                 EventType.ERROR,
                 {"code": "tts-failed", "message": f"I couldn't speak the reply: {e}"},
             )
-            return
+            return None
         path = None
         if chunks:
             path = session.folder / f"turn-{turn:03d}-reply.wav"
             self.write_wav(path, np.concatenate(chunks), rate)
         total = sum(len(c) for c in chunks) / rate if rate else 0.0
-        yield Event(
-            EventType.TTS_END, {"path": str(path) if path else None, "seconds": round(total, 3)}
-        )
+        yield Event(EventType.TTS_END, TtsEnded(str(path) if path else None, round(total, 3)))
+        return path
 
-    @staticmethod
-    def _node_event(node: ImageNode | None, focus_only: bool = False) -> dict[str, Any]:
-        if node is None:  # undo back past the first picture: nothing in view
-            return {"node_id": None, "path": None, "focus_only": focus_only}
-        data = node.to_json()
-        data["node_id"] = data.pop("id")
-        data["focus_only"] = focus_only
-        return data
+
+# What a reply shows but a voice should not read out: "(image.segmenter)", "image.model",
+# "exports/3f9c-20260101" (a setting's dotted name, a file name or folder).
+_SETTING_IN_PARENS = re.compile(r"\s*\((?:[a-z_]+\.)+[a-z_]+(?: / (?:[a-z_]+\.)+[a-z_]+)*\)")
+_SETTING = re.compile(r"\b(asr|rewrite|image|tts|voice|ui)\.([a-z_]+)\b")
+_PATHLIKE = re.compile(r"(?<![\w.])(?:[\w.-]+/)+[\w-]+(?:\.\w+)*")
+
+
+def spoken_text(reply: str) -> str:
+    """The reply as it is said: no setting names or file paths read out letter by letter."""
+    said = _SETTING_IN_PARENS.sub("", reply)
+    said = _SETTING.sub(lambda m: f"the {m[1]} {m[2].replace('_', ' ')} setting", said)
+    return _PATHLIKE.sub("the outputs folder", said)
+
+
+def variation_seed(seed: int, source_seed: int, index: int) -> int:
+    """The seed of variation ``index`` of a picture drawn with ``source_seed``.
+
+    The engine's ``generate_batch`` rule: a random setting (-1) stays random per picture; a
+    fixed one counts on from the source, so "three more like that" are three new pictures.
+    """
+    from pipelines.image_engine import MAX_SEED  # noqa: PLC0415
+
+    if seed == -1:
+        return -1
+    return (source_seed + 1 + index) % (MAX_SEED + 1)

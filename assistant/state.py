@@ -6,7 +6,8 @@ Nothing is ever deleted: undo, redo and select only move the focus.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -41,7 +42,10 @@ class Exchange:
 
     user: str
     reply: str
-    node_id: str | None = None
+    node_id: str | None = None  # the picture in focus when the turn ended
+    turn: int | None = None
+    outcome: str = "ok"  # ok | failed | cancelled (the consumer left, or Cancel)
+    speech: str | None = None  # the reply's WAV, a file name in the session's folder
 
 
 class DialogueState:
@@ -52,13 +56,26 @@ class DialogueState:
         self.focus_id: str | None = None
         self.history: list[Exchange] = []
         self.pending_question: str | None = None
+        # Node ids come from a counter that only goes up and is saved with the state: a node
+        # whose file went missing (so is not loaded) never hands its id to a new picture.
+        self._next_id = 1
         # Focus stacks: undo goes back to where the focus was before, redo comes forward again.
         self._back: list[str | None] = []
         self._forward: list[str | None] = []
 
     # --- the tree -------------------------------------------------------------------
-    def new_node_id(self) -> str:
-        return f"n{len(self.nodes) + 1}"
+    def reserve_node_id(self) -> str:
+        """A node id never used in this session (the counter moves on even if it is dropped)."""
+        while f"n{self._next_id}" in self.nodes:
+            self._next_id += 1
+        node_id = f"n{self._next_id}"
+        self._next_id += 1
+        return node_id
+
+    def mark_used(self, node_ids: Iterable[str]) -> None:
+        """Never hand out these ids again (nodes recorded once, whatever is loaded now)."""
+        numbers = [int(i[1:]) for i in node_ids if i[:1] == "n" and i[1:].isdigit()]
+        self._next_id = max([self._next_id, *(n + 1 for n in numbers)])
 
     def add_node(self, node: ImageNode) -> ImageNode:
         """Record a finished image and put it in focus (a new image clears redo)."""
@@ -93,6 +110,7 @@ class DialogueState:
         """Everything but the nodes, as JSON-safe data (the nodes are stored one by one)."""
         return {
             "focus_id": self.focus_id,
+            "next_id": self._next_id,
             "back": list(self._back),
             "forward": list(self._forward),
             "pending_question": self.pending_question,
@@ -102,6 +120,8 @@ class DialogueState:
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Apply a snapshot over the nodes already loaded; ids of missing nodes are dropped."""
         known = set(self.nodes) | {None}
+        self._next_id = max(int(snapshot.get("next_id", 1)), self._next_id)
+        self.mark_used(self.nodes)
         focus = snapshot.get("focus_id")
         self.focus_id = focus if focus in known else None
         if self.focus_id is None and self.nodes:
@@ -109,7 +129,11 @@ class DialogueState:
         self._back = [n for n in snapshot.get("back", []) if n in known]
         self._forward = [n for n in snapshot.get("forward", []) if n in known]
         self.pending_question = snapshot.get("pending_question")
-        self.history = [Exchange(**x) for x in snapshot.get("history", [])]
+        names = {f.name for f in fields(Exchange)}
+        self.history = [
+            Exchange(**{k: v for k, v in x.items() if k in names})
+            for x in snapshot.get("history", [])
+        ]
 
     # --- moving the focus -----------------------------------------------------------
     @property
@@ -134,6 +158,13 @@ class DialogueState:
         self._back.append(self.focus_id)
         self.focus_id = self._forward.pop()
         return self.current
+
+    def clear_focus(self) -> None:
+        """ "Start over": nothing in view, so the next picture starts a new tree (undoable)."""
+        if self.focus_id is not None:
+            self._back.append(self.focus_id)
+            self._forward.clear()
+            self.focus_id = None
 
     def select(self, node_id: str) -> ImageNode:
         """Put an existing image in focus ("go back to the first one")."""

@@ -14,6 +14,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from assistant.sessions import SessionSummary
 from assistant.state import DialogueState, ImageNode
 
 _SCHEMA = """
@@ -37,7 +38,9 @@ _NODE_FIELDS = {f.name for f in fields(ImageNode)}
 
 
 class SessionStore:
-    """Persists DialogueStates. One connection, serialised by a lock (writes are tiny)."""
+    """Persists DialogueStates in SQLite (an ``assistant.sessions.SessionRepository``).
+
+    One connection, serialised by a lock (writes are tiny)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
@@ -97,6 +100,22 @@ class SessionStore:
         self.save_state(session_id, folder, state, extra)
 
     # --- reading ---------------------------------------------------------------------
+    def summaries(self, limit: int = 50) -> list[SessionSummary]:
+        """The most recently updated sessions: id, title (the first request), time, pictures."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.id, s.updated, s.state, "
+                "(SELECT COUNT(*) FROM nodes n WHERE n.session_id = s.id) "
+                "FROM sessions s ORDER BY s.updated DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        out = []
+        for session_id, updated, blob, pictures in rows:
+            history = json.loads(blob or "{}").get("history") or []
+            title = next((x.get("user") for x in history if x.get("user")), "")
+            out.append(SessionSummary(session_id, title, updated, pictures))
+        return out
+
     def session_ids(self) -> list[str]:
         with self._lock:
             rows = self._db.execute("SELECT id FROM sessions ORDER BY updated DESC").fetchall()
@@ -115,11 +134,14 @@ class SessionStore:
             raise KeyError(session_id)
         folder, blob = Path(row[0]), json.loads(row[1] or "{}")
         state = DialogueState()
+        recorded = []
         for (text,) in node_rows:
             data = {k: v for k, v in json.loads(text).items() if k in _NODE_FIELDS}
             node = ImageNode(**data)
+            recorded.append(node.id)
             if Path(node.path).exists():
                 state.nodes[node.id] = node
+        state.mark_used(recorded)  # a node whose file is gone keeps its id to itself
         state.restore(blob)
         return folder, state, blob.get("extra", {})
 

@@ -103,7 +103,7 @@ def test_same_seed_same_pixels_edit_parent_and_undo(controller):
     assert plan["intent"] == "edit" and plan["operation"] == "img2img"
     edited = done_image(edit_events)
     assert edited["parent_id"] == again["node_id"]
-    assert edited["operation"] == "img2img" and "darker" in edited["prompt"]
+    assert edited["operation"] == "img2img" and "dark" in edited["prompt"]
     assert read_png_params(edited["path"])["parent"] == again["node_id"]
 
     undo = run(controller, session, text="undo")

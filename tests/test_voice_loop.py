@@ -112,19 +112,33 @@ class ScriptedController:
     def run_turn(self, session, user_input, cancel=None):
         rate, audio = user_input.audio
         self.heard.append(audio)
-        yield Event(EventType.TURN_START, {"turn": len(self.heard)})
+        yield Event(
+            EventType.TURN_START, {"session": "scripted", "turn": len(self.heard), "input": "audio"}
+        )
         for kind, data in self.script[len(self.heard) - 1]:
             if kind == EventType.ASR_END:
-                data = {"text": "...", "seconds": 0.0, "audio_seconds": len(audio) / rate, **data}
+                data = {**HEARD, "audio_seconds": len(audio) / rate, **data}
             yield Event(kind, data)
         yield Event(EventType.TURN_END, {"ok": True, "code": None, "seconds": 0.0})
+
+
+# A complete asr.end payload (events are typed: every field is there).
+HEARD = {
+    "text": "...",
+    "heard": "...",
+    "language": "en",
+    "confidence": 0.9,
+    "no_speech_prob": 0.0,
+    "audio_seconds": 0.0,
+    "seconds": 0.0,
+}
 
 
 def reply(text: str, expects_answer: bool = False):
     return [
         (EventType.ASR_END, {}),
-        (EventType.PLAN, {"intent": "describe"}),
-        (EventType.REPLY, {"text": text, "expects_answer": expects_answer}),
+        (EventType.PLAN, {"intent": "describe", "request": "what prompt did you use"}),
+        (EventType.REPLY, {"text": text, "expects_answer": expects_answer, "language": "en"}),
     ]
 
 
@@ -197,7 +211,12 @@ def test_the_assistants_own_voice_does_not_become_a_request(speech, vad, barge_i
     spoken = "Here's a lighthouse on a cliff at night. Want me to change anything?"
     script = [
         reply(spoken)
-        + [(EventType.TTS_CHUNK, {"index": 0, "audio": speech(spoken), "sample_rate": 16000})],
+        + [
+            (
+                EventType.TTS_CHUNK,
+                {"index": 0, "seconds": 1.0, "audio": speech(spoken), "sample_rate": 16000},
+            )
+        ],
         # What Whisper would make of the echo:
         [(EventType.ASR_END, {"text": "a lighthouse on a cliff at night"})] + reply("No!")[1:],
     ]
