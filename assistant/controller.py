@@ -40,6 +40,7 @@ from assistant.rewrite import PromptRewriter
 from assistant.sessions import Session, SessionSettings, SessionSummary
 from assistant.state import Exchange, ImageNode
 from assistant.understand import MAX_REQUEST_CHARS, understand
+from common.text import TextInputError, clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -420,7 +421,10 @@ class Controller:
 
     @staticmethod
     def _check_text(text: str | None) -> str:
-        text = (text or "").strip()
+        try:
+            text = clean_text(text or "", "request").strip()
+        except TextInputError as e:
+            raise AssistantError("input-invalid", e.message) from e
         if not text:
             raise AssistantError(
                 "input-invalid", N_("The request is empty. Type or say what you'd like me to draw.")
@@ -676,8 +680,10 @@ class Controller:
 
     def _adopt_upload(self, session: Session, image: Any, text: str) -> Iterator[Event]:
         """An uploaded picture becomes a node in focus, so the request edits it."""
-        d = self.defaults
-        image = image.convert("RGB")
+        from pipelines.image_input import fit_upload  # noqa: PLC0415 (keeps imports light)
+
+        # Recorded at its real size, one the engine can edit (a phone photo is scaled down).
+        image, _ = fit_upload(image)
         params = {
             "prompt": "uploaded image",
             "negative_prompt": "",
@@ -701,8 +707,8 @@ class Controller:
             steps=0,
             guidance=0.0,
             strength=None,
-            width=min(image.width // 8 * 8, 2048) or d.width,
-            height=min(image.height // 8 * 8, 2048) or d.height,
+            width=image.width,
+            height=image.height,
             model="upload",
             path=str(path),
             request=text,

@@ -68,12 +68,15 @@ def image_reply(
     elif plan.intent == Intent.EDIT:
         text = t(lang, "Done, I've changed it. Want another change, or undo?")
     elif plan.intent == Intent.TRANSFORM:
-        text = t(
-            lang,
-            "I {done}, now {width} by {height}. Keep it, or undo?",
-            done=_transforms_said(plan.transforms, lang),
-            width=node.width,
-            height=node.height,
+        text = (
+            _transforms_said(plan.transforms, lang)
+            + " "
+            + t(
+                lang,
+                "It's now {width} by {height}. Keep it, or undo?",
+                width=node.width,
+                height=node.height,
+            )
         )
     elif plan.intent == Intent.COMBINE:
         text = t(
@@ -136,24 +139,23 @@ def image_reply(
 
 
 _TRANSFORMS_SAID = {
-    "flip-horizontal": N_("flipped it left to right"),
-    "flip-vertical": N_("flipped it upside down"),
-    "rotate-left": N_("turned it a quarter turn to the left"),
-    "rotate-right": N_("turned it a quarter turn to the right"),
-    "rotate-180": N_("turned it upside down"),
-    "square": N_("cropped it square"),
-    "portrait": N_("cropped it as a portrait"),
-    "landscape": N_("cropped it as a landscape"),
-    "wide": N_("cropped it wide"),
-    "zoom-in": N_("zoomed in on the middle"),
-    "bigger": N_("made it twice as big, resampled with no new detail"),
-    "smaller": N_("made it half the size"),
+    "flip-horizontal": N_("I flipped it left to right."),
+    "flip-vertical": N_("I flipped it upside down."),
+    "rotate-left": N_("I turned it a quarter turn to the left."),
+    "rotate-right": N_("I turned it a quarter turn to the right."),
+    "rotate-180": N_("I turned it upside down."),
+    "square": N_("I cropped it square."),
+    "portrait": N_("I cropped it as a portrait."),
+    "landscape": N_("I cropped it as a landscape."),
+    "wide": N_("I cropped it wide."),
+    "zoom-in": N_("I zoomed in on the middle."),
+    "bigger": N_("I made it twice as big, resampled, so there is no new detail."),
+    "smaller": N_("I made it half the size."),
 }
 
 
 def _transforms_said(transforms: tuple, lang: str) -> str:
-    said = [t(lang, _TRANSFORMS_SAID[str(x)]) for x in transforms]
-    return said[0] if len(said) == 1 else ", ".join(said[:-1]) + t(lang, " and ") + said[-1]
+    return " ".join(t(lang, _TRANSFORMS_SAID[str(x)]) for x in transforms)
 
 
 def edit_done(change: Any) -> str:

@@ -37,7 +37,7 @@ def test_flip_and_crop_are_exact_and_said_plainly(controller):
     assert flipped.prompt == first.prompt  # the scene did not change
     before, after = np.asarray(Image.open(first.path)), np.asarray(Image.open(flipped.path))
     assert np.array_equal(after, before[:, ::-1])
-    assert "flipped it left to right" in reply and f"{first.width} by" in reply
+    assert "flipped it left to right" in reply and f"now {first.width} by" in reply
 
     _, reply = turn(controller, session, "make it a portrait version")
     portrait = session.state.current
