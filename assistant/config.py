@@ -117,6 +117,25 @@ class UiConfig(_Section):
     voices: list[str] = []
 
 
+class ApiConfig(_Section):
+    """The HTTP API's limits (`serve`): what one request may cost and how long it may take."""
+
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    max_image_pixels: int = Field(50_000_000, ge=64 * 64)  # uploads above: image-too-large
+    # Megapixel-steps (width x height x steps x images / 1e6) one image request may cost.
+    cost_budget: dict[Literal["cpu", "mps", "cuda"], float] = {
+        "cpu": 27.0,
+        "mps": 105.0,
+        "cuda": 210.0,
+    }
+    max_queued: int = Field(8, ge=1, le=1000)  # per engine, waiting or running; more: 429
+    max_sessions: int = Field(1000, ge=1, le=1_000_000)  # live in memory; more: 429
+    session_idle_s: float = Field(3600.0, gt=0)  # an unused session leaves memory after this
+    header_timeout_s: float = Field(10.0, gt=0, le=600)  # a request's headers must arrive
+    body_timeout_s: float = Field(60.0, gt=0, le=3600)  # ... and its whole body
+    keep_alive_s: float = Field(5.0, gt=0, le=600)  # an idle kept-alive connection closes
+
+
 class Config(_Section):
     profile: Literal["offline", "hub", "tiny"] = "offline"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -131,6 +150,7 @@ class Config(_Section):
     tts: TtsConfig = TtsConfig()
     voice: VoiceConfig = VoiceConfig()
     ui: UiConfig = UiConfig()
+    api: ApiConfig = ApiConfig()
 
     @field_validator("reply_language")
     @classmethod

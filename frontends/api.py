@@ -16,6 +16,12 @@ Routes (every /v1 route needs ``Authorization: Bearer <key>`` when ASSISTANT_API
 Every error is ``{"error": {"code", "message", "type", "param"}}`` with a stable code
 (``frontends/api_errors.py``). Importing this module loads no model: ``create_app`` takes a
 ready controller; ``serve`` builds one from a config and runs uvicorn.
+
+What one client can cost is bounded (``api.*`` in config.yaml): the body's size and time
+(``frontends/api_gate.py``), the headers' time and idle connections
+(``frontends/api_server.py``), an image request's megapixel-steps and each engine's queue
+(``frontends/api_limits.py``), uploaded pictures' pixels (``pipelines/image_input.py``), the
+sessions held. Links in responses start with ``api.public_url`` (never the Host header).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from frontends.api_audio import audio_router
 from frontends.api_errors import ErrorResponse, install_error_handlers
 from frontends.api_gate import MIB, PROTECTED_PREFIX, ApiGate
 from frontends.api_images import images_router
+from frontends.api_limits import build_limits
+from frontends.api_links import PUBLIC_URL_STATE
 from frontends.api_schemas import HealthResponse
 from frontends.api_sessions import sessions_router
 
@@ -45,7 +53,10 @@ VERSION = "1"
 
 
 def create_app(
-    controller: Any, api_key: str | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    controller: Any,
+    api_key: str | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    settings: Any = None,
 ) -> FastAPI:
     """Build the FastAPI app around a ready controller.
 
@@ -54,20 +65,32 @@ def create_app(
     controller: ``assistant.controller.Controller`` from ``assistant.build.build_controller``.
     api_key: when set, every /v1 route needs ``Authorization: Bearer <api_key>``.
     max_upload_mb: the largest request body accepted, in MiB (larger: 413 upload-too-large).
+    settings: ``assistant.config.ApiConfig`` (the ``api`` section); None: its defaults.
 
     Returns
     -------
     The app; serve it with uvicorn (``serve`` does).
     """
+    from assistant.config import ApiConfig
+
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    settings = settings or ApiConfig()
     app = FastAPI(title=TITLE, version=VERSION, description=__doc__.split("\n\n", 1)[1])
+    setattr(app.state, PUBLIC_URL_STATE, settings.public_url)
     install_error_handlers(app)
-    app.add_middleware(ApiGate, api_key=api_key or None, max_body_bytes=int(max_upload_mb * MIB))
+    app.add_middleware(
+        ApiGate,
+        api_key=api_key or None,
+        max_body_bytes=int(max_upload_mb * MIB),
+        body_timeout_s=settings.body_timeout_s,
+    )
+    limits = build_limits(settings, controller.image_engine.info.device)
+    app.state.limits = limits
     for router in (
-        images_router(controller),
-        audio_router(controller),
-        sessions_router(controller),
+        images_router(controller, limits),
+        audio_router(controller, limits),
+        sessions_router(controller, limits, settings.max_sessions, settings.session_idle_s),
     ):
         app.include_router(router)
 
@@ -162,9 +185,8 @@ def serve(
     -------
     The process exit status (0 after a clean shutdown).
     """
-    import uvicorn
-
     from assistant.build import build_controller
+    from frontends.api_server import server_config
 
     host = host or config.ui.host
     api_key = os.environ.get(API_KEY_ENV) or None
@@ -178,15 +200,22 @@ def serve(
     controller, report = build_controller(config, with_asr=True, with_tts=True)
     for notice in report.notices:
         logger.warning(notice)
-    app = create_app(controller, api_key=api_key, max_upload_mb=max_upload_mb)
+    if config.api.public_url is None and not _is_loopback(host):
+        logger.warning(
+            "Links in responses will name the address each client connected to; set "
+            "api.public_url if clients reach this server through another name or a proxy."
+        )
+    app = create_app(controller, api_key=api_key, max_upload_mb=max_upload_mb, settings=config.api)
     logger.info(
         "API on http://%s:%d (docs at /docs, key %s)",
         host,
         port,
         "required" if api_key else "not required",
     )
+    import uvicorn
+
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+        server_config(app, host, port, config.api, log_config=None, timeout_graceful_shutdown=10)
     )
     try:
         server.run()

@@ -22,7 +22,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from frontends.api_errors import ApiError, error_responses
+from frontends.api_images import clean_field
 from frontends.api_jobs import run_blocking
+from frontends.api_limits import ApiLimits
 from frontends.api_schemas import (
     SpeechRequest,
     TranscriptFormat,
@@ -31,6 +33,7 @@ from frontends.api_schemas import (
     TranscriptionVerboseResponse,
 )
 from frontends.api_speech_codecs import CODECS, encode_speech
+from voice.asr_cancel import cancellable
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +50,8 @@ def _loaded(engine: Any, what: str, setting: str) -> Any:
     return engine
 
 
-def audio_router(controller: Any) -> APIRouter:
-    """The /v1/audio routes, bound to ``controller``."""
+def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
+    """The /v1/audio routes, bound to ``controller``, within ``limits``."""
     router = APIRouter(tags=["audio"])
 
     @router.post(
@@ -60,13 +63,13 @@ def audio_router(controller: Any) -> APIRouter:
                 "content": {"text/plain": {"schema": {"type": "string"}}},
                 "description": "JSON by default; plain text for `text`.",
             },
-            **error_responses(400, 401, 413, 500, 503),
+            **error_responses(400, 401, 413, 429, 500, 503),
         },
     )
     async def transcribe(
         request: Request,
         file: Annotated[
-            UploadFile, File(description="WAV, FLAC, MP3, OGG, or anything ffmpeg reads.")
+            UploadFile, File(description="WAV, FLAC, MP3, OGG, WebM or M4A (by content).")
         ],
         model: Annotated[str, Form(description="Accepted and ignored (e.g. whisper-1).")] = "",
         language: Annotated[
@@ -78,7 +81,8 @@ def audio_router(controller: Any) -> APIRouter:
         temperature: Annotated[float | None, Form(description="Ignored (greedy).")] = None,
     ) -> Any:
         """Speech to text. Silence, noise and Whisper's known hallucinations are refused
-        with `asr-no-speech` (400), unreadable audio with `audio-invalid` (400)."""
+        with `asr-no-speech` (400), unreadable audio with `audio-invalid` (400). The audio
+        is decoded from the bytes sent and nothing else; a client that leaves stops it."""
         asr = _loaded(controller.asr, "Speech recognition", "asr.model")
         if response_format not in TRANSCRIPT_FORMATS:
             raise ApiError(
@@ -97,7 +101,12 @@ def audio_router(controller: Any) -> APIRouter:
                 param="language",
             )
         data = await file.read()
-        transcript = await run_blocking(request, lambda cancel: asr.transcribe(data))
+
+        def job(cancel: threading.Event) -> Any:
+            with cancellable(asr, cancel):
+                return asr.transcribe(data)
+
+        transcript = await run_blocking(request, job, limits.queue("transcription"))
         usage = TranscriptionUsage(seconds=round(transcript.duration_s, 3))
         if response_format == "text":
             return PlainTextResponse(transcript.text)
@@ -127,7 +136,7 @@ def audio_router(controller: Any) -> APIRouter:
                 "content": {media: {} for _, _, media in CODECS.values()},
                 "description": "The audio file; `X-TTS-Voice` names the voice.",
             },
-            **error_responses(400, 401, 413, 500, 503),
+            **error_responses(400, 401, 413, 429, 500, 503),
         },
     )
     async def speak(body: SpeechRequest, request: Request) -> Response:
@@ -142,11 +151,15 @@ def audio_router(controller: Any) -> APIRouter:
                 param="speed",
             )
 
+        text = clean_field(body.input, "input")
+        if not text.strip():
+            raise ApiError("input-invalid", "`input` has no text to speak.", param="input")
+
         def job(cancel: threading.Event) -> tuple[bytes, str]:
-            speech = tts.synthesize(body.input)
+            speech = tts.synthesize(text)
             return encode_speech(speech.samples, speech.sample_rate, body.response_format)
 
-        audio, media_type = await run_blocking(request, job)
+        audio, media_type = await run_blocking(request, job, limits.queue("speech"))
         return Response(
             audio, media_type=media_type, headers={"X-TTS-Voice": str(getattr(tts, "name", "tts"))}
         )

@@ -37,10 +37,16 @@ API_ERROR_CODES: dict[str, str] = {
     "file-not-found": "no generated file has that name",
     "not-found": "no route has that path",
     "method-not-allowed": "the route exists but not for that HTTP method",
+    "budget-exceeded": "the request would cost more than api.cost_budget allows on this device",
+    "server-busy": "the engine's queue is full (api.max_queued); retry after Retry-After seconds",
+    "too-many-sessions": "the server holds api.max_sessions sessions; retry later",
+    "request-timeout": "the request's body did not arrive within api.body_timeout_s",
 }
 
 STATUS_BY_CODE: dict[str, int] = {
     "input-invalid": 400,
+    "image-too-large": 400,
+    "budget-exceeded": 400,
     "audio-invalid": 400,
     "audio-too-long": 400,
     "asr-no-speech": 400,
@@ -50,8 +56,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "file-not-found": 404,
     "not-found": 404,
     "method-not-allowed": 405,
+    "request-timeout": 408,
     "image-cancelled": 409,
+    "asr-cancelled": 409,
     "upload-too-large": 413,
+    "server-busy": 429,
+    "too-many-sessions": 429,
     "model-missing": 503,
     "image-oom": 503,
 }
@@ -63,6 +73,13 @@ _TYPE_BY_STATUS = {401: "authentication_error", 404: "not_found_error"}
 # The openai client retries 409 and 5xx by default; none of ours gets better by retrying
 # at once (a cancelled image was cancelled on purpose, a missing model stays missing).
 NO_RETRY = {"x-should-retry": "false"}
+# A full queue does get better: the client may retry after the Retry-After it is given.
+RETRY_LATER = {"x-should-retry": "true"}
+
+
+def retry_headers(status: int) -> dict[str, str]:
+    """Whether the openai client should retry this status on its own."""
+    return RETRY_LATER if status == 429 else NO_RETRY
 
 
 class ErrorBody(BaseModel):
@@ -130,7 +147,7 @@ def error_response(
     return JSONResponse(
         error_json(code, message, status, param),
         status_code=status,
-        headers={**NO_RETRY, **(headers or {})},
+        headers={**retry_headers(status), **(headers or {})},
     )
 
 
@@ -157,6 +174,27 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
     return "Invalid request: " + "; ".join(parts) + ".", param
 
 
+MULTIPART_HEADER_LIMIT = "4 KiB"  # python-multipart's limit on one part's header line
+
+
+def _multipart_message(error: Exception) -> str | None:
+    """Why a multipart body was refused, from the parser's own error behind Starlette's
+    "Invalid multipart data." (a 5000-character file name overflows a part's header)."""
+    cause, seen = error.__cause__ or error.__context__, 0
+    while cause is not None and seen < 5:
+        if type(cause).__module__.startswith("python_multipart"):
+            reason = str(cause).rstrip(".")
+            hint = (
+                f" Each part's headers (its file name included) may be at most "
+                f"{MULTIPART_HEADER_LIMIT}: use a shorter file name."
+                if "header size" in reason.lower()
+                else ""
+            )
+            return f"The multipart form could not be read: {reason}.{hint}"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every failure as the envelope: ours, the stages', FastAPI's and Starlette's."""
 
@@ -176,7 +214,8 @@ def install_error_handlers(app: FastAPI) -> None:
         }.get(error.status_code, "input-invalid")
         if error.status_code >= 500:
             code = "internal-error"
-        return error_response(code, str(error.detail), error.status_code, headers=error.headers)
+        message = _multipart_message(error) or str(error.detail)
+        return error_response(code, message, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -208,11 +247,15 @@ def install_error_handlers(app: FastAPI) -> None:
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries documenting the envelope for these statuses."""
     described = {
-        400: "Invalid input (`input-invalid`, `audio-invalid`, ...)",
+        400: "Invalid input (`input-invalid`, `audio-invalid`, `image-too-large`, "
+        "`budget-exceeded`, ...)",
         401: "Missing or wrong API key (`unauthorized`)",
         404: "Unknown session, image or file",
         409: "Cancelled (`image-cancelled`)",
+        408: "The body did not arrive in time (`request-timeout`)",
         413: "Upload too large (`upload-too-large`)",
+        429: "Queue full or too many sessions (`server-busy`, `too-many-sessions`); "
+        "see Retry-After",
         500: "Unexpected failure (`internal-error`, `image-failed`, ...)",
         503: "Model not loaded or out of memory (`model-missing`, `image-oom`)",
     }

@@ -1,13 +1,18 @@
-"""The gate every request passes before any route: the API key, then the upload-size limit.
+"""The gate every request passes before any route: the API key, the upload-size limit, and
+the time the body may take.
 
-Both checks run as plain ASGI middleware, before FastAPI reads the body, so an unauthorised
+All checks run as plain ASGI middleware, before FastAPI reads the body, so an unauthorised
 or oversized request costs no parsing. An oversized body is read to its end (up to
 :data:`DRAIN_LIMIT_BYTES`) and thrown away before the 413 goes out: a client still sending
-would otherwise see a broken connection instead of the error.
+would otherwise see a broken connection instead of the error. The whole body must arrive
+within ``body_timeout_s`` of the request's headers (else 408 ``request-timeout``), so a
+client that stops sending holds no worker. (The headers' own time limit is the server's:
+``frontends/api_server.py``.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -27,6 +32,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROTECTED_PREFIX = "/v1/"  # every route under it needs the key (when one is set)
 DRAIN_LIMIT_BYTES = 256 * 2**20  # read and drop at most this much of an oversized body
 MIB = 2**20  # bytes
+DEFAULT_BODY_TIMEOUT_S = 60.0  # seconds for a whole request body to arrive
+
+
+class BodyTimeout(ApiError):
+    """The body did not arrive in time (raised from ``receive``, rendered as 408)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            "request-timeout",
+            f"The request body did not arrive within {seconds:g} s (api.body_timeout_s). "
+            "Send the whole request at once.",
+        )
 
 
 def _too_large(max_bytes: int) -> ApiError:
@@ -45,12 +62,20 @@ class ApiGate:
     app: the application behind the gate.
     api_key: the key every ``/v1/`` request must carry, or None for no check.
     max_body_bytes: the largest request body accepted, in bytes.
+    body_timeout_s: seconds, from the headers, for the whole body to arrive.
     """
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str | None,
+        max_body_bytes: int,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    ):
         self.app = app
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +84,7 @@ class ApiGate:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
+        receive = self._timed(receive, asyncio.get_running_loop().time() + self.body_timeout_s)
         # 1. The API key, for /v1 routes only (/health and the docs stay open).
         if self.api_key and scope["path"].startswith(PROTECTED_PREFIX):
             if not self._authorised(headers.get("authorization", "")):
@@ -91,6 +117,29 @@ class ApiGate:
             token.strip().encode(), self.api_key.encode()
         )
 
+    def _timed(self, receive: Receive, deadline: float) -> Receive:
+        """``receive`` that raises :class:`BodyTimeout` once the body is late.
+
+        Only while the body is still coming: later calls (a handler waiting for the client
+        to disconnect) wait as long as they like.
+        """
+        body_done = False
+
+        async def timed() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, left))
+            except TimeoutError:
+                raise BodyTimeout(self.body_timeout_s) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        return timed
+
     def _counting(self, receive: Receive) -> Receive:
         received = 0
 
@@ -110,10 +159,13 @@ class ApiGate:
 
 
 async def _drain(receive: Receive, limit: int) -> None:
-    """Read and drop the rest of the request body (at most ``limit`` bytes)."""
+    """Read and drop the rest of the request body (at most ``limit`` bytes, in time)."""
     seen = 0
     while seen <= limit:
-        message = await receive()
+        try:
+            message = await receive()
+        except BodyTimeout:
+            return  # the error goes out anyway; the unfinished body closes the connection
         if message["type"] != "http.request":
             return
         seen += len(message.get("body", b""))

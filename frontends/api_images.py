@@ -11,7 +11,6 @@ ours are not), so with a key set, fetch it with the same ``Authorization`` heade
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import re
 import threading
@@ -23,9 +22,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
+from common.text import TextInputError, clean_text
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_jobs import run_blocking
+from frontends.api_limits import ApiLimits
+from frontends.api_links import public_url_for
 from frontends.api_schemas import (
     MAX_IMAGES,
     ImageData,
@@ -33,7 +36,16 @@ from frontends.api_schemas import (
     ImageGenerationRequest,
     ImagesResponse,
 )
-from pipelines.image_engine import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MIN_SIDE, ImageRequest
+from pipelines.errors import ImageError
+from pipelines.image_engine import (
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MIN_SIDE,
+    ImageRequest,
+    check_request,
+)
+from pipelines.image_input import MAX_UPLOAD_PIXELS, open_upload
 
 logger = logging.getLogger(__name__)
 
@@ -88,26 +100,38 @@ def size_for_upload(width: int, height: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, int(side * scale) // 8 * 8) for side in (width, height))
 
 
-def decode_image(data: bytes, field: str):
-    """Open uploaded image bytes as a fully loaded PIL image, or raise ``input-invalid``."""
-    from PIL import Image, UnidentifiedImageError
+def decode_image(data: bytes, field: str, max_pixels: int = MAX_UPLOAD_PIXELS):
+    """Open uploaded image bytes as a fully loaded PIL image.
 
-    if not data:
-        raise ApiError("input-invalid", f"The `{field}` upload is empty.", param=field)
+    Raises ``image-too-large`` above ``max_pixels`` (before decoding), else ``input-invalid``
+    for anything that is not a readable PNG, JPEG, WebP, GIF or BMP.
+    """
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except UnidentifiedImageError as e:
-        raise ApiError(
-            "input-invalid",
-            f"The `{field}` upload is not an image (PNG, JPEG or WebP expected).",
-            param=field,
-        ) from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ApiError(
-            "input-invalid", f"The `{field}` upload could not be read as an image: {e}", param=field
-        ) from e
-    return image
+        return open_upload(data, field, max_pixels)
+    except ImageError as e:
+        raise ApiError(e.code, e.message, param=field) from e
+
+
+def clean_field(text: str | None, field: str) -> str | None:
+    """``text`` without control characters; a NUL is ``input-invalid`` naming ``field``."""
+    if text is None:
+        return None
+    try:
+        return clean_text(text, field)
+    except TextInputError as e:
+        raise ApiError(e.code, e.message, param=field) from e
+
+
+def check_cost(
+    limits: ApiLimits, engine: Any, width: int, height: int, steps: int | None, n: int
+) -> None:
+    """Refuse a bad size or step count (``input-invalid``) or one over budget, before queueing."""
+    steps = steps if steps is not None else engine.info.default_steps
+    try:
+        check_request(ImageRequest(prompt="-", width=width, height=height, steps=steps))
+    except ImageError as e:
+        raise ApiError(e.code, e.message) from e
+    limits.budget.check(width, height, steps, n)
 
 
 class ImageService:
@@ -128,6 +152,8 @@ class ImageService:
 
     def prompts(self, prompt: str, negative: str | None, raw: bool) -> tuple[str, str, str]:
         """(prompt, negative prompt, who wrote it) for the engine, from the caller's words."""
+        prompt = clean_field(prompt, "prompt")
+        negative = clean_field(negative, "negative_prompt")
         if not prompt.strip():
             raise ApiError(
                 "input-invalid",
@@ -175,7 +201,7 @@ class ImageService:
         for item in drawn:
             entry = ImageData(revised_prompt=item.params["prompt"], seed=item.params["seed"])
             if response_format == "url":
-                entry.url = str(request.url_for("get_file", name=item.path.name))
+                entry.url = public_url_for(request, "get_file", name=item.path.name)
             else:
                 entry.b64_json = base64.b64encode(item.path.read_bytes()).decode("ascii")
             data.append(entry)
@@ -197,8 +223,8 @@ def seeds_for(seed: int | None, n: int) -> list[int]:
     return [(seed + i) % (MAX_SEED + 1) for i in range(n)]
 
 
-def images_router(controller: Any) -> APIRouter:
-    """The /v1/images and /v1/files routes, bound to ``controller``."""
+def images_router(controller: Any, limits: ApiLimits) -> APIRouter:
+    """The /v1/images and /v1/files routes, bound to ``controller``, within ``limits``."""
     service = ImageService(controller)
     defaults = controller.defaults
     router = APIRouter(tags=["images"])
@@ -207,12 +233,17 @@ def images_router(controller: Any) -> APIRouter:
         "/v1/images/generations",
         response_model=ImagesResponse,
         summary="Create images from a prompt (OpenAI images.generate)",
-        responses=error_responses(400, 401, 409, 413, 500, 503),
+        responses=error_responses(400, 401, 409, 413, 429, 500, 503),
     )
     async def create_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse:
         """Text-to-image. The prompt goes through the rewriter unless `raw` is true; the
-        prompt actually used comes back as `revised_prompt`, with each image's `seed`."""
+        prompt actually used comes back as `revised_prompt`, with each image's `seed`.
+        A request costing more than the server's budget (`budget-exceeded`) or arriving
+        when its queue is full (429 `server-busy`, with `Retry-After`) is refused at once."""
         width, height = parse_size(body.size, (defaults.width, defaults.height))
+        steps = body.steps if body.steps is not None else defaults.steps
+        check_cost(limits, controller.image_engine, width, height, steps, body.n)
+        service.prompts(body.prompt, body.negative_prompt, raw=True)  # bad text: refused now
 
         def job(cancel: threading.Event) -> list[Drawn]:
             prompt, negative, _ = service.prompts(body.prompt, body.negative_prompt, body.raw)
@@ -221,7 +252,7 @@ def images_router(controller: Any) -> APIRouter:
                     prompt=prompt,
                     negative_prompt=negative,
                     seed=seed,
-                    steps=body.steps if body.steps is not None else defaults.steps,
+                    steps=steps,
                     guidance=body.guidance if body.guidance is not None else defaults.guidance,
                     width=width,
                     height=height,
@@ -230,14 +261,14 @@ def images_router(controller: Any) -> APIRouter:
             ]
             return service.draw(requests, None, cancel, body.prompt)
 
-        drawn = await run_blocking(request, job)
+        drawn = await run_blocking(request, job, limits.queue("image"))
         return service.respond(request, drawn, body.response_format)
 
     @router.post(
         "/v1/images/edits",
         response_model=ImagesResponse,
         summary="Redraw an uploaded image from a prompt (OpenAI images.edit)",
-        responses=error_responses(400, 401, 409, 413, 500, 503),
+        responses=error_responses(400, 401, 409, 413, 429, 500, 503),
     )
     async def edit_images(
         request: Request,
@@ -288,28 +319,34 @@ def images_router(controller: Any) -> APIRouter:
             )
         image_bytes = await uploads[0].read()
         mask_bytes = await mask.read() if mask is not None else None
+        service.prompts(prompt, negative_prompt, raw=True)  # bad text: refused now
+        # Decoded before queueing (within the pixel limit), so the cost is known up front.
+        init = await run_in_threadpool(decode_image, image_bytes, "image", limits.max_image_pixels)
+        mask_image = None
+        if mask_bytes is not None:
+            mask_image = await run_in_threadpool(
+                decode_image, mask_bytes, "mask", limits.max_image_pixels
+            )
+            if mask_image.size != init.size:
+                raise ApiError(
+                    "input-invalid",
+                    f"The mask is {mask_image.width}x"
+                    f"{mask_image.height} but the image is {init.width}x"
+                    f"{init.height}; they must match.",
+                    param="mask",
+                )
+        width, height = parse_size(size, size_for_upload(*init.size))
+        edit_steps = steps if steps is not None else defaults.steps
+        check_cost(limits, controller.image_engine, width, height, edit_steps, n)
 
         def job(cancel: threading.Event) -> list[Drawn]:
-            init = decode_image(image_bytes, "image")
-            mask_image = None
-            if mask_bytes is not None:
-                mask_image = decode_image(mask_bytes, "mask")
-                if mask_image.size != init.size:
-                    raise ApiError(
-                        "input-invalid",
-                        f"The mask is {mask_image.width}x"
-                        f"{mask_image.height} but the image is {init.width}x"
-                        f"{init.height}; they must match.",
-                        param="mask",
-                    )
-            width, height = parse_size(size, size_for_upload(*init.size))
             text, negative, _ = service.prompts(prompt, negative_prompt, raw)
             requests = [
                 ImageRequest(
                     prompt=text,
                     negative_prompt=negative,
                     seed=s,
-                    steps=steps if steps is not None else defaults.steps,
+                    steps=edit_steps,
                     guidance=guidance if guidance is not None else defaults.guidance,
                     width=width,
                     height=height,
@@ -320,7 +357,7 @@ def images_router(controller: Any) -> APIRouter:
             mask = openai_mask(mask_image) if mask_image is not None else None
             return service.draw(requests, init.convert("RGB"), cancel, prompt, mask)
 
-        drawn = await run_blocking(request, job)
+        drawn = await run_blocking(request, job, limits.queue("image"))
         return service.respond(request, drawn, response_format)
 
     @router.get(

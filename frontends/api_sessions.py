@@ -5,8 +5,11 @@ and hands the controller's events to the event loop as they happen. Streamed as 
 client that disconnects cancels the turn (the image stops within one step, the session
 keeps everything it had); answered as JSON, the turn runs to its end.
 
-Sessions stay in memory while the server runs; the controller's session store (SQLite) keeps
-them across restarts, and an id the server has not seen yet is resumed from it.
+Sessions stay in memory while they are used; the controller's session store (SQLite) keeps
+them across restarts, and an id the server has not seen yet is resumed from it. At most
+``api.max_sessions`` are held (one more new session: 429 ``too-many-sessions``); one unused
+for ``api.session_idle_s`` leaves memory (it stays in the store). Each turn takes a place in
+the turn queue (``frontends/api_limits.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,8 @@ from assistant.controller import Session, UserInput
 from assistant.errors import AssistantError
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_images import decode_image
+from frontends.api_limits import ApiLimits
+from frontends.api_links import public_url_for
 from frontends.api_schemas import (
     ExchangeView,
     SessionCreated,
@@ -38,6 +46,7 @@ from frontends.api_schemas import (
     TurnRequest,
     TurnResponse,
 )
+from voice.asr_cancel import cancellable
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,8 @@ MAX_FORM_FILES = 2  # audio and image
 MAX_FORM_FIELDS = 4
 _END = object()  # marks the end of a turn's event queue
 SESSION_ID = re.compile(r"^[0-9a-f]{1,64}$")  # what Controller.new_session hands out
+DEFAULT_MAX_SESSIONS = 1000
+DEFAULT_SESSION_IDLE_S = 3600.0
 
 
 @dataclass
@@ -55,19 +66,45 @@ class SessionEntry:
     session: Session
     lock: threading.Lock = field(default_factory=threading.Lock)
     speech: dict[int, str] = field(default_factory=dict)  # turn number -> reply WAV path
+    last_used: float = field(default_factory=time.monotonic)
+
+    def idle_s(self, now: float) -> float:
+        """Seconds since it was last used; 0 while a turn runs."""
+        return 0.0 if self.lock.locked() else now - self.last_used
 
 
 class ApiSessions:
-    """The API's sessions by id: in memory, resumed from the controller's store on demand."""
+    """The API's sessions by id: in memory, resumed from the controller's store on demand.
 
-    def __init__(self, controller: Any):
+    Parameters
+    ----------
+    controller: makes and resumes sessions.
+    max_sessions: most sessions held in memory (``api.max_sessions``).
+    idle_s: seconds unused after which a session leaves memory (``api.session_idle_s``).
+    """
+
+    def __init__(
+        self,
+        controller: Any,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        idle_s: float = DEFAULT_SESSION_IDLE_S,
+    ):
         self.controller = controller
+        self.max_sessions = max_sessions
+        self.idle_s = idle_s
         self._sessions: dict[str, SessionEntry] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._sessions)
+
     def create(self) -> SessionEntry:
-        entry = SessionEntry(self.controller.new_session())
+        """A new session, or ``too-many-sessions`` (429) while ``max_sessions`` are in use."""
         with self._lock:
+            self._expire(time.monotonic())
+            if len(self._sessions) >= self.max_sessions:
+                raise self._full()
+            entry = SessionEntry(self.controller.new_session())
             self._sessions[entry.session.id] = entry
         logger.info("New API session %s", entry.session.id)
         return entry
@@ -75,12 +112,43 @@ class ApiSessions:
     def get(self, session_id: str) -> SessionEntry:
         """The session in memory, else resumed from the controller's session store."""
         with self._lock:
+            now = time.monotonic()
             entry = self._sessions.get(session_id)
             if entry is None:
-                entry = SessionEntry(self._resume(session_id))
+                session = self._resume(session_id)
+                self._expire(now)
+                if len(self._sessions) >= self.max_sessions and not self._evict_oldest(now):
+                    raise self._full()
+                entry = SessionEntry(session)
                 self._sessions[session_id] = entry
                 logger.info("Resumed session %s from the session store", session_id)
+            entry.last_used = now
         return entry
+
+    def _expire(self, now: float) -> None:
+        """Drop sessions unused for ``idle_s`` from memory (the store keeps them)."""
+        for session_id in [k for k, e in self._sessions.items() if e.idle_s(now) > self.idle_s]:
+            del self._sessions[session_id]
+            logger.info("Session %s left memory after %g s unused", session_id, self.idle_s)
+
+    def _evict_oldest(self, now: float) -> bool:
+        """Make room for a resumed session: drop the longest-unused idle one."""
+        idle = [(e.idle_s(now), k) for k, e in self._sessions.items() if not e.lock.locked()]
+        if not idle:
+            return False
+        del self._sessions[max(idle)[1]]
+        return True
+
+    def _full(self) -> ApiError:
+        now = time.monotonic()
+        soonest = min((self.idle_s - e.idle_s(now) for e in self._sessions.values()), default=1)
+        wait = int(min(3600, max(1, math.ceil(soonest))))
+        return ApiError(
+            "too-many-sessions",
+            f"This server already holds {self.max_sessions} sessions (api.max_sessions). "
+            f"Reuse a session you have, or try again in about {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
 
     def _resume(self, session_id: str) -> Session:
         missing = ApiError(
@@ -100,7 +168,7 @@ def wants_stream(request: Request, stream: bool) -> bool:
     return stream or SSE_MEDIA_TYPE in request.headers.get("accept", "")
 
 
-async def read_turn_input(request: Request) -> UserInput:
+async def read_turn_input(request: Request, max_image_pixels: int | None = None) -> UserInput:
     """A UserInput from a JSON body ``{"text": ...}`` or a multipart form.
 
     The form takes ``text`` or an ``audio`` file (one of them), and optionally an ``image``
@@ -140,7 +208,8 @@ async def read_turn_input(request: Request) -> UserInput:
         raise ApiError("input-invalid", "Send `text` or an `audio` file (one of them).")
     picture = None
     if image_bytes is not None:
-        picture = await run_in_threadpool(decode_image, image_bytes, "image")
+        limit = {"max_pixels": max_image_pixels} if max_image_pixels else {}
+        picture = await run_in_threadpool(decode_image, image_bytes, "image", **limit)
     return UserInput(text=text, audio=audio_bytes, image=picture)
 
 
@@ -185,7 +254,8 @@ class TurnStream:
 
         def work() -> None:
             try:
-                with self.entry.lock:
+                # A spoken request stops being transcribed once its client has left.
+                with self.entry.lock, cancellable(self.controller.asr, self.cancel):
                     for event in self.controller.run_turn(
                         self.entry.session, self.user_input, cancel=self.cancel
                     ):
@@ -227,6 +297,22 @@ class TurnStream:
         return wire
 
 
+async def queued(queue: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``events``, holding a place in ``queue`` (a ``JobQueue``) from the first to the last.
+
+    The place is taken when the first event is asked for (``server-busy`` when the queue is
+    full) and given back when the events end, fail, or are abandoned (the generator closes).
+    """
+    queue.enter()
+    started = time.perf_counter()
+    try:
+        async with aclosing(events):
+            async for item in events:
+                yield item
+    finally:
+        queue.leave(time.perf_counter() - started)
+
+
 def sse_frame(index: int, wire: dict[str, Any]) -> bytes:
     """One Server-Sent Event: ``id``, ``event`` (the event type) and ``data`` (its JSON)."""
     data = json.dumps(wire, ensure_ascii=False, default=str)
@@ -257,9 +343,14 @@ def _turn_openapi() -> dict[str, Any]:
     }
 
 
-def sessions_router(controller: Any) -> APIRouter:
-    """The /v1/sessions routes, bound to ``controller``."""
-    store = ApiSessions(controller)
+def sessions_router(
+    controller: Any,
+    limits: ApiLimits,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    session_idle_s: float = DEFAULT_SESSION_IDLE_S,
+) -> APIRouter:
+    """The /v1/sessions routes, bound to ``controller``, within ``limits``."""
+    store = ApiSessions(controller, max_sessions, session_idle_s)
     router = APIRouter(tags=["sessions"])
 
     @router.post(
@@ -267,7 +358,7 @@ def sessions_router(controller: Any) -> APIRouter:
         response_model=SessionCreated,
         status_code=201,
         summary="Start a conversation",
-        responses=error_responses(401),
+        responses=error_responses(401, 429),
     )
     async def create_session() -> SessionCreated:
         """A new session with an empty edit tree."""
@@ -285,22 +376,25 @@ def sessions_router(controller: Any) -> APIRouter:
                 "text/event-stream` or `?stream=true`, one SSE per event (`event:` "
                 "its type, `data:` its JSON), ending with `turn.end`.",
             },
-            **error_responses(400, 401, 404, 413),
+            **error_responses(400, 401, 404, 413, 429),
         },
     )
     async def run_turn(session_id: str, request: Request, stream: bool = False) -> Any:
         """One turn of the conversation. A failing stage does not fail the request: the
         events end with an `error` event (stable `code`) and a reply saying what to do."""
         entry = store.get(session_id)
-        user_input = await read_turn_input(request)
+        user_input = await read_turn_input(request, limits.max_image_pixels)
         turn = TurnStream(
-            controller, entry, user_input, lambda name, **p: str(request.url_for(name, **p))
+            controller, entry, user_input, lambda name, **p: public_url_for(request, name, **p)
         )
+        events = queued(limits.queue("turn"), turn.events())  # full: 429 before the turn
+        first = await anext(events)  # started: the place is given back however it ends
         if wants_stream(request, stream):
 
             async def frames() -> AsyncIterator[bytes]:
-                index = 0
-                async for wire in turn.events():
+                yield sse_frame(0, first)
+                index = 1
+                async for wire in events:
                     yield sse_frame(index, wire)
                     index += 1
 
@@ -309,8 +403,8 @@ def sessions_router(controller: Any) -> APIRouter:
                 media_type=SSE_MEDIA_TYPE,
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        events = [wire async for wire in turn.events()]
-        return TurnResponse(session_id=session_id, events=events)
+        rest = [wire async for wire in events]
+        return TurnResponse(session_id=session_id, events=[first, *rest])
 
     @router.get(
         "/v1/sessions/{session_id}",
@@ -325,7 +419,9 @@ def sessions_router(controller: Any) -> APIRouter:
         nodes = [
             _node_json(
                 node,
-                str(request.url_for("get_session_image", session_id=session_id, node_id=node.id)),
+                public_url_for(
+                    request, "get_session_image", session_id=session_id, node_id=node.id
+                ),
             )
             for node in state.nodes.values()
         ]

@@ -2,9 +2,12 @@
 
 Accepted sources (see :func:`load_audio`):
 
-- a path to a file: WAV/FLAC/OGG/MP3 through soundfile, anything else (M4A, WebM...)
-  through the ``ffmpeg`` command line, as ``whisper.audio.load_audio`` does;
-- the raw bytes of such a file (an upload, an HTTP body);
+- a path to a file, or the raw bytes of one (an upload, an HTTP body). Its first bytes must
+  be one of :data:`AUDIO_FORMATS` (WAV, FLAC, OGG, MP3, WebM, M4A/MP4, AIFF); anything else
+  is refused before any decoder sees it. WAV/FLAC/OGG/MP3 are read by soundfile from memory;
+  the rest go to the ``ffmpeg`` command line with that one demuxer forced and only the
+  ``pipe`` protocol allowed (M4A: ``file``, for one private temporary copy), so a playlist
+  or concat script cannot make ffmpeg open any other file or URL;
 - a ``(sample_rate, samples)`` tuple, as gradio's ``Audio`` component gives it
   (int16 or float, mono or stereo);
 - an :class:`AudioClip`, or a float32 array already at 16 kHz.
@@ -35,6 +38,19 @@ MAX_SECONDS = 120.0  # s, longest request we accept by default
 MAX_CHANNELS = 8  # more "channels" than this means the array is (channels, samples) or junk
 FFMPEG_TIMEOUT_S = 60.0  # s, decoding an upload must not hang a turn
 TRY_AGAIN = "Record again, or upload a WAV, FLAC or MP3 file."
+SNIFF_BYTES = 12  # the longest signature below ends at byte 12
+
+# Accepted containers: name -> (the ffmpeg demuxer forced for it, whether soundfile reads it).
+AUDIO_FORMATS: dict[str, tuple[str, bool]] = {
+    "wav": ("wav", True),
+    "flac": ("flac", True),
+    "ogg": ("ogg", True),
+    "mp3": ("mp3", True),
+    "aiff": ("aiff", True),
+    "webm": ("matroska", False),
+    "m4a": ("mov", False),
+}
+ACCEPTED = "WAV, FLAC, OGG, MP3, WebM or M4A"
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +75,43 @@ class AudioClip:
 
 
 AudioSource = str | os.PathLike | bytes | bytearray | tuple | AudioClip | np.ndarray
+
+
+class UnknownAudioFormat(ValueError):
+    """The first bytes match no accepted audio container (kept as the refusal's cause)."""
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The :data:`AUDIO_FORMATS` name whose signature ``head`` starts with, else None.
+
+    Parameters
+    ----------
+    head:
+        The first bytes of the file (:data:`SNIFF_BYTES` are enough).
+    """
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"  # an ID3 tag, or an MPEG audio frame sync (11 bits set)
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"  # EBML: WebM and Matroska
+    if head[4:8] == b"ftyp":
+        return "m4a"  # ISO base media: M4A, MP4, 3GP
+    return None
+
+
+def _refuse_unknown(head: bytes, label: str) -> VoiceError:
+    error = VoiceError(
+        "audio-invalid", f"Could not read {label}: it is not a {ACCEPTED} file. {TRY_AGAIN}"
+    )
+    error.__cause__ = UnknownAudioFormat(f"first bytes {head[:SNIFF_BYTES].hex(' ')}")
+    return error
 
 
 def load_audio(
@@ -174,72 +227,105 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def _from_path(path: Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:
+    """A local file named by the person running the assistant (the CLI, the voice loop)."""
     if not path.is_file():
         raise VoiceError("audio-invalid", f"Could not read {path.name}: no such file. {TRY_AGAIN}")
     try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        logger.debug("soundfile cannot read %s (%s); trying ffmpeg", path, e)
-        return _ffmpeg_decode(str(path), path.name, sample_rate, max_seconds, cause=e)
-    if max_seconds is not None and info.duration > max_seconds:
-        raise VoiceError(
-            "audio-too-long",
-            f"{path.name} lasts {info.duration:.0f} s; the limit (asr.max_seconds) is "
-            f"{max_seconds:.0f} s. Keep a request short, or split it into shorter ones.",
-        )
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        return _ffmpeg_decode(str(path), path.name, sample_rate, max_seconds, cause=e)
-    return resample(_to_mono_float(data, path.name), rate, sample_rate)
+        data = path.read_bytes()
+    except OSError as e:
+        raise VoiceError("audio-invalid", f"Could not read {path.name}. {TRY_AGAIN}") from e
+    return _decode(data, path.name, sample_rate, max_seconds)
 
 
 def _from_bytes(data: bytes, sample_rate: int, max_seconds: float | None) -> np.ndarray:
     if not data:
         raise VoiceError("audio-invalid", f"The upload is empty. {TRY_AGAIN}")
-    try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        logger.debug("soundfile cannot read %d uploaded bytes (%s); trying ffmpeg", len(data), e)
-        # ffmpeg needs a seekable file for some containers (M4A keeps its index at the end).
-        with tempfile.NamedTemporaryFile(suffix=".audio") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            return _ffmpeg_decode(tmp.name, "the upload", sample_rate, max_seconds, cause=e)
-    return resample(_to_mono_float(samples, "the upload"), rate, sample_rate)
+    return _decode(data, "the upload", sample_rate, max_seconds)
+
+
+def _decode(data: bytes, label: str, sample_rate: int, max_seconds: float | None) -> np.ndarray:
+    """Decode file bytes of an accepted format, and nothing but those bytes."""
+    # 1. Only known containers reach a decoder (an ffconcat or m3u8 text never does).
+    kind = sniff_format(data[:SNIFF_BYTES])
+    if kind is None:
+        raise _refuse_unknown(data, label)
+    demuxer, soundfile_reads = AUDIO_FORMATS[kind]
+    # 2. soundfile reads from memory: it opens no other file.
+    if soundfile_reads:
+        try:
+            info = sf.info(io.BytesIO(data))
+            if max_seconds is not None and info.duration > max_seconds:
+                raise VoiceError(
+                    "audio-too-long",
+                    f"{label} lasts {info.duration:.0f} s; the limit (asr.max_seconds) is "
+                    f"{max_seconds:.0f} s. Keep a request short, or split it into shorter ones.",
+                )
+            samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+            return resample(_to_mono_float(samples, label), rate, sample_rate)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            logger.debug("soundfile cannot read %s as %s (%s); trying ffmpeg", label, kind, e)
+            return _ffmpeg_decode(data, kind, demuxer, label, sample_rate, max_seconds, cause=e)
+    return _ffmpeg_decode(data, kind, demuxer, label, sample_rate, max_seconds, cause=None)
 
 
 def _ffmpeg_decode(
-    file: str, label: str, sample_rate: int, max_seconds: float | None, cause: Exception
+    data: bytes,
+    kind: str,
+    demuxer: str,
+    label: str,
+    sample_rate: int,
+    max_seconds: float | None,
+    cause: Exception | None,
 ) -> np.ndarray:
-    """Decode any format ffmpeg knows to mono float32 at ``sample_rate``."""
+    """Decode ``data`` with ffmpeg's ``demuxer`` only, to mono float32 at ``sample_rate``.
+
+    The bytes go in on stdin with only the pipe protocol allowed. M4A keeps its index at the
+    end, which a pipe cannot seek to: it is copied to a private temporary file, read with only
+    the file protocol and with external data references (``drefs``) off.
+    """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise VoiceError(
             "audio-invalid",
-            f"Could not read {label}: it is not a WAV/FLAC/OGG/MP3 file, and ffmpeg (needed "
-            f"for other formats) is not installed. {TRY_AGAIN}",
+            f"Could not read {label}: reading {kind.upper()} needs ffmpeg, which is not "
+            f"installed. {TRY_AGAIN}",
         ) from cause
-    # fmt: off
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
-           "-i", file, "-f", "f32le", "-ac", "1", "-acodec", "pcm_f32le",
-           "-ar", str(sample_rate)]
-    # fmt: on
-    if max_seconds is not None:
-        cmd += ["-t", str(max_seconds + 1.0)]  # decode just enough to know it is too long
-    cmd.append("-")
-    try:
-        out = subprocess.run(cmd, capture_output=True, check=True, timeout=FFMPEG_TIMEOUT_S)
-    except subprocess.CalledProcessError as e:
-        detail = e.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else f"ffmpeg exit status {e.returncode}"
-        raise VoiceError(
-            "audio-invalid",
-            f"Could not read {label}: not a WAV/FLAC/MP3 or other audio file ({reason}). "
-            f"{TRY_AGAIN}",
-        ) from e
-    except subprocess.TimeoutExpired as e:
-        raise VoiceError("audio-invalid", f"Decoding {label} took too long. {TRY_AGAIN}") from e
+    with tempfile.TemporaryDirectory(prefix="audio-") as folder:
+        # fmt: off
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0"]
+        if demuxer == "mov":
+            source = Path(folder) / "upload"
+            source.write_bytes(data)
+            cmd += ["-protocol_whitelist", "file", "-f", demuxer, "-enable_drefs", "0",
+                    "-i", f"file:{source}"]
+            stdin = b""
+        else:
+            cmd += ["-protocol_whitelist", "pipe", "-f", demuxer, "-i", "pipe:0"]
+            stdin = data
+        cmd += ["-vn", "-f", "f32le", "-ac", "1", "-acodec", "pcm_f32le", "-ar", str(sample_rate)]
+        # fmt: on
+        if max_seconds is not None:
+            cmd += ["-t", str(max_seconds + 1.0)]  # decode just enough to know it is too long
+        cmd.append("pipe:1")
+        try:
+            out = subprocess.run(
+                cmd, input=stdin, capture_output=True, check=True, timeout=FFMPEG_TIMEOUT_S
+            )
+        except subprocess.CalledProcessError as e:
+            # ffmpeg's own words name files and paths: they go to the log, not to the user.
+            logger.info(
+                "ffmpeg could not decode %s as %s: %s",
+                label,
+                kind,
+                e.stderr.decode(errors="replace").strip()[-500:],
+            )
+            raise VoiceError(
+                "audio-invalid",
+                f"Could not read {label}: it starts like a {kind.upper()} file but its audio "
+                f"could not be decoded. {TRY_AGAIN}",
+            ) from e
+        except subprocess.TimeoutExpired as e:
+            raise VoiceError("audio-invalid", f"Decoding {label} took too long. {TRY_AGAIN}") from e
     return np.frombuffer(out.stdout, dtype=np.float32).copy()
 
 
