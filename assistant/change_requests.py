@@ -163,3 +163,28 @@ def _is_thing(word: str) -> bool:
     """ "trees", "birds": a plural noun rather than a quality ("colorful", "vibrant")."""
     word = word.strip()
     return " " not in word and word.endswith("s") and not word.endswith(_ADJECTIVE_ENDINGS)
+
+
+_PLACE_WORDS = ("on ", "in ", "at ", "by ", "near ", "inside ", "under ", "into ", "onto ")
+
+
+def repair_change(kind: str, obj: str, value: str) -> Change:
+    """A change an LLM named, with its kind made consistent with its words.
+
+    Small models pick kinds loosely ("setting" for "the boat should be red"); the words decide
+    where they are unambiguous: a time of day, weather, season or medium is that kind, a
+    colour or quality of a named thing is an attribute, and a place needs a preposition.
+    """
+    obj, value = obj.strip(), value.strip()
+    if (phrase := _phrase_change(value)) is not None and kind not in ("remove", "replace"):
+        return phrase
+    if kind == "remove":
+        return Change(kind=ChangeKind.REMOVE, object=obj or value)
+    if kind == "setting" and not value.lower().startswith(_PLACE_WORDS):
+        kind = "set-attribute" if obj and len(value.split()) <= 2 else "add"
+    if kind == "set-attribute" and not obj:
+        kind = "adjust" if value.startswith(("more ", "less ")) else "add"
+    if kind == "replace" and obj and obj.lower() in value.lower():  # "cat" -> "cat with hat"
+        rest = re.sub(rf"\b{re.escape(obj)}\b", "", value, flags=re.I).strip(" ,")
+        kind, value = "add", rest or value
+    return Change(kind=ChangeKind(kind), object=obj, value=value)

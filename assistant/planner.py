@@ -32,16 +32,8 @@ ChangeKindName = Literal[tuple(k.value for k in ChangeKind)]  # type: ignore[val
 TransformName = Literal[tuple(t.value for t in Transform)]  # type: ignore[valid-type]
 
 
-class LLMChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: ChangeKindName
-    object: str = Field("", max_length=60)
-    value: str = Field("", max_length=120)
-
-
 class LLMPlan(BaseModel):
-    """The schema the LLM fills in (kept small: every field costs decoding time)."""
+    """The schema the LLM fills in: flat and small, since every key costs decoding time."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -51,7 +43,9 @@ class LLMPlan(BaseModel):
     ]  # fmt: skip
     target: str = Field("", max_length=8, description="a picture id such as n2; empty: current")
     subject: str = Field("", max_length=300, description="generate: what to draw")
-    change: LLMChange | None = None
+    kind: ChangeKindName | Literal[""] = Field("", description="edit: the kind of change")
+    object: str = Field("", max_length=60, description="edit: the thing changed")
+    value: str = Field("", max_length=120, description="edit: what it becomes")
     transform: TransformName | Literal[""] = ""
     avoid: list[str] = Field(default_factory=list, max_length=6)
 
@@ -81,46 +75,40 @@ class PlanContext:
         return f"Pictures:\n{shown}\nEarlier requests: {said}"
 
 
-SYSTEM = """You are the planner of a drawing assistant. Read the person's request and answer \
-with one JSON object.
-intent: generate (a new picture; subject = what to draw, in their words), edit (change the \
-picture in view or target; change = kind, object, value), transform (flip, rotate or crop: \
-transform), select (show an earlier picture: target), history (questions about the pictures \
-or what was asked), chitchat (thanks, greetings), help, undo, again (a new version), clarify \
-(not clear).
-change kinds: set-attribute (object gets value), add (value), remove (object), replace \
-(object becomes value), setting (value = the new place), time-of-day, weather, season, style, \
-adjust (value = darker, more colorful, ...), free.
-Use only words the person said. avoid: things they do not want."""
+SYSTEM = """You are the planner of a drawing assistant. Answer each request with one JSON \
+object.
+intent: generate = a new picture (subject: what to draw, in their words); edit = change the \
+picture in view (kind, object, value); transform = flip, rotate or crop it (transform); select \
+= show an earlier picture (target); history = a question about earlier pictures or requests; \
+chitchat = thanks or small talk; help; undo; again = another version; clarify = unclear.
+kind: set-attribute, add, remove, replace, setting, time-of-day, weather, season, style, \
+adjust, free.
+Use only the person's words. avoid: what they do not want."""
 
+_GARDEN = (
+    "Pictures:\nn1: a dog in a garden\nn2 (in view): a dog in a garden, at night\n"
+    "Earlier requests: draw a dog in a garden | make it night"
+)
+_BARN = "Pictures:\nn1 (in view): a red barn in a field\nEarlier requests: draw a red barn"
 EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
     (
         "Pictures:\nnone\nEarlier requests: nothing yet",
         "I was thinking of a fox under the moon, no clouds",
         {"intent": "generate", "subject": "a fox under the moon", "avoid": ["clouds"]},
     ),
-    (
-        "Pictures:\nn1 (in view): a red barn in a field\nEarlier requests: draw a red barn",
-        "could the sky look a bit more dramatic",
-        {"intent": "edit", "change": {"kind": "adjust", "object": "sky", "value": "dramatic"}},
-    ),
-    (
-        "Pictures:\nn1: a cat on a sofa\nn2 (in view): a cat on a sofa, at night\n"
-        "Earlier requests: a cat on a sofa | make it night",
-        "hmm I preferred the one before",
-        {"intent": "select", "target": "n1"},
-    ),
-    (
-        "Pictures:\nn1 (in view): a castle on a hill\nEarlier requests: a castle on a hill",
-        "I'd rather the castle was made of ice",
-        {"intent": "edit", "change": {"kind": "replace", "object": "castle",
-                                      "value": "castle made of ice"}},
-    ),
-    (
-        "Pictures:\nn1 (in view): a dog in a park\nEarlier requests: a dog in a park",
-        "hmm, well",
-        {"intent": "clarify"},
-    ),
+    (_BARN, "could the sky look a bit more dramatic",
+     {"intent": "edit", "kind": "adjust", "object": "sky", "value": "dramatic"}),
+    (_GARDEN, "hmm I preferred the one before", {"intent": "select", "target": "n1"}),
+    (_BARN, "the barn should be blue",
+     {"intent": "edit", "kind": "set-attribute", "object": "barn", "value": "blue"}),
+    (_BARN, "how about a little horse next to it",
+     {"intent": "edit", "kind": "add", "value": "a little horse next to it"}),
+    (_GARDEN, "what about a lighthouse by the sea instead",
+     {"intent": "generate", "subject": "a lighthouse by the sea"}),
+    (_BARN, "let it be snowing", {"intent": "edit", "kind": "weather", "value": "snowing"}),
+    (_GARDEN, "what did I ask for at the start", {"intent": "history"}),
+    (_BARN, "mirror it the other way", {"intent": "transform", "transform": "flip-horizontal"}),
+    (_GARDEN, "hmm, well", {"intent": "clarify"}),
 ]  # fmt: skip
 
 
@@ -130,7 +118,7 @@ def plan_messages(request: str, context: PlanContext) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": SYSTEM}]
     for shown, said, answer in EXAMPLES:
         messages.append({"role": "user", "content": f"{shown}\nRequest: {said}"})
-        messages.append({"role": "assistant", "content": json.dumps(answer)})
+        messages.append({"role": "assistant", "content": json.dumps(answer, separators=(",", ":"))})
     messages.append({"role": "user", "content": f"{context.describe()}\nRequest: {request}"})
     return messages
 
@@ -190,14 +178,9 @@ def parse_plan(
     # Words may come from the request, or (for an edit's object) from the picture it changes.
     said = {_stem(w) for w in words(request)}
     pictured = {_stem(w) for _, d in context.pictures for w in words(d)}
-    new_words = plan.subject + " " + " ".join(plan.avoid)
-    if plan.change is not None:
-        new_words += " " + plan.change.value
+    new_words = " ".join([plan.subject, plan.value, *plan.avoid])
     invented = [w for w in content_words(new_words) if _stem(w) not in said]
-    if plan.change is not None:
-        invented += [
-            w for w in content_words(plan.change.object) if _stem(w) not in said | pictured
-        ]
+    invented += [w for w in content_words(plan.object) if _stem(w) not in said | pictured]
     if invented:
         return None, f"uses words nobody said: {', '.join(invented)}"
     has_picture = context.current is not None or bool(plan.target)
@@ -205,7 +188,7 @@ def parse_plan(
         return None, "no subject"
     if plan.intent in ("edit", "transform") and not has_picture:
         return None, f"an {plan.intent} with no picture"
-    if plan.intent == "edit" and plan.change is None:
+    if plan.intent == "edit" and not plan.kind:
         return None, "an edit with no change"
     if plan.intent == "transform" and not plan.transform:
         return None, "a transform with no operation"

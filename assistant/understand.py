@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from assistant import command_grammar as g
-from assistant.change_requests import parse_change
+from assistant.change_requests import parse_change, repair_change
 from assistant.command_grammar import normalise
 from assistant.edit_compiler import compile_edit
 from assistant.i18n import N_
@@ -120,6 +120,10 @@ def understand(
         return plan
     if router is not None and (plan := _routed_plan(text, said, state, rewriter, router)):
         return plan
+    # With no picture in view there is nothing to edit or pick: a description is drawn as it
+    # is, without paying for an LLM plan.
+    if current is None and not _NOT_A_PICTURE.match(said):
+        return _fallback_plan(text, said, current, rewriter, style)
     if planner is not None and not rewriter.raw:
         llm_plan = planner.plan(text, PlanContext.of(state))
         if llm_plan is not None and (
@@ -454,12 +458,8 @@ def _from_llm_plan(
             return _clarify(text, NOT_SURE, planner="llm")
         case "generate":
             return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
-        case "edit" if current is not None and llm_plan.change is not None:
-            change = Change(
-                kind=ChangeKind(llm_plan.change.kind),
-                object=llm_plan.change.object,
-                value=llm_plan.change.value,
-            )
+        case "edit" if current is not None and llm_plan.kind:
+            change = repair_change(llm_plan.kind, llm_plan.object, llm_plan.value)
             plan = _change_plan(
                 Intent.EDIT, text, change, current, rewriter, "img2img", planner="llm"
             )

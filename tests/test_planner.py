@@ -37,7 +37,7 @@ class ScriptedLLM:
         ({"intent": "generate", "subject": "a fox", "mood": "sad"}, NO_PICTURE, "schema"),
         ({"intent": "generate", "subject": "a wolf in a castle"}, NO_PICTURE, "nobody said"),
         ({"intent": "generate", "subject": ""}, NO_PICTURE, "no subject"),
-        ({"intent": "edit", "change": {"kind": "add", "value": "fox"}}, NO_PICTURE, "no picture"),
+        ({"intent": "edit", "kind": "add", "value": "fox"}, NO_PICTURE, "no picture"),
         ({"intent": "select", "target": "n7"}, BARN, "does not exist"),
         ({"intent": "edit"}, BARN, "no change"),
         ({"intent": "transform"}, BARN, "no operation"),
@@ -53,9 +53,9 @@ def test_parse_plan_refuses_what_does_not_fit(answer, context, problem):
 
 
 def test_an_edit_may_name_a_thing_from_the_picture_it_changes():
-    answer = {"intent": "edit", "change": {"kind": "remove", "object": "barn"}}
+    answer = {"intent": "edit", "kind": "remove", "object": "barn"}
     plan, why = parse_plan(json.dumps(answer), "lose that thing", BARN)
-    assert why is None and plan.change.kind == "remove"
+    assert why is None and plan.kind == "remove"
 
 
 def test_the_llm_is_shown_the_pictures_the_focus_and_the_last_turns():
@@ -89,7 +89,7 @@ def test_a_valid_llm_plan_decides_an_open_request():
 
 
 def test_an_llm_edit_compiles_into_the_scene():
-    llm = ScriptedLLM({"intent": "edit", "change": {"kind": "weather", "value": "stormy"}})
+    llm = ScriptedLLM({"intent": "edit", "kind": "weather", "value": "stormy"})
     plan = understand(
         "could the weather look a bit stormy", with_picture(), REWRITER, planner=LLMPlanner(llm)
     )
@@ -125,3 +125,20 @@ def test_commands_never_reach_the_llm():
     llm = ScriptedLLM({"intent": "generate", "subject": "undo"})
     plan = understand("undo", with_picture(), REWRITER, planner=LLMPlanner(llm))
     assert plan.intent == Intent.UNDO and not llm.calls
+
+
+@pytest.mark.parametrize(
+    ("kind", "obj", "value", "want"),
+    [
+        ("setting", "boat", "red", ChangeKind.SET_ATTRIBUTE),
+        ("setting", "", "on a beach", ChangeKind.SETTING),
+        ("replace", "cat", "cat with a hat", ChangeKind.ADD),
+        ("set-attribute", "", "at sunset", ChangeKind.TIME_OF_DAY),
+        ("add", "", "snowing", ChangeKind.WEATHER),
+        ("remove", "", "boat", ChangeKind.REMOVE),
+    ],
+)
+def test_a_loosely_named_change_kind_is_repaired_from_its_words(kind, obj, value, want):
+    from assistant.change_requests import repair_change
+
+    assert repair_change(kind, obj, value).kind == want
