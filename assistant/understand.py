@@ -12,6 +12,7 @@ the request with confidence, the plan is a short question that says what is poss
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from typing import Any
@@ -26,6 +27,8 @@ from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, subject_of, words
 from assistant.state import DialogueState, ImageNode
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MAX_REQUEST_CHARS", "normalise", "resolve_reference", "style_named", "understand"]
 
@@ -271,7 +274,11 @@ def _routed_plan(
     text: str, said: str, state: DialogueState, rewriter: PromptRewriter, router: Any
 ) -> Plan | None:
     """A plan from the intent the router recognises by meaning, or None for open requests."""
-    route = router.route(said or text)
+    try:
+        route = router.route(said or text)
+    except Exception as e:  # the router is optional: without it the grammar and LLM decide
+        logger.warning("Intent router failed, going on without it: %s", e)
+        return None
     if not route.confident or route.intent in ("open", "generate", "edit"):
         return None
     intent = Intent(route.intent)

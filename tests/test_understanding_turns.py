@@ -90,3 +90,19 @@ def test_thanks_and_unclear_requests_draw_nothing(controller):
         assert not [e for e in events if e.type == EventType.IMAGE_START], said
         assert said.lower() not in reply.lower()
     assert len(session.state.nodes) == 1
+
+
+def test_misheard_commands_are_understood_by_meaning(controller, data_dir):
+    from assistant.router import IntentRouter
+
+    controller.router = IntentRouter.load(cache_dir=data_dir / "router")
+    try:
+        session = controller.new_session()
+        turn(controller, session, "draw a red barn in a field")
+        turn(controller, session, "make it darker")
+        _, reply = turn(controller, session, "and do that")  # Whisper's "undo that"
+        assert session.state.current.id == "n1" and "previous picture" in reply
+        events, _ = turn(controller, session, "free more like that")  # "three more like that"
+        assert len(session.state.nodes) == 5
+    finally:
+        controller.router = None
