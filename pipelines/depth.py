@@ -116,7 +116,7 @@ def _missing(model: Any, reason: str) -> ImageError:
 
 def _load_processor(model: str):
     """The DPT image processor of a checkpoint (``feature_extractor/``): folder, cache, hub."""
-    from pipelines.loading import _hub_offline
+    from common.hub import hub_offline as _hub_offline
 
     processor_cls = _processor_class()
     path = Path(model).expanduser()

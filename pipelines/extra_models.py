@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.hub import first_line as _first_line
+from common.hub import hub_offline as _hub_offline
+from common.hub import hub_reachable as _hub_reachable
 from pipelines.errors import ImageError
-from pipelines.loading import SINGLE_FILE_SUFFIXES, _first_line, _hub_offline, _hub_reachable
+from pipelines.loading import SINGLE_FILE_SUFFIXES
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline

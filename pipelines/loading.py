@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.devices import pick_device
+from common.hub import HUB_ID as _HUB_ID
+from common.hub import first_line as _first_line
+from common.hub import hub_offline as _hub_offline
+from common.hub import hub_reachable as _hub_reachable
 from pipelines.errors import ImageError
+from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
 
 if TYPE_CHECKING:
     import torch
@@ -36,8 +40,6 @@ logger = logging.getLogger(__name__)
 RANDOM_PREFIX = "random:"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 DEFAULT_TOKENIZER_CACHE = Path.home() / ".cache" / "voice-image-assistant" / "tokenizers"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, nothing more
-HUB_PROBE_TIMEOUT_S = 3.0  # seconds to wait for the hub before calling it unreachable
 _FEW_STEP_HINTS = ("turbo", "lcm", "lightning", "hyper", "schnell")  # distilled 1-4 step models
 _FIX = (
     "Set `image.model` to a local diffusers folder, a .safetensors file, or `random:small` "
@@ -62,32 +64,17 @@ class ModelInfo:
 def resolve_device(requested: str = "auto") -> str:
     """Pick the torch device for ``requested`` ("auto", "cpu", "cuda", "cuda:N", "mps").
 
-    ``auto`` picks cuda, then mps, then cpu. An accelerator that is not there
-    degrades to cpu with a warning.
+    ``auto`` picks cuda, then mps, then cpu. An accelerator that is not there degrades to cpu
+    with a warning (``common.devices.pick_device``, the one place that decides).
 
     Returns
     -------
     The device string to use.
     """
-    import torch
-
-    requested = (requested or "auto").strip().lower()
-    has_cuda = torch.cuda.is_available()
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if requested == "auto":
-        return "cuda" if has_cuda else "mps" if has_mps else "cpu"
-    if requested.startswith("cuda") and not has_cuda:
-        logger.warning("Device %s was asked for but CUDA is not available; using cpu", requested)
-        return "cpu"
-    if requested == "mps" and not has_mps:
-        logger.warning("Device mps was asked for but is not available; using cpu")
-        return "cpu"
-    if requested == "cpu" or requested.startswith("cuda") or requested == "mps":
-        return requested
-    raise ImageError(
-        "input-invalid",
-        f"Unknown device {requested!r} (setting `image.device`): use auto, cpu, cuda or mps.",
-    )
+    try:
+        return pick_device(requested, setting="image.device")
+    except ValueError as e:
+        raise ImageError("input-invalid", str(e)) from None
 
 
 def resolve_dtype(device: str, dtype: Any = "auto") -> torch.dtype:
@@ -127,31 +114,6 @@ def resolve_dtype(device: str, dtype: Any = "auto") -> torch.dtype:
         logger.warning("float16 is not supported well on CPU; using float32 instead")
         return torch.float32
     return dtype
-
-
-def _hub_offline() -> bool:
-    """True when the hub must not be contacted (HF_HUB_OFFLINE, read now, not at import)."""
-    value = os.environ.get("HF_HUB_OFFLINE", "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Quick TCP probe of the hub endpoint, so a machine without network fails in seconds
-    instead of sitting through the hub client's retries. Behind a proxy, trust the client."""
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout_s):
-            return True
-    except OSError as e:
-        logger.info("The model hub %s is not reachable: %s", constants.ENDPOINT, e)
-        return False
 
 
 def _default_steps_for(label: str, default_steps: int | None, default_guidance: float | None):
@@ -370,8 +332,6 @@ def load_pipeline(
     device = resolve_device(device)
     torch_dtype = resolve_dtype(device, dtype)
     offload = _check_offload(cpu_offload, device)
-    from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
-
     speedups = check_speedups(cpu_speedups)
     if (attention or "sdpa").strip().lower() not in ATTENTION_MODES:
         raise ImageError(
@@ -567,8 +527,3 @@ def _load_hub(model: str, dtype, cache_dir, offline: bool) -> DiffusionPipeline:
             "there is no local folder of that name, it is not cached, and the hub could not "
             f"provide it ({_first_line(e)}).",
         ) from e
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

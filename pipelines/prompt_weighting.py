@@ -161,8 +161,13 @@ def supports(pipe) -> bool:
 
 
 def encode_prompt(
-    pipe, prompt: str, negative_prompt: str = "", device: Any = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    pipe,
+    prompt: str,
+    negative_prompt: str = "",
+    device: Any = None,
+    *,
+    with_negative: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encode a prompt pair with A1111 weights and no 77-token limit.
 
     Parameters
@@ -170,11 +175,13 @@ def encode_prompt(
     pipe: a Stable Diffusion 1.x/2.x pipeline (``tokenizer``, ``text_encoder``).
     prompt, negative_prompt: texts in A1111 syntax; the negative may be empty.
     device: where the embeddings go; None = the pipeline's execution device.
+    with_negative: False skips the negative (a run without guidance never reads it).
 
     Returns
     -------
     (prompt_embeds, negative_prompt_embeds), each (1, 77 * n, hidden) in the text encoder's
-    dtype, with the same ``n`` (windows) for both.
+    dtype, with the same ``n`` (windows) for both; the negative is None without
+    ``with_negative``.
     """
     import torch
 
@@ -183,13 +190,16 @@ def encode_prompt(
     # 1. Tokenize both texts with their weights; the longer sets the number of windows.
     pos = _tokenize(tokenizer, parse_prompt_attention(prompt))
     neg = _tokenize(tokenizer, parse_prompt_attention(negative_prompt or ""))
-    n_windows = max(_n_windows(len(pos[0])), _n_windows(len(neg[0])))
+    n_windows = _n_windows(len(pos[0]))
+    if with_negative:
+        n_windows = max(n_windows, _n_windows(len(neg[0])))
     # 2. Encode each window, weight it, and join along the sequence axis.
+    texts = (pos, neg) if with_negative else (pos,)
     with torch.no_grad():
-        embeds = [_encode_windows(tokenizer, encoder, *t, n_windows, device) for t in (pos, neg)]
+        embeds = [_encode_windows(tokenizer, encoder, *t, n_windows, device) for t in texts]
     if n_windows > 1:
         logger.info("Prompt encoded in %d windows of %d tokens", n_windows, CHUNK_TOKENS)
-    return embeds[0], embeds[1]
+    return embeds[0], embeds[1] if with_negative else None
 
 
 def _tokenize(tokenizer, chunks: list[tuple[str, float]]) -> tuple[list[int], list[float]]:

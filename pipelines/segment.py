@@ -338,7 +338,9 @@ def _load_pretrained(source: str, offline: bool):
     import torch
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
-    from pipelines.loading import _HUB_ID, _hub_offline, _hub_reachable
+    from common.hub import HUB_ID as _HUB_ID
+    from common.hub import hub_offline as _hub_offline
+    from common.hub import hub_reachable as _hub_reachable
 
     path = Path(source).expanduser()
     if path.is_file():

@@ -5,6 +5,14 @@ on any device):
 
 - ``channels_last``: UNet and VAE weights and activations in NHWC memory order, which the
   oneDNN convolutions on x86 CPUs run faster (measured in ``docs/BENCHMARKS.md``).
+- ``bf16_autocast``: every run under ``torch.autocast("cpu", torch.bfloat16)`` (matmuls and
+  convolutions in bfloat16, norms and softmax in float32; the weights stay float32). Only on a
+  CPU with bf16 instructions (``common.devices.cpu_has_native_bf16``: AVX512-BF16 or AMX, e.g.
+  AMD Zen 4/5, Intel Sapphire Rapids); elsewhere it is skipped with a warning, because
+  emulated bf16 ran 7-50x slower than float32 on an AVX2-only CPU. On a GPU ``image.dtype``
+  sets the precision instead, so it is skipped there too.
+- ``prompt_cache``: prompt embeddings are kept for the last few prompts
+  (``pipelines.text_conditioning``); a repeated prompt skips the text encoder.
 
 ``image.tiny_vae`` swaps the full Stable Diffusion VAE for a TAESD decoder
 (``diffusers.AutoencoderTiny``, about 2.4M parameters): a hub id (``madebyollin/taesd`` for
@@ -12,8 +20,8 @@ SD 1.x/2.x, ``madebyollin/taesdxl`` for SDXL), a local folder, or ``random`` (th
 architecture with random weights, for offline tests and benchmarks). Pictures come out a
 little softer; on SD-class models the decode gets many times cheaper.
 
-Measured and left out: bfloat16 weights or autocast on a CPU without native bf16 instructions
-(AVX2 only) ran 7-50x slower than float32 here; ``image.dtype`` still offers it for AMX CPUs.
+Measured: bfloat16 autocast on a CPU without native bf16 instructions (AVX2 only) ran 7-50x
+slower than float32, hence the check; on an AVX512-BF16 CPU it halves the UNet's time.
 
 ``image.compile`` (the GPU speed path, ``compile_pipeline``) wraps the UNet's and the VAE
 decoder's ``forward`` in ``torch.compile`` at load; the work happens on the first call (the
@@ -34,6 +42,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.hub import first_line, may_download
 from pipelines.errors import ImageError
 
 if TYPE_CHECKING:
@@ -42,7 +51,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SPEEDUPS = ("channels_last",)  # accepted values of ``image.cpu_speedups``
+SPEEDUPS = ("channels_last", "bf16_autocast", "prompt_cache")  # ``image.cpu_speedups`` values
 COMPILE_MODES = ("none", "default", "max-autotune", "reduce-overhead")  # ``image.compile``
 RANDOM_TINY_VAE = "random"  # ``image.tiny_vae`` value for the random-weight TAESD
 
@@ -123,8 +132,6 @@ def _load_pretrained_tiny(source: str, cache_dir) -> AutoencoderTiny:
     """``AutoencoderTiny.from_pretrained``: folder, then HF cache, then hub (when online)."""
     from diffusers import AutoencoderTiny
 
-    from pipelines.loading import _first_line, _hub_offline, _hub_reachable
-
     def missing(reason: str) -> ImageError:
         return ImageError(
             "model-missing",
@@ -144,14 +151,14 @@ def _load_pretrained_tiny(source: str, cache_dir) -> AutoencoderTiny:
                 source, cache_dir=cache_dir, local_files_only=True
             )
         except OSError:
-            if _hub_offline() or not _hub_reachable():
+            if not may_download():
                 raise missing("not a folder, not in the Hugging Face cache, and offline.") from None
             logger.info("Tiny VAE %s is not cached; downloading it from the hub", source)
             return AutoencoderTiny.from_pretrained(source, cache_dir=cache_dir)
     except ImageError:
         raise
     except Exception as e:  # wrong files, wrong class, network errors
-        raise missing(f"{type(e).__name__}: {_first_line(e)}.") from e
+        raise missing(f"{type(e).__name__}: {first_line(e)}.") from e
 
 
 def swap_tiny_vae(pipe: DiffusionPipeline, tiny_vae: Any, dtype=None, cache_dir=None) -> str:
@@ -205,7 +212,10 @@ def apply_speedups(
 
     Returns
     -------
-    What was applied, in order (e.g. ``["tiny_vae:random", "channels_last"]``).
+    What was applied, in order (e.g. ``["tiny_vae:random", "channels_last"]``). A
+    ``bf16_autocast`` that this device cannot use well is left out (and logged). The engine
+    reads ``bf16_autocast`` and ``prompt_cache`` from ``ModelInfo.speedups``; they change no
+    module here.
     """
     import torch
 
@@ -218,10 +228,32 @@ def apply_speedups(
             for module in (getattr(pipe, "unet", None), getattr(pipe, "vae", None)):
                 if module is not None:
                     module.to(memory_format=torch.channels_last)
+        elif name == "bf16_autocast" and not bf16_autocast_helps(device):
+            continue
         applied.append(name)
     if applied:
         logger.debug("Speed-ups on %s: %s", device, ", ".join(applied))
     return applied
+
+
+def bf16_autocast_helps(device: str) -> bool:
+    """True when ``bf16_autocast`` should run on ``device``: a CPU with bf16 instructions."""
+    from common.devices import cpu_has_native_bf16
+
+    if device != "cpu":
+        logger.info(
+            "image.cpu_speedups bf16_autocast is for CPUs; on %s image.dtype sets the "
+            "precision (skipped)",
+            device,
+        )
+        return False
+    if not cpu_has_native_bf16():
+        logger.warning(
+            "image.cpu_speedups bf16_autocast is skipped: this CPU has no bf16 instructions "
+            "(AVX512-BF16 or AMX), and emulated bf16 is several times slower than float32"
+        )
+        return False
+    return True
 
 
 def remove_channels_last(pipe: DiffusionPipeline) -> None:

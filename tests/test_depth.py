@@ -65,7 +65,7 @@ def test_depth_model_loads_on_first_use_and_shares_the_base_weights(engine):
         assert getattr(pipe, name) is getattr(engine.pipe, name), name
     assert pipe.unet is not engine.pipe.unet and pipe.unet.config.in_channels == 5
     assert pipe.depth_estimator is not None and pipe.feature_extractor is not None
-    assert pipe in fresh._derived_pipes()  # a sampler change reaches it too
+    assert pipe in fresh.tasks.sharing()  # a sampler change reaches it too
 
 
 def test_same_seed_same_pixels_and_output_size_equals_input(depth_engine):

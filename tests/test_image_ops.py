@@ -446,11 +446,11 @@ def test_memory_options_at_load(engine, caplog, tmp_path):
 
 
 def test_large_images_tile_the_vae_for_that_run_only(engine, caplog):
-    from pipelines.image_engine import ImageEngine
+    from pipelines.denoise import auto_tiling
 
     caplog.set_level(logging.INFO, logger="pipelines")
     assert not engine.pipe.vae.use_tiling
-    assert ImageEngine._auto_tiling(engine.pipe, {"width": 512, "height": 512}) is False
-    assert ImageEngine._auto_tiling(engine.pipe, {"width": 1280, "height": 512}) is True
+    assert auto_tiling(engine.pipe, {"width": 512, "height": 512}) is False
+    assert auto_tiling(engine.pipe, {"width": 1280, "height": 512}) is True
     assert engine.pipe.vae.use_tiling and "VAE tiling" in caplog.text
     engine.pipe.vae.disable_tiling()
