@@ -12,7 +12,7 @@ from assistant.language import detect_language
 from assistant.llm import load_chat_llm
 from assistant.llm_chat import ChatLLM
 from assistant.planner import LLMPlanner
-from assistant.pool import ModelPool
+from assistant.pool import BackgroundLoader, ModelPool, resident_mb
 from assistant.rewrite import ChatPromptWriter, PromptRewriter, RuleRewriter
 from assistant.store import SessionStore
 from assistant.translate import LLMTranslator
@@ -26,6 +26,9 @@ class LoadReport:
 
     seconds: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    rss_mb: dict[str, float] = field(default_factory=dict)  # resident memory after each part
+    # Loads still running after the build returned (``load_in_background``): ``wait()`` on it.
+    background: BackgroundLoader | None = None
 
 
 def resolve_device(requested: str) -> str:
@@ -58,6 +61,13 @@ def build_rewriter(config: Config, device: str, llm: ChatLLM | None = None) -> P
     writer = ChatPromptWriter(llm, rw.max_new_tokens) if llm is not None and not rw.raw else None
     styles = {name: (s.prompt, s.negative) for name, s in rw.styles.items()}
     return PromptRewriter(rules, writer, rw.max_prompt_words, raw=rw.raw, styles=styles)
+
+
+def build_router(config: Config):
+    """The intent router (assistant/router.py); its example embeddings are cached."""
+    from assistant.router import IntentRouter  # noqa: PLC0415 (loads the sentence encoder)
+
+    return IntentRouter.load(cache_dir=config.data_dir.expanduser() / "router")
 
 
 def build_image_engine(config: Config, device: str):
@@ -151,15 +161,25 @@ def build_controller(
 
         torch.set_num_threads(config.torch_threads)
 
+    def done(name: str, seconds: float) -> None:
+        report.seconds[name] = round(seconds, 2)
+        report.rss_mb[name] = resident_mb()
+        logger.info("Loaded %s in %.2f s", name, seconds)
+
     def timed(name: str, build):
         start = time.perf_counter()
         value = build()
-        report.seconds[name] = round(time.perf_counter() - start, 2)
-        logger.info("Loaded %s in %.2f s", name, report.seconds[name])
+        done(name, time.perf_counter() - start)
         return value
 
-    image_engine = timed("image", lambda: build_image_engine(config, device))
-    if image_engine.info.placeholder:
+    # What a typed turn needs first loads first; the chat window is ready before it is done.
+    report.background = loader = BackgroundLoader(done) if config.load_in_background else None
+
+    def later(name: str, build):
+        return loader.load(name, build) if loader is not None else timed(name, build)
+
+    image_engine = later("image", lambda: _warm_image(build_image_engine(config, device), config))
+    if is_placeholder_model(config.image.model):
         report.notices.append(
             f"Image model {config.image.model!r} has random weights: pictures are placeholders "
             "(noise), not your request. For real pictures set image.model to a local model "
@@ -167,15 +187,12 @@ def build_controller(
             "(e.g. --set image.model=/path/to/model or --profile hub)."
         )
         logger.warning(report.notices[-1])
-    if config.warm_up:
-        timed("image warm-up", lambda: warm_up_image(image_engine, config))
     llm = timed("llm", lambda: build_llm(config, device))  # loaded once, shared by all three
     rewriter = timed("rewriter", lambda: build_rewriter(config, device, llm))
-    asr = timed("asr", lambda: build_asr(config, device)) if with_asr else None
-    if asr is not None and config.warm_up:
-        timed("asr warm-up", asr.warm_up)  # the first spoken request is not the slow one
+    # Warmed inside its own load: the first spoken request is not the slow one.
+    asr = later("asr", lambda: _warm(build_asr(config, device), config)) if with_asr else None
     if config.warm_up:  # the detector's model unpacks in about 1 s: not on the first request
-        timed("language detector", lambda: detect_language("warm up"))
+        later("language detector", lambda: detect_language("warm up"))
     tts = (
         timed("tts", lambda: build_tts_engine(config, device))
         if (with_tts and config.tts.enabled)
@@ -219,6 +236,7 @@ def build_controller(
         planner=LLMPlanner(llm)
         if config.rewrite.plan_with_llm and llm is not None
         else None,
+        router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None
         else None,
@@ -228,7 +246,27 @@ def build_controller(
         image_model_choices=list(dict.fromkeys([config.image.model, *config.ui.image_models])),
         voice_choices=list(dict.fromkeys([config.tts.engine, *config.ui.voices])),
     )
+    if loader is not None:
+        loader.start()  # after the foreground loads, which then had the cores to themselves
     return controller, report
+
+
+def is_placeholder_model(model: str) -> bool:
+    """True for the ``random:`` image models, whose pictures are noise (known before loading)."""
+    return model.startswith("random:")
+
+
+def _warm(engine, config: Config):
+    if config.warm_up:
+        engine.warm_up()
+    return engine
+
+
+def _warm_image(engine, config: Config):
+    """The image engine after its start-up run (``warm_up_image``) when ``warm_up`` is on."""
+    if config.warm_up:
+        warm_up_image(engine, config)
+    return engine
 
 
 def _segmenter_loader(config: Config, device: str):

@@ -55,7 +55,8 @@ class RewriteConfig(_Section):
     quality_terms: list[str] = ["highly detailed", "sharp focus"]
     default_negative: list[str] = ["blurry", "low quality", "deformed", "watermark", "text"]
     raw: bool = False
-    plan_with_llm: bool = False  # ask the LLM what open requests mean (validated JSON)
+    plan_with_llm: bool = True  # ask the LLM what open requests mean (schema-enforced JSON)
+    router: bool = True  # intent by meaning (sentence embeddings over example utterances)
     translate_with_llm: bool = False  # typed requests in other languages → English (validated)
     styles: dict[str, StylePreset] = {}
 
@@ -82,7 +83,7 @@ class ImageConfig(_Section):
     vae_slicing: bool = False
     cpu_offload: Literal["none", "model", "sequential"] = "none"
     attention: Literal["sdpa", "eager", "xformers"] = "sdpa"
-    cpu_speedups: list[Literal["channels_last"]] = []
+    cpu_speedups: list[Literal["channels_last", "bf16_autocast", "prompt_cache"]] = []
     tiny_vae: str | None = None
     compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
 
@@ -149,6 +150,7 @@ class Config(_Section):
     data_dir: Path = Path("~/.cache/voice-image-assistant")
     output_dir: Path = Path("outputs")
     warm_up: bool = True
+    load_in_background: bool = True  # front ends start before the image model and ASR load
     reply_language: str = "auto"  # "auto" answers in the person's language; or a fixed code
     torch_threads: int | None = Field(None, ge=1, le=256)
     asr: AsrConfig = AsrConfig()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from assistant.edit_compiler import SEASONS, TIME_OF_DAY, WEATHER
 from assistant.errors import ERROR_CODES
 from assistant.i18n import N_, SOURCE_LANGUAGE, has_translation, t
 from assistant.language import subject_in
@@ -84,7 +85,7 @@ def image_reply(
             "I redrew {target} with the other picture's subject added, from one combined prompt: "
             "it is drawn anew, not pasted in, so it may look a little different. Keep it, or "
             "undo?",
-            target=plan.target_id,
+            target=_short(node.prompt.split(",", 1)[0], 40),
         )
     elif plan.intent == Intent.AGAIN:
         text = t(lang, "Here's another version. Like this one better?")
@@ -173,7 +174,8 @@ def edit_done(change: Any) -> str:
         case "setting":
             done = f"I moved it {value}"
         case "time-of-day" | "weather" | "season":
-            done = f"Here it is with the {kind.replace('-', ' ')} changed to {value}"
+            table = {"time-of-day": TIME_OF_DAY, "weather": WEATHER, "season": SEASONS}[kind]
+            done = f"Here it is {table.get(value, value).split(',')[0]}"
         case "style":
             done = f"Here it is as {value}"
         case "adjust":
@@ -181,6 +183,13 @@ def edit_done(change: Any) -> str:
         case _:
             done = f"I changed it: {value}"
     return f"{done}. Want another change, or undo?"
+
+
+def _made_by(node: ImageNode) -> str:
+    """A new picture by its subject, a changed one by the change asked for."""
+    if node.parent_id is None:
+        return subject_of(node.request) or node.prompt
+    return node.request.strip().rstrip(".!?") or node.prompt
 
 
 def history_reply(plan: Plan, state: Any, lang: str = SOURCE_LANGUAGE) -> str:
@@ -194,7 +203,8 @@ def history_reply(plan: Plan, state: Any, lang: str = SOURCE_LANGUAGE) -> str:
     nodes = list(state.nodes.values())
     if not nodes:
         return t(lang, "We haven't made any pictures yet. What should I draw?")
-    shown = [f"{n.id}, {_short(n.prompt.split(',', 1)[0], 50)}" for n in nodes[-6:]]
+    # Each picture by what made it ("n2, make it sunnier"): the prompts of edits look alike.
+    shown = [f"{n.id}, {_short(_made_by(n), 50)}" for n in nodes[-6:]]
     current = state.current.id if state.current else None
     text = t(lang, "We have {count} pictures: {list}.", count=len(nodes), list="; ".join(shown))
     if current:
@@ -205,6 +215,13 @@ def history_reply(plan: Plan, state: Any, lang: str = SOURCE_LANGUAGE) -> str:
 def command_reply(plan: Plan, current: ImageNode | None, lang: str = SOURCE_LANGUAGE) -> str:
     """What to say for a request that did not make a new image."""
     match plan.intent:
+        case Intent.UNDO if plan.steps_back > 1 and current:
+            return t(
+                lang,
+                "I went back {steps} steps, to {node}.",
+                steps=plan.steps_back,
+                node=current.id,
+            )
         case Intent.UNDO:
             return (
                 t(lang, "Back to the previous picture.")
