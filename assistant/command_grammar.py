@@ -225,6 +225,8 @@ SELECT = _rx(
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
     r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
     r"^(?:i (?:liked|preferred) )?(?:the )?(?P<ref4>[\w' -]+?) one (?:was|is) better$",
+    r"^(?:(?:go )?back to|show(?: me)?|select|pick|switch to|use|open) (?P<ref5>(?:picture |image "
+    r"|number |n|#)\d+)$",
 )
 # An edit or transform that names its picture: "make the second one bigger".
 TARGET_PHRASE = re.compile(

@@ -150,7 +150,7 @@ def _grammar_plan(
         return Plan(intent=Intent.UNDO, request=text, steps_back=steps)
 
     if m := g.SELECT.match(said):
-        ref = m.group("ref") or m.group("ref2") or m.group("ref3") or m.group("ref4")
+        ref = next(r for r in m.groups() if r)
         target = resolve_reference(ref, state)
         if target is not None:
             return Plan(intent=Intent.SELECT, request=text, target_id=target.id)
@@ -505,6 +505,8 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
         return None
     ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip())
     ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
+    if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\d+)", ref):
+        return state.nodes.get(f"n{number.group(1)}")
     if ref in g.ORDINALS:
         index = g.ORDINALS[ref]
         return nodes[index] if -len(nodes) <= index < len(nodes) else None

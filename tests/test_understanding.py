@@ -212,3 +212,9 @@ def test_the_previous_version_is_the_parent_or_the_picture_before():
     state = session(GARDEN, CAR)
     plan = understand("can I see the previous version?", state, REWRITER)
     assert plan.intent == Intent.SELECT and plan.target_id == "n1"
+
+
+@pytest.mark.parametrize("said", ["go back to n2", "show me picture 2", "back to number 2"])
+def test_a_picture_named_by_its_number_is_selected(said):
+    plan = understand(said, session(GARDEN, CAR, GARDEN), REWRITER)
+    assert plan.intent == Intent.SELECT and plan.target_id == "n2"
