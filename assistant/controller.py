@@ -34,13 +34,20 @@ from assistant.events import (
 )
 from assistant.i18n import N_, SOURCE_LANGUAGE, reply_languages, t
 from assistant.language import MIN_WORDS, detect_language
-from assistant.plan import IMAGE_INTENTS, Intent, Plan
-from assistant.replies import command_reply, error_reply, image_reply, saved_reply
+from assistant.plan import IMAGE_INTENTS, ChangeKind, Intent, Plan
+from assistant.replies import (
+    command_reply,
+    error_reply,
+    history_reply,
+    image_reply,
+    saved_reply,
+)
 from assistant.rewrite import PromptRewriter
 from assistant.sessions import Session, SessionSettings, SessionSummary
 from assistant.state import Exchange, ImageNode
 from assistant.understand import MAX_REQUEST_CHARS, understand
 from common.text import TextInputError, clean_text
+from pipelines.image_transforms import transformed
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +128,7 @@ class Controller:
         image_models: Any = None,
         voices: Any = None,
         planner: Any = None,
+        router: Any = None,
         translator: Callable[[str, str], Any] | None = None,
         reply_language: str = "auto",
         language_voices: dict[str, str] | None = None,
@@ -140,6 +148,7 @@ class Controller:
         self.image_models = image_models
         self.voices = voices
         self.planner = planner  # assistant.planner.LLMPlanner for open requests, or None
+        self.router = router  # assistant.router.IntentRouter (intent by meaning), or None
         self.translator = translator
         self.reply_language = reply_language
         self.language_voices = dict(language_voices or {})
@@ -450,6 +459,7 @@ class Controller:
             has_mask=has_mask,
             style=session.settings.style,
             planner=self.planner,
+            router=self.router,
         )
         session.state.pending_question = plan.question
         return plan
@@ -465,6 +475,7 @@ class Controller:
         state = session.state
         lang = session.language
         if plan.intent in IMAGE_INTENTS:
+            plan = self._paint_out_removals(plan)
             # Variations are children of the picture they vary, each with its own seed.
             source = state.current if plan.intent == Intent.VARIATIONS else None
             for index in range(plan.count):
@@ -488,6 +499,10 @@ class Controller:
         if plan.intent in (Intent.UNDO, Intent.REDO):
             try:
                 node = state.undo() if plan.intent == Intent.UNDO else state.redo()
+                for _ in range(plan.steps_back - 1 if plan.intent == Intent.UNDO else 0):
+                    if not state.can_undo:  # "go back five steps" with three: as far as it goes
+                        break
+                    node = state.undo()
             except LookupError as e:
                 raise AssistantError(
                     "nothing-to-undo",
@@ -497,7 +512,27 @@ class Controller:
                 ) from e
             yield Event(EventType.IMAGE_DONE, ImageDone(node, focus_only=True))
             return command_reply(plan, node, lang)
+        if plan.intent == Intent.RESET:
+            state.clear_focus()
+            yield Event(EventType.IMAGE_DONE, ImageDone(None, focus_only=True))
+            return command_reply(plan, None, lang)
+        if plan.intent == Intent.HISTORY:
+            return history_reply(plan, state, lang)
         return command_reply(plan, state.current, lang)
+
+    def _paint_out_removals(self, plan: Plan) -> Plan:
+        """"Lose the boat": with a segmenter, repaint just the boat's pixels (the scene's prompt
+        without it, the boat in the negative); without one the whole picture is redrawn."""
+        change = plan.change
+        if (
+            self.segmenter is None
+            or plan.intent != Intent.EDIT
+            or plan.operation != "img2img"
+            or change is None
+            or change.kind != ChangeKind.REMOVE
+        ):
+            return plan
+        return plan.model_copy(update={"operation": "inpaint", "region": change.object})
 
     def _make_image(
         self,
@@ -625,6 +660,8 @@ class Controller:
         from PIL import Image  # noqa: PLC0415
 
         init = Image.open(parent.path).convert("RGB")
+        if plan.intent == Intent.TRANSFORM:  # plain image operations: no model, no noise
+            return lambda progress: transformed(init, plan.transforms, parent.to_json())
         kw: dict[str, Any] = {"cancel": cancel}
         match plan.operation:
             case "inpaint":
