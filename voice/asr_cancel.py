@@ -2,9 +2,10 @@
 
 openai-whisper has no cancel argument, and one decode holds the recogniser's lock for
 seconds (tens of seconds for long audio on a CPU), so a request abandoned by its client kept
-the next one waiting. :func:`cancellable` arms a forward pre-hook on the model's encoder and
-decoder that raises ``asr-cancelled`` once the caller's event is set: the decode ends within
-one token, whisper's own ``finally`` drops its key/value cache, and the lock is free again.
+the next one waiting. :func:`cancellable` arms forward pre-hooks on the blocks of the model's
+encoder and decoder that raise ``asr-cancelled`` once the caller's event is set: the decode
+ends within one block, whisper's own ``finally`` drops its key/value cache, and the lock is
+free again.
 
 Hooks fire for the thread that armed them only, so one caller's cancel never stops another
 caller's decode. A backend without a torch model (faster-whisper) is only checked before it
@@ -36,8 +37,11 @@ class _Watch:
 
     def __init__(self, model: Any):
         self.events: dict[int, threading.Event] = {}
-        for module in (model.encoder, model.decoder):
-            module.register_forward_pre_hook(self._check)
+        # Each transformer block, not just encoder/decoder.forward: a decoding path that runs
+        # the blocks itself (voice/asr_whisper_short.py) is stopped as well, within one block.
+        for part in (model.encoder, model.decoder):
+            for module in getattr(part, "blocks", None) or [part]:
+                module.register_forward_pre_hook(self._check)
 
     def _check(self, module: Any, args: Any) -> None:
         event = self.events.get(threading.get_ident())

@@ -1,0 +1,308 @@
+"""What one client can cost the server: time limits on slow connections, full queues, the
+session cap, links that ignore the Host header, uploads fitted to the engine, transcriptions
+that stop when their caller leaves, and audio decoded from the bytes sent and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fastapi import FastAPI, Request
+from PIL import Image
+
+from tests.speech import say
+
+SLOW_S = 0.5  # the time limits under test, in seconds
+START_TIMEOUT_S = 20.0
+
+
+# --- a real server with short time limits -------------------------------------------------------
+@pytest.fixture(scope="module")
+def slow_server():
+    """A small app behind the gate, served by uvicorn with 0.5 s header/body/keep-alive limits."""
+    import uvicorn
+
+    from frontends.api_errors import install_error_handlers
+    from frontends.api_gate import ApiGate
+    from frontends.api_server import server_config
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(ApiGate, api_key=None, max_body_bytes=2**20, body_timeout_s=SLOW_S)
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"ok": True}
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    settings = SimpleNamespace(header_timeout_s=SLOW_S, keep_alive_s=1.0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = server_config(app, "127.0.0.1", port, settings, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield SimpleNamespace(port=port)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def connect(port: int) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn.settimeout(5)
+    return conn
+
+
+def closed_within(conn: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Whether the server closed the connection within ``seconds``, and what it sent first."""
+    conn.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := conn.recv(4096):
+            received += chunk
+    except TimeoutError:
+        return False, received
+    return True, received
+
+
+def get_ping(port: int) -> bytes:
+    with connect(port) as conn:
+        conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return closed_within(conn, 5)[1]
+
+
+def test_headers_that_never_finish_are_cut_off(slow_server):
+    conns = [connect(slow_server.port) for _ in range(20)]
+    for conn in conns:
+        conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # ... and nothing more
+    started = time.monotonic()
+    assert all(closed_within(conn, 5 * SLOW_S)[0] for conn in conns)
+    assert time.monotonic() - started < 5 * SLOW_S
+    for conn in conns:
+        conn.close()
+    assert b"200 OK" in get_ping(slow_server.port)  # the server serves others meanwhile
+
+
+def test_a_connection_that_sends_nothing_is_closed(slow_server):
+    with connect(slow_server.port) as conn:
+        assert closed_within(conn, 5 * SLOW_S)[0]
+
+
+def test_a_body_that_never_arrives_is_a_408(slow_server):
+    with connect(slow_server.port) as conn:
+        conn.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b"x" * 10
+        )
+        closed, reply = closed_within(conn, 6 * SLOW_S)
+    assert closed and reply.startswith(b"HTTP/1.1 408")
+    assert b'"request-timeout"' in reply
+    assert b"200 OK" in get_ping(slow_server.port)
+
+
+def test_idle_kept_alive_connections_are_closed(slow_server):
+    with connect(slow_server.port) as conn:
+        conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in conn.recv(4096)
+        assert closed_within(conn, 4.0)[0]  # keep_alive_s = 1 s
+
+
+def test_a_whole_body_in_time_is_served(slow_server):
+    with connect(slow_server.port) as conn:
+        conn.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        assert b'{"bytes":5}' in closed_within(conn, 5)[1]
+
+
+# --- the API's own limits ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def controller(tiny_config):
+    from assistant.build import build_controller
+
+    return build_controller(tiny_config)[0]
+
+
+def api_client(controller, tiny_config, **api_settings):
+    from fastapi.testclient import TestClient
+
+    from frontends.api import create_app
+
+    settings = tiny_config.api.model_copy(update=api_settings)
+    return TestClient(create_app(controller, settings=settings))
+
+
+SMALL_IMAGE = {"prompt": "a barn", "size": "64x64", "steps": 1}
+
+
+def test_a_full_image_queue_answers_429_with_retry_after(controller, tiny_config):
+    with api_client(controller, tiny_config, max_queued=2) as client:
+        queue = client.app.state.limits.queue("image")
+        queue.enter()
+        queue.enter()  # both places taken, as by two long pictures
+        busy = client.post("/v1/images/generations", json=SMALL_IMAGE)
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "server-busy"
+        assert int(busy.headers["retry-after"]) >= 1
+        assert busy.headers["x-should-retry"] == "true"
+        assert client.get("/health").status_code == 200  # cheap requests still answered
+        queue.leave()
+        assert client.post("/v1/images/generations", json=SMALL_IMAGE).status_code == 200
+        assert queue.admitted == 1  # the finished job gave its place back
+
+
+def test_a_full_turn_queue_refuses_before_the_turn_starts(controller, tiny_config):
+    with api_client(controller, tiny_config, max_queued=1) as client:
+        session = client.post("/v1/sessions").json()["session_id"]
+        queue = client.app.state.limits.queue("turn")
+        queue.enter()
+        busy = client.post(f"/v1/sessions/{session}/turns", json={"text": "draw a barn"})
+        assert busy.status_code == 429 and busy.headers["retry-after"]
+        assert client.get(f"/v1/sessions/{session}").json()["turns"] == 0  # nothing ran
+        queue.leave()
+        done = client.post(f"/v1/sessions/{session}/turns", json={"text": "draw a barn"})
+        assert done.json()["events"][-1]["data"]["ok"] and queue.admitted == 0
+
+
+def test_sessions_are_capped_and_unused_ones_expire(controller, tiny_config):
+    with api_client(controller, tiny_config, max_sessions=3, session_idle_s=0.3) as client:
+        ids = [client.post("/v1/sessions").json()["session_id"] for _ in range(3)]
+        full = client.post("/v1/sessions")
+        assert full.status_code == 429 and full.json()["error"]["code"] == "too-many-sessions"
+        assert "api.max_sessions" in full.json()["error"]["message"]
+        assert int(full.headers["retry-after"]) >= 1
+        time.sleep(0.4)
+        assert client.post("/v1/sessions").status_code == 201  # the idle ones left memory
+        assert client.get(f"/v1/sessions/{ids[0]}").status_code == 200  # ... not the store
+
+
+def test_links_come_from_public_url_not_the_host_header(controller, tiny_config):
+    body = {**SMALL_IMAGE, "response_format": "url"}
+    evil = {"Host": "evil.example"}
+    with api_client(controller, tiny_config) as client:
+        url = client.post("/v1/images/generations", json=body, headers=evil).json()
+        assert url["data"][0]["url"].startswith("http://testserver/v1/files/")
+    public = "https://pictures.example.org/assistant"
+    with api_client(controller, tiny_config, public_url=public) as client:
+        url = client.post("/v1/images/generations", json=body, headers=evil).json()
+        assert url["data"][0]["url"].startswith(public + "/v1/files/")
+        session = client.post("/v1/sessions").json()["session_id"]
+        events = client.post(
+            f"/v1/sessions/{session}/turns", json={"text": "draw a barn"}, headers=evil
+        ).json()["events"]
+        links = [e["data"]["url"] for e in events if "url" in e["data"]]
+        assert links and all(link.startswith(public + "/v1/sessions/") for link in links)
+        assert "evil.example" not in str(events)
+
+
+def test_a_phone_photo_in_a_turn_becomes_an_editable_picture_of_its_real_size(
+    controller, tiny_config
+):
+    buffer = io.BytesIO()
+    Image.new("RGB", (4032, 3024), (90, 120, 200)).save(buffer, format="JPEG")
+    with api_client(controller, tiny_config) as client:
+        session = client.post("/v1/sessions").json()["session_id"]
+        turns = f"/v1/sessions/{session}/turns"
+        first = client.post(
+            turns,
+            data={"text": "make it darker"},
+            files={"image": ("photo.jpg", buffer.getvalue(), "image/jpeg")},
+        ).json()["events"]
+        assert first[-1]["data"]["ok"], [e for e in first if e["type"] == "error"]
+        upload, edited = client.get(f"/v1/sessions/{session}").json()["nodes"]
+        assert upload["operation"] == "upload"
+        assert (upload["width"], upload["height"]) == (2048, 1536)
+        stored = Image.open(io.BytesIO(client.get(f"{turns[:-6]}/images/{upload['id']}").content))
+        assert stored.size == (2048, 1536)  # the recorded size is the real one
+        # ... so the edit of it worked (before, a node that said 2048x2048 failed every edit).
+        assert edited["parent_id"] == upload["id"]
+        assert (edited["width"], edited["height"]) == (2048, 1536)
+
+
+def test_transcription_stops_when_its_caller_leaves(controller, tmp_path):
+    from voice.asr_cancel import cancellable
+    from voice.errors import VoiceError
+
+    asr = controller.asr
+    long_request = " ".join(["Draw a lighthouse on a cliff at night, with waves below."] * 6)
+    audio = say(long_request, tmp_path / "long.wav").read_bytes()
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.perf_counter()
+    with pytest.raises(VoiceError) as err, cancellable(asr, cancel):
+        asr.transcribe(audio)
+    stopped_after = time.perf_counter() - started
+    assert err.value.code == "asr-cancelled"
+    # Uncancelled, this decode takes several seconds on a CPU; it stopped within one token.
+    assert stopped_after < 2.0, stopped_after
+    short = say("Draw a lighthouse.", tmp_path / "short.wav").read_bytes()
+    with cancellable(asr, threading.Event()):  # the next caller is not affected
+        assert "lighthouse" in asr.transcribe(short).text.lower()
+
+
+# --- audio: only the bytes sent ------------------------------------------------------------------
+def test_a_playlist_upload_never_reads_the_file_it_names(controller, tmp_path):
+    """The attack works against a plain ``ffmpeg -i``; our decoder refuses the playlist, and
+    the named file's own bytes still transcribe (so the words could have come back)."""
+    from voice.audio import load_audio
+    from voice.errors import VoiceError
+
+    secret = say("Draw a lighthouse on a cliff at night.", tmp_path / "secret.wav")
+    playlist = tmp_path / "upload.bin"
+    playlist.write_bytes(b"ffconcat version 1.0\nfile secret.wav\n")  # beside the upload
+    if shutil.which("ffmpeg"):
+        plain = subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(playlist), "-f", "f32le", "-"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert len(plain.stdout) > 16000  # a plain ffmpeg -i decodes the other file
+    for source in (playlist, playlist.read_bytes()):
+        with pytest.raises(VoiceError) as err:
+            load_audio(source)
+        assert err.value.code == "audio-invalid" and "secret" not in err.value.message
+    assert "lighthouse" in controller.asr.transcribe(secret.read_bytes()).text.lower()
+
+
+@pytest.mark.parametrize("codec", [("libmp3lame", "mp3"), ("libopus", "webm"), ("aac", "m4a")])
+def test_accepted_formats_decode_from_their_bytes(tmp_path, codec):
+    from voice.audio import load_audio
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    encoder, suffix = codec
+    path = tmp_path / f"tone.{suffix}"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=40", "-c:a", encoder, str(path)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    samples = load_audio(path.read_bytes())
+    assert abs(samples.size / 16000 - 40.0) < 0.2  # M4A's index at the end: read in full
+    assert np.sqrt(np.mean(samples**2)) > 0.05  # lavfi sine: amplitude 1/8
+
+
+def test_control_characters_are_removed_and_nul_refused():
+    from common.text import TextInputError, clean_text
+
+    assert clean_text("a\x1b[31mred\x07 barn\r\nok\x7f\x9b\tend") == "a[31mred barn\nok\tend"
+    with pytest.raises(TextInputError) as err:
+        clean_text("draw\x00", "prompt")
+    assert err.value.code == "input-invalid" and "`prompt`" in err.value.message
