@@ -88,13 +88,15 @@ def _child_build(kind: str, config_args: list[str]) -> dict:
         from frontends.chat_window import build_app  # noqa: PLC0415
 
         controller, report = build_controller(config)
+        controller_s = time.perf_counter() - start
         build_app(controller, report.notices)
+        report.seconds["gradio app"] = time.perf_counter() - start - controller_s
     ready_s = time.perf_counter() - start
     ready_rss, _ = rss_mb()
-    warmed = getattr(report, "warmed", None)
+    background = getattr(report, "background", None)
     warm_s = None
-    if warmed is not None:
-        warmed.wait()
+    if background is not None:
+        background.wait()
         warm_s = time.perf_counter() - start
     turn_start = time.perf_counter()
     events = list(controller.run_turn(controller.new_session(), UserInput(text=FIRST_REQUEST)))
