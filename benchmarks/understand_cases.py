@@ -17,7 +17,10 @@ import yaml
 from assistant.state import DialogueState, Exchange, ImageNode
 
 SET_PATH = Path(__file__).with_name("understand_set.yaml")
-SPLITS = ("tune", "heldout")
+# A second held-out set written later and apart from everything tuned (split "fresh"); read only
+# when asked for, so the tune / heldout proportions of the main set stay as they are.
+FRESH_PATH = Path(__file__).with_name("understand_fresh.yaml")
+SPLITS = ("tune", "heldout", "fresh")
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -56,7 +59,17 @@ class Case:
 
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
-    """Read the set; ``split`` keeps only "tune" or "heldout" cases."""
+    """Read the set; ``split`` keeps only "tune", "heldout" or "fresh" cases (the fresh ones
+    come from FRESH_PATH, when it exists, and only with ``split="fresh"``)."""
+    if split == "fresh" and path == SET_PATH:
+        path = FRESH_PATH
+        if not path.exists():
+            return []
+    return [c for c in _read_cases(path) if split is None or c.split == split]
+
+
+def _read_cases(path: Path) -> list[Case]:
+    """Every case of one file, each in its session from that file's ``contexts``."""
     data = yaml.safe_load(Path(path).read_text())
     contexts = data.get("contexts") or {}
     cases = []
@@ -88,7 +101,7 @@ def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
         if case.split not in SPLITS:
             raise ValueError(f"case {case.id}: split must be one of {SPLITS}, not {case.split!r}")
         cases.append(case)
-    return [c for c in cases if split is None or c.split == split]
+    return cases
 
 
 def build_state(case: Case) -> DialogueState:
