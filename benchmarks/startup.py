@@ -181,16 +181,17 @@ def run_startup_bench(
             r = _run_child(["--build", kind, *config_args], Path(tmp))
             rows.append((label, r))
             failed = failed or "error" in r
-        print("\n| build | ready s | warm s | RSS at ready MB | peak RSS MB | first turn s | "
-              "heavy modules loaded at the end |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
+        print("\n| build | ready s | warm s | RSS at ready MB | RSS after turn MB | peak RSS MB "
+              "| first turn s | heavy modules loaded at the end |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
         for label, r in rows:
             if "error" in r:
-                print(f"| {label} | failed: {r['error']} | | | | | |")
+                print(f"| {label} | failed: {r['error']} | | | | | | |")
                 continue
             warm = f"{r['warm_s']:.1f}" if r["warm_s"] is not None else "-"
             print(
                 f"| {label} | {r['ready_s']:.1f} | {warm} | {r['ready_rss_mb']:.0f} | "
+                f"{r['rss_after_turn_mb']:.0f} | "
                 f"{r['peak_rss_mb']:.0f} | {r['first_turn_s']:.2f} | "
                 f"{', '.join(r['heavy_modules'])} |"
             )
