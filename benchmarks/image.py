@@ -1,48 +1,47 @@
-"""`run_assistant.py bench image`: the image engine against a plain diffusers call, as a table.
+"""`run_assistant.py bench image`: the image engine against plain diffusers, as tables.
 
-Measures the configured image.model at the configured size and steps (on the offline default
-that is the `small` random architecture), in the same run as the plain
-`AutoPipelineForText2Image` reference, so the ratio holds on a noisy machine.
+Three benches, each in one process with its reference in the same interleaved run:
 
-With ``compare`` it instead runs the speed-ups (channels_last, a tiny VAE, 1 thread, the
-``image.compile`` modes as ``compile=<mode>``, ..., see ``pipelines.bench.COMPARE_VARIANTS``)
-against the default eager path, as a table of ratios with each variant's first call (for a
-compile variant: the compile) apart from its steady per-image time. On a GPU:
+- default (``benchmarks.image_speed``): the configured image.model at the configured size
+  and steps, with the configured ``image.cpu_speedups`` and ``image.tiny_vae``, beside a
+  plain ``AutoPipelineForText2Image`` call on the same weights. The CPU fast path:
+
+    run_assistant.py bench image --set image.model=random:sd-turbo --set image.tiny_vae=random \
+        --set "image.cpu_speedups=[channels_last, bf16_autocast, prompt_cache]"
+
+- ``--compare`` (``benchmarks.image_compare``): the speed-ups (channels_last, a tiny VAE, 1
+  thread, bf16 autocast, the ``image.compile`` modes as ``compile=<mode>``, see
+  ``COMPARE_VARIANTS``) against the default eager path, as ratios, each variant's first call
+  (for a compile variant: the compile) apart from its steady per-image time. On a GPU:
 
     run_assistant.py bench image --set device=cuda --set image.model=random:sd-turbo \
         --compare compile=default compile=max-autotune compile=reduce-overhead
 
-With ``operations`` it times every operation of the engine (generate, img2img, variation,
-inpaint, outpaint, depth_edit, upscale, instruct_edit) on one loaded engine, each beside its
-plain diffusers equivalent where one exists (``pipelines.bench.bench_operations``). The
-depth row uses ``image.depth_model``, or the random placeholder depth2img stack when unset.
+- ``--operations`` (``benchmarks.image_operations``): every operation of the engine
+  (generate, img2img, variation, inpaint, outpaint, depth_edit, upscale, instruct_edit) on one
+  loaded engine, each beside its plain diffusers equivalent where one exists. The depth row
+  uses ``image.depth_model``, or the random placeholder depth2img stack when unset.
+
+``python -m benchmarks.image small --steps 1 --size 512`` runs them without a config.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Iterable
 
 from assistant.build import resolve_device
 from assistant.config import Config
-from pipelines.bench import (
-    bench_image,
-    bench_operations,
+from benchmarks.image_compare import (
+    COMPARE_VARIANTS,
+    DEFAULT_COMPARE,
     compare_image,
     print_compare_table,
-    print_operations_table,
 )
-
-ROWS = [
-    ("load", "load_s"),
-    ("first call", "first_call_s"),
-    ("steady per image (median)", "steady_s"),
-    ("steady per image (best)", "steady_min_s"),
-    ("UNet per step", "per_step_s"),
-    ("text encoder", "text_encode_s"),
-    ("VAE decode", "vae_decode_s"),
-    ("plain diffusers per image (median)", "reference_steady_s"),
-    ("plain diffusers per image (best)", "reference_min_s"),
-]
+from benchmarks.image_operations import bench_operations, print_operations_table
+from benchmarks.image_speed import bench_image, print_image_table
 
 
 def run_image_bench(
@@ -55,25 +54,26 @@ def run_image_bench(
 
     Parameters
     ----------
-    config: the assistant configuration (model, size, steps, device, cache).
+    config: the assistant configuration (model, size, steps, device, speed-ups, cache).
     repeats: timed images per path (after a warm-up).
     compare: False: engine vs plain diffusers. True: the default speed-up comparison
-        (``pipelines.bench.DEFAULT_COMPARE``); a list of variant names: those.
+        (``DEFAULT_COMPARE``); a list of variant names: those.
     operations: time every image operation (and its plain diffusers equivalent) instead.
 
     Returns
     -------
     0 (the exit code).
     """
-    steps = config.image.steps or 1
-    size = config.image.width
+    image = config.image
+    steps = image.steps or 1
+    size = image.width
     device = resolve_device(config.device)
+    tokenizer_cache = config.cache_dir / "clip-tokenizer"
     if config.torch_threads:  # as the assistant does: a busy 2-core box runs best on 1
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(config.torch_threads)
     if operations:
-        image = config.image
         result = bench_operations(
             image.model,
             steps=steps,
@@ -85,42 +85,95 @@ def run_image_bench(
             inpaint_model=image.inpaint_model,
             upscaler_model=image.upscaler_model,
             pix2pix_model=image.pix2pix_model,
-            tokenizer_cache=config.cache_dir / "clip-tokenizer",
+            tokenizer_cache=tokenizer_cache,
         )
         print_operations_table(result)
         return 0
     if compare:
         result = compare_image(
-            config.image.model,
+            image.model,
             steps=steps,
             size=size,
             repeats=repeats,
             device=device,
             variants=None if compare is True else list(compare),
-            tiny_vae=getattr(config.image, "tiny_vae", None) or "random",
-            tokenizer_cache=config.cache_dir / "clip-tokenizer",
+            tiny_vae=image.tiny_vae or "random",
+            tokenizer_cache=tokenizer_cache,
         )
         print_compare_table(result)
         return 0
-    r = bench_image(
-        config.image.model,
+    result = bench_image(
+        image.model,
         steps=steps,
         size=size,
         repeats=repeats,
         device=device,
-        tokenizer_cache=config.cache_dir / "clip-tokenizer",
+        cpu_speedups=list(image.cpu_speedups),
+        tiny_vae=image.tiny_vae,
+        attention=image.attention,
+        tokenizer_cache=tokenizer_cache,
     )
-    print(
-        f"\nImage engine: {r['model']} on {r['device']} ({r['dtype']}, {r['threads']} threads), "
-        f"{size}x{size}, {steps} step(s), {repeats} timed runs\n"
-    )
-    print("| measure | seconds |")
-    print("|---|---|")
-    for label, key in ROWS:
-        print(f"| {label} | {r[key]:.3f} |")
-    print(f"| engine / plain diffusers (best) | ratio {r['ratio']} |")
-    print(
-        f"\npeak RSS {r['peak_rss_mb']} MiB"
-        + (f", peak CUDA {r['peak_cuda_mb']} MiB" if "peak_cuda_mb" in r else "")
-    )
+    print_image_table(result)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line without a config: ``python -m benchmarks.image small --steps 1``."""
+    parser = argparse.ArgumentParser(description="Image engine benchmarks (see module doc)")
+    parser.add_argument("model", help="random arch (tiny, small, sd-turbo, sd15) or image.model")
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--speedups", nargs="*", default=[], help="image.cpu_speedups names")
+    parser.add_argument("--tiny-vae", default=None, help="TAESD: random, an id or a folder")
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=None,
+        metavar="VARIANT",
+        help=f"compare speed-ups (default set: {' '.join(DEFAULT_COMPARE)}; all: "
+        f"{' '.join(COMPARE_VARIANTS)}) and print a table",
+    )
+    parser.add_argument(
+        "--operations", action="store_true", help="time every operation and print a table"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON too")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(args.threads)
+    if args.operations:
+        result = bench_operations(args.model, args.steps, args.size, args.repeats, args.device)
+        print_operations_table(result)
+    elif args.compare is not None:
+        result = compare_image(
+            args.model,
+            args.steps,
+            args.size,
+            args.repeats,
+            args.device,
+            variants=args.compare or None,
+            tiny_vae=args.tiny_vae or "random",
+        )
+        print_compare_table(result)
+    else:
+        result = bench_image(
+            args.model,
+            args.steps,
+            args.size,
+            args.repeats,
+            args.device,
+            cpu_speedups=args.speedups,
+            tiny_vae=args.tiny_vae,
+        )
+        print_image_table(result)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -264,7 +264,7 @@ def test_build_records_compile_and_warms_at_the_configured_size(tiny_config, mon
 def test_bench_compare_reports_first_call_for_compile_variants(monkeypatch, tmp_path):
     import torch
 
-    from pipelines.bench import compare_image, print_compare_table
+    from benchmarks.image_compare import compare_image, print_compare_table
 
     monkeypatch.setattr(torch, "compile", identity_compile([]))
     result = compare_image(

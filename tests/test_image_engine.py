@@ -403,3 +403,61 @@ def test_read_png_without_params(tmp_path):
 
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     assert read_png_params(tmp_path / "plain.png") == {}
+
+
+# -- the operation names and the result record -----------------------------------------------
+
+
+def test_operation_values_are_the_words_already_recorded():
+    from pipelines.image_engine import OPERATIONS
+    from pipelines.operations import Operation, parse_operation
+
+    recorded = ("generate", "img2img", "depth", "controlnet", "inpaint", "outpaint", "upscale")
+    assert all(Operation(word) == word for word in recorded)  # a plan's strings still match
+    assert set(OPERATIONS) <= set(Operation)
+    assert not Operation.UPLOAD.runs_a_model and not Operation.TRANSFORM.runs_a_model
+    assert Operation.INSTRUCT_EDIT.runs_a_model
+    with pytest.raises(ValueError, match="transform"):  # the message lists the names
+        parse_operation("warp")
+
+
+def test_result_record_gives_the_node_its_fields(engine):
+    from pipelines.operations import Operation
+
+    result = engine.generate(request(seed=5))
+    assert result.operation is Operation.GENERATE
+    assert type(result.params["operation"]) is str  # plain text in PNGs and the session store
+    fields = result.node_fields()
+    assert fields["seed"] == 5 and fields["steps"] == STEPS and fields["placeholder"] is True
+    assert (fields["width"], fields["height"]) == (SIZE, SIZE)
+    resampled = engine.upscale(result.image, 2).node_fields()  # Lanczos: no seed, no model
+    assert resampled["operation"] == "upscale" and resampled["seed"] == 0
+    assert resampled["steps"] == 0 and resampled["model"] == ""
+    assert resampled["width"] == 2 * SIZE
+
+
+# -- one place for devices and hub probes ----------------------------------------------------
+
+
+def test_device_choice_refuses_unknown_names_and_degrades_missing_accelerators():
+    from common.devices import pick_device
+    from pipelines.loading import resolve_device
+
+    with pytest.raises(ValueError, match="image.device"):
+        pick_device("warp-drive", setting="image.device")
+    with pytest.raises(ImageError) as err:
+        resolve_device("warp-drive")
+    assert err.value.code == "input-invalid" and "image.device" in str(err.value)
+    assert pick_device("cpu") == "cpu"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from common.devices import cpu_has_native_bf16
+
+    with_bf16 = tmp_path / "zen5"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    avx2_only = tmp_path / "avx2"
+    avx2_only.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_has_native_bf16(with_bf16) is True
+    assert cpu_has_native_bf16(avx2_only) is False
+    assert cpu_has_native_bf16(tmp_path / "missing") is False

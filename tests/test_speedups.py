@@ -98,7 +98,7 @@ def test_missing_tiny_vae_is_model_missing_naming_the_setting(tokenizer_cache, t
 
 
 def test_compare_bench_runs_every_variant_and_restores_the_pipeline(tokenizer_cache):
-    from pipelines.bench import COMPARE_VARIANTS, compare_image
+    from benchmarks.image_compare import COMPARE_VARIANTS, compare_image
 
     # The compile variants take minutes to compile on a CPU: tests/test_compile.py covers them.
     names = [n for n in COMPARE_VARIANTS if not n.startswith("compile=")]
@@ -116,7 +116,7 @@ def test_compare_bench_runs_every_variant_and_restores_the_pipeline(tokenizer_ca
 
 
 def test_operations_bench_times_every_operation_beside_plain_diffusers(tokenizer_cache):
-    from pipelines.bench import OPERATIONS, bench_operations, print_operations_table
+    from benchmarks.image_operations import OPERATIONS, bench_operations, print_operations_table
 
     result = bench_operations("tiny", steps=1, size=64, repeats=1, tokenizer_cache=tokenizer_cache)
     rows = result["operations"]
@@ -158,3 +158,94 @@ def test_bench_image_operations_flag_reaches_the_operations_bench(monkeypatch, c
     assert seen["model"] == "random:tiny" and seen["size"] == 64 and seen["repeats"] == 1
     assert seen["depth_model"] == "random"  # unset: the placeholder, so the row still runs
     assert capsys.readouterr().out.strip() == "table"
+
+
+# -- the CPU fast path: bf16 autocast, the prompt cache, TAESD previews ------------------------
+
+
+def test_prompt_cache_draws_the_same_pixels_and_skips_the_text_encoder(tokenizer_cache):
+    plain = make_engine(tokenizer_cache)
+    cached = make_engine(tokenizer_cache, cpu_speedups=["prompt_cache"])
+    assert "prompt_cache" in cached.info.speedups
+    calls = []
+    handle = cached.pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        first, again = draw(cached, seed=3), draw(cached, seed=3)
+        other_seed = draw(cached, seed=4)
+    finally:
+        handle.remove()
+    assert np.array_equal(np.asarray(first.image), np.asarray(draw(plain, seed=3).image))
+    assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
+    assert not np.array_equal(np.asarray(first.image), np.asarray(other_seed.image))
+    assert len(calls) == 1 and cached.prompt_cache_hits == 2  # one encode, then the cache
+
+
+def test_bf16_autocast_runs_only_where_the_cpu_has_bf16(tokenizer_cache, monkeypatch, caplog):
+    import common.devices
+
+    monkeypatch.setattr(common.devices, "cpu_has_native_bf16", lambda: False)
+    skipped = make_engine(tokenizer_cache, cpu_speedups=["bf16_autocast"])
+    assert "bf16_autocast" not in skipped.info.speedups and not skipped.runner.bf16_autocast
+    assert "no bf16 instructions" in caplog.text
+    monkeypatch.setattr(common.devices, "cpu_has_native_bf16", lambda: True)
+    fast = make_engine(tokenizer_cache, cpu_speedups=["bf16_autocast"])
+    assert "bf16_autocast" in fast.info.speedups and fast.runner.bf16_autocast
+    plain = make_engine(tokenizer_cache)
+    image, reference = draw(fast).image, draw(plain).image
+    assert image.size == reference.size == (64, 72)
+    diff = np.abs(np.asarray(image, int) - np.asarray(reference, int))
+    assert diff.mean() < 8  # bf16 keeps ~3 significant digits: close, not bit-equal
+
+
+def test_previews_come_from_the_tiny_decoder_when_it_is_loaded(tokenizer_cache, monkeypatch):
+    from PIL import Image
+
+    import pipelines.previews
+    from pipelines.image_engine import ImageRequest
+
+    decoded, previews = [], []
+    real = pipelines.previews.tiny_decoder_preview
+
+    def counting(vae, latents, *args):
+        decoded.append(tuple(latents.shape))
+        return real(vae, latents, *args)
+
+    monkeypatch.setattr(pipelines.previews, "tiny_decoder_preview", counting)
+    for options, expected in (({}, 0), ({"tiny_vae": "random"}, 2)):
+        decoded.clear()
+        previews.clear()
+        engine = make_engine(tokenizer_cache, **options)
+        engine.generate(
+            ImageRequest("a red cube", seed=1, steps=3, width=64, height=72),
+            on_progress=lambda s, n, p: previews.append((s, n, p)),
+        )
+        assert [(s, n) for s, n, _ in previews] == [(1, 3), (2, 3), (3, 3)]
+        assert all(isinstance(p, Image.Image) and p.mode == "RGB" for _, _, p in previews)
+        # TAESD for the steps before the last; the finished picture follows the last at once.
+        assert len(decoded) == expected, options
+        if expected:
+            assert previews[0][2].size == (64, 72)
+
+
+def test_bench_image_puts_plain_diffusers_beside_ours(tokenizer_cache):
+    from benchmarks.image_speed import bench_image, print_image_table
+
+    result = bench_image(
+        "tiny",
+        steps=1,
+        size=64,
+        repeats=1,
+        cpu_speedups=["channels_last", "prompt_cache"],
+        tiny_vae="random",
+        tokenizer_cache=tokenizer_cache,
+    )
+    assert result["speedups"] == ["tiny_vae:random", "channels_last", "prompt_cache"]
+    assert result["steady_s"] > 0 and result["reference_steady_s"] > 0
+    assert result["reference_vae_decode_s"] > 0 and result["vae_decode_s"] > 0
+    assert result["text_encode_s"] == 0 and result["reference_text_encode_s"] > 0  # cached
+    assert result["speedup"] == pytest.approx(1 / result["ratio"], rel=0.02)
+    assert len(result["load_avg"]) == 3
+    lines: list[str] = []
+    print_image_table(result, out=lines.append)
+    assert lines[2] == "| seconds | plain AutoPipelineForText2Image | ours |"
+    assert any("x faster" in line for line in lines)
