@@ -11,6 +11,7 @@ Run: ``python -m benchmarks.asr`` (7-10 minutes on 2 busy cores).
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from voice.asr import DOMAIN_PROMPT, build_asr, normalize_text
+from voice.asr import build_asr, normalize_text
 from voice.audio import SAMPLE_RATE, load_audio
 from voice.errors import VoiceError
 from voice.tts import build_tts
@@ -56,13 +57,33 @@ REQUESTS = (
     "A snowy mountain village with warm windows at dusk.",
 )
 VOICES = ("piper", "espeak")  # tts engines that speak the requests
-# (label, backend, extra constructor kwargs, language, use the domain prompt)
+PLAIN_WHISPER = "plain whisper.transcribe"  # openai-whisper's defaults, on our weights
+PLAIN_FASTER = "plain faster-whisper transcribe"  # faster-whisper's defaults, on our weights
+# (label, backend or plain path, extra constructor kwargs, language); rows sharing a
+# backend share its weights. Each "ours" row is compared with its backend's plain row.
 DEFAULT_ROWS = (
-    ("openai-whisper", "openai-whisper", {}, "en", False),
-    ("faster-whisper int8", "faster-whisper", {"compute_type": "int8"}, "en", False),
-    ("faster-whisper float32", "faster-whisper", {"compute_type": "float32"}, "en", False),
-    ("faster-whisper int8 + domain prompt", "faster-whisper", {"compute_type": "int8"}, "en", True),
+    (PLAIN_WHISPER, PLAIN_WHISPER, {}, None),
+    ("openai-whisper 30 s window (before)", "openai-whisper", {"short_context": False}, None),
+    ("openai-whisper short context (ours)", "openai-whisper", {}, None),
+    ("openai-whisper short context, en (ours)", "openai-whisper", {}, "en"),
+    (
+        "openai-whisper short context, margin 10",
+        "openai-whisper",
+        {"context_margin_frames": 10},
+        None,
+    ),
+    (
+        "openai-whisper short context, margin 150",
+        "openai-whisper",
+        {"context_margin_frames": 150},
+        None,
+    ),
+    (PLAIN_FASTER, PLAIN_FASTER, {}, None),
+    ("faster-whisper int8 30 s window (before)", "faster-whisper", {"short_context": False}, None),
+    ("faster-whisper int8 short context (ours)", "faster-whisper", {}, None),
+    ("faster-whisper int8 short context, en (ours)", "faster-whisper", {}, "en"),
 )
+PLAIN_OF = {"openai-whisper": PLAIN_WHISPER, "faster-whisper": PLAIN_FASTER}
 TTS_REPLY = (
     "Here is your lighthouse on a cliff at night. I made the sky dark blue with a few stars. "
     "Say make it brighter, or ask for something new."
@@ -165,20 +186,86 @@ def synthesize_clips(requests: tuple[str, ...], voice: str) -> list[np.ndarray]:
     return clips
 
 
-def _load_row(row: tuple, cache_dir: Path) -> tuple[Any, float]:
-    """Build and warm up one backend setting; return it and its load time (s)."""
-    _, backend, kwargs, language, prompted = row
-    start = time.perf_counter()
-    asr = build_asr(
-        backend,
-        cache_dir=cache_dir,
-        language=language,
-        initial_prompt=DOMAIN_PROMPT if prompted else None,
-        **kwargs,
-    )
-    load_s = time.perf_counter() - start
-    asr.warm_up()
-    return asr, load_s
+class PlainWhisper:
+    """The reference path: ``whisper.transcribe`` with its defaults, on the same weights."""
+
+    def __init__(self, model: Any, fp16: bool):
+        self.model, self.fp16 = model, fp16
+
+    def run(self, samples: np.ndarray) -> tuple[str, float]:
+        import whisper  # noqa: PLC0415
+
+        start = time.perf_counter()
+        text = whisper.transcribe(self.model, samples, fp16=self.fp16)["text"]
+        return text.strip(), time.perf_counter() - start
+
+
+class PlainFaster:
+    """The reference path: faster-whisper's ``transcribe`` with its defaults (beam 5)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def run(self, samples: np.ndarray) -> tuple[str, float]:
+        start = time.perf_counter()
+        segments, _ = self.model.transcribe(samples)
+        text = "".join(s.text for s in segments)  # the generator decodes lazily
+        return text.strip(), time.perf_counter() - start
+
+
+class Ours:
+    """One of our recognizers, timed as the voice loop sees it (``Transcript.elapsed_s``)."""
+
+    def __init__(self, asr: Any):
+        self.asr = asr
+
+    def run(self, samples: np.ndarray) -> tuple[str, float]:
+        t = self.asr.transcribe(samples)
+        return t.text, t.elapsed_s
+
+
+VARIANT_KEYS = {"short_context", "context_margin_frames"}  # settable on a loaded recognizer
+
+
+def _load_rows(rows: tuple, cache_dir: Path) -> list[tuple[Any, float]]:
+    """Build every row, loading each backend's weights once; return (runner, load s) pairs.
+
+    Rows of one backend that differ only in language or :data:`VARIANT_KEYS` are shallow
+    copies of one loaded recognizer (same weights, same lock), so the comparison is of
+    decoding paths, not of model copies.
+    """
+    base: dict[str, Any] = {}
+    load_s: dict[str, float] = {}
+
+    def backend_asr(backend: str) -> Any:
+        if backend not in base:
+            start = time.perf_counter()
+            base[backend] = build_asr(backend, cache_dir=cache_dir, initial_prompt=None)
+            load_s[backend] = time.perf_counter() - start
+        return base[backend]
+
+    loaded = []
+    for _, backend, kwargs, language in rows:
+        if backend == PLAIN_WHISPER:
+            asr = backend_asr("openai-whisper")
+            runner, backend = PlainWhisper(asr.model, asr.fp16), "openai-whisper"
+        elif backend == PLAIN_FASTER:
+            runner, backend = PlainFaster(backend_asr("faster-whisper").model), "faster-whisper"
+        elif set(kwargs) <= VARIANT_KEYS:
+            asr = copy.copy(backend_asr(backend))
+            for key, value in {**kwargs, "language": language}.items():
+                setattr(asr, key, value)
+            runner = Ours(asr)
+        else:
+            runner = Ours(build_asr(backend, cache_dir=cache_dir, language=language, **kwargs))
+        loaded.append((runner, load_s.get(backend, 0.0)))
+    warm_up = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
+    for runner, _ in loaded:  # the first decode of each path initialises its kernels
+        try:
+            runner.run(warm_up)
+        except VoiceError:
+            pass  # noise is refused as no speech: the decode ran all the same
+    return loaded
 
 
 def _measure(
@@ -189,7 +276,7 @@ def _measure(
     Interleaving spreads changes in machine load over all rows alike, so their latencies
     stay comparable on shared cores.
     """
-    loaded = [_load_row(row, cache_dir) for row in rows]
+    loaded = _load_rows(rows, cache_dir)
     results = []
     for voice, voice_clips in clips.items():
         per_row = [
@@ -197,11 +284,11 @@ def _measure(
         ]
         heard: list[list[str]] = [[] for _ in rows]
         for text, samples in zip(requests, voice_clips, strict=True):
-            for r, (asr, _), got in zip(per_row, loaded, heard, strict=True):
+            for r, (runner, _), got in zip(per_row, loaded, heard, strict=True):
                 try:
-                    t = asr.transcribe(samples)
-                    got.append(t.text)
-                    r.latencies.append(t.elapsed_s)
+                    said, elapsed = runner.run(samples)
+                    got.append(said)
+                    r.latencies.append(elapsed)
                 except VoiceError as e:
                     got.append("")
                     logger.warning("%s / %s: %r -> %s", r.label, voice, text, e.code)
@@ -250,8 +337,41 @@ def bench_tts(repeats: int = TTS_REPEATS) -> dict[str, float]:
     }
 
 
-def run_asr_bench(config: Any = None, rows: tuple = DEFAULT_ROWS, n_requests: int = 0) -> int:
-    """Measure every ASR backend setting on spoken requests and print markdown tables.
+def _backend_of(row: tuple) -> str:
+    """``openai-whisper`` or ``faster-whisper``: whose plain row a row is compared with."""
+    backend = row[1]
+    return {PLAIN_WHISPER: "openai-whisper", PLAIN_FASTER: "faster-whisper"}.get(backend, backend)
+
+
+def _print_table(rows: tuple, results: list[RowResult], voices: tuple[str, ...]) -> None:
+    """One markdown row per setting over the clips of ``voices``, with its speed-up."""
+    merged = []
+    for row in rows:
+        own = [r for r in results if r.label == row[0] and r.voice in voices]
+        lat = [t for r in own for t in r.latencies]
+        dur = [d for r in own for d in r.durations]
+        wer = statistics.fmean(r.wer for r in own) if own else float("nan")
+        merged.append((row, lat, dur, wer, sum(len(r.misses) for r in own)))
+    median_of = {m[0][0]: statistics.median(m[1]) if m[1] else float("nan") for m in merged}
+    print("| path | WER | exact clips | median s/clip | x faster than plain | median RTF |")
+    print("|---|---|---|---|---|---|")
+    for row, lat, dur, wer, misses in merged:
+        med = median_of[row[0]]
+        plain = median_of.get(PLAIN_OF[_backend_of(row)], float("nan"))
+        rtf = statistics.median(t / d for t, d in zip(lat, dur, strict=True)) if lat else 0.0
+        print(
+            f"| {row[0]} | {wer:.1%} | {len(dur) - misses}/{len(dur)} | {med:.2f} "
+            f"| {plain / med:.2f} | {rtf:.2f} |"
+        )
+
+
+def run_asr_bench(
+    config: Any = None,
+    rows: tuple = DEFAULT_ROWS,
+    n_requests: int = 0,
+    endpointing: bool = True,
+) -> int:
+    """Measure the plain and our ASR paths on spoken requests and print markdown tables.
 
     Parameters
     ----------
@@ -259,9 +379,12 @@ def run_asr_bench(config: Any = None, rows: tuple = DEFAULT_ROWS, n_requests: in
         An assistant ``Config`` (its ``cache_dir`` is used) or ``None`` for the default
         cache ``~/.cache/voice-image-assistant``.
     rows:
-        Backend settings to measure, see :data:`DEFAULT_ROWS`.
+        Paths to measure, see :data:`DEFAULT_ROWS`.
     n_requests:
         Use only the first ``n`` requests (0: all of :data:`REQUESTS`).
+    endpointing:
+        Also measure the voice loop's silence window and end of speech to transcript
+        (:mod:`benchmarks.asr_endpointing`).
 
     Returns
     -------
@@ -272,34 +395,37 @@ def run_asr_bench(config: Any = None, rows: tuple = DEFAULT_ROWS, n_requests: in
     requests = REQUESTS[:n_requests] if n_requests else REQUESTS
     print(f"\nASR benchmark: {_machine()}")
     clips = {voice: synthesize_clips(requests, voice) for voice in VOICES}
+    seconds = [c.size / SAMPLE_RATE for v in clips.values() for c in v]
     results = _measure(rows, clips, requests, cache_dir)
     _, wer_impl = corpus_wer(["a"], ["a"])
-    print(f"\n{len(requests)} requests x {len(VOICES)} voices; WER by {wer_impl}\n")
-    print("| backend | voice | WER | exact clips | median s/clip | median RTF | load s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        lat = statistics.median(r.latencies) if r.latencies else float("nan")
-        rtfs = [t / d for t, d in zip(r.latencies, r.durations, strict=False)]
-        rtf = statistics.median(rtfs) if rtfs else float("nan")
-        exact = len(requests) - len(r.misses)
-        print(
-            f"| {r.label} | {r.voice} | {r.wer:.1%} | {exact}/{len(requests)} | {lat:.2f} "
-            f"| {rtf:.2f} | {r.load_s:.2f} |"
-        )
+    print(
+        f"\n{len(requests)} requests x {len(VOICES)} voices, {min(seconds):.1f}-"
+        f"{max(seconds):.1f} s (median {statistics.median(seconds):.1f} s); WER by "
+        f"{wer_impl}; time = median over clips, interleaved clip by clip\n"
+    )
+    for voice in VOICES:
+        print(f"\n{voice}:\n")
+        _print_table(rows, results, (voice,))
+    print("\nboth voices (WER: mean of the two):\n")
+    _print_table(rows, results, VOICES)
     print("\nMisheard (first 3 per row):")
     for r in results:
         for ref, heard in r.misses[:3]:
             print(f"- {r.label} / {r.voice}: {ref!r} -> {heard!r}")
-    t = bench_tts()
-    print("\n| Piper joe, 3-sentence reply | value |\n|---|---|")
-    print(f"| load s | {t['load_s']:.2f} |")
-    print(f"| time to first audio s | {t['first_audio_s']:.2f} |")
-    print(f"| whole reply s ({t['audio_s']:.1f} s of audio) | {t['total_s']:.2f} |")
-    print(f"| real-time factor | {t['rtf']:.3f} |")
+    if endpointing:
+        from benchmarks.asr_endpointing import run_endpointing_bench  # noqa: PLC0415
+
+        run_endpointing_bench(cache_dir)
     print(f"\nDone: {_machine()}")
     return 0
 
 
 if __name__ == "__main__":
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="ASR paths: plain vs ours, WER and time.")
+    parser.add_argument("--requests", type=int, default=0, help="first N requests only")
+    parser.add_argument("--no-endpointing", action="store_true")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    raise SystemExit(run_asr_bench())
+    raise SystemExit(run_asr_bench(n_requests=args.requests, endpointing=not args.no_endpointing))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,8 +21,11 @@ import torch
 from whisper.model import ModelDimensions, Whisper
 
 from tests.speech import say
-from voice import whisper_weights
-from voice.asr import HALLUCINATIONS, WhisperASR, is_hallucination
+from voice import asr_whisper, whisper_weights
+from voice.asr import HALLUCINATIONS, Recognition, is_hallucination, normalize_text
+from voice.asr_context import audio_context_frames, cut_repetition, repeated_tail_start
+from voice.asr_whisper import WhisperASR
+from voice.asr_whisper_short import StopOnRepeat, bounded_mel, encode_bounded
 from voice.audio import SAMPLE_RATE, AudioClip, load_audio, rms_dbfs, wav_bytes, write_wav
 from voice.errors import VoiceError
 from voice.whisper_weights import load_whisper, packaged_checkpoint, resolve_whisper_checkpoint
@@ -31,6 +35,12 @@ CONTENT_WORDS = ("lighthouse", "cliff", "night")
 CACHED_LOAD_MAX_S = 5.0  # s; 0.3-0.5 s measured on 2 cores, up to 2.5 s when they are busy
 CACHE_CHECK_MAX_S = 1.0  # s; a cache hit reads two stat()s and a small JSON
 PIPER_RATE = 22050  # Hz, the Joe voice's native rate
+# Requests heard with the short context and with the full 30 s window (same words).
+SHORT_REQUESTS = (
+    ("Make the picture look like a pencil drawing", ("picture", "pencil", "drawing")),
+    ("Show me a cozy kitchen in the morning light", ("kitchen", "morning", "light")),
+    ("Draw three sailboats on a calm blue lake", ("sailboats", "blue", "lake")  # "calm" is "come" in both),
+)
 
 
 def _has_words(text: str) -> bool:
@@ -98,6 +108,114 @@ def test_transcribes_gradio_microphone_tuple(asr, request_wav):
     assert _has_words(asr.transcribe((rate, stereo)).text)
 
 
+# --------------------------------------------------------------------------- short context
+
+
+@pytest.fixture(scope="module")
+def full_window_asr(whisper_cache: Path) -> WhisperASR:
+    return WhisperASR("packaged:base", cache_dir=whisper_cache, short_context=False)
+
+
+@pytest.fixture
+def short_decodes(monkeypatch) -> list[int]:
+    """Counts the decodes that took the short-context path (audio frames encoded)."""
+    calls: list[int] = []
+    real = asr_whisper.decode_short
+
+    def counting(model, samples, *args, **kwargs):
+        calls.append(samples.size)
+        return real(model, samples, *args, **kwargs)
+
+    monkeypatch.setattr(asr_whisper, "decode_short", counting)
+    return calls
+
+
+def test_short_context_hears_the_same_words_as_the_full_window(
+    asr, full_window_asr, short_decodes, tmp_path
+):
+    for i, (text, words) in enumerate(SHORT_REQUESTS):
+        wav = say(text, tmp_path / f"request-{i}.wav")
+
+        short = asr.transcribe(wav)
+        full = full_window_asr.transcribe(wav)
+
+        assert normalize_text(short.text) == normalize_text(full.text), (short.text, full.text)
+        assert all(word in short.text.lower() for word in words), short.text
+        assert short.language == "en"  # detected from the short context's features
+    assert len(short_decodes) == len(SHORT_REQUESTS)  # only `asr` took the short path
+
+
+def _with_silence(speech: np.ndarray, seconds: float, speech_again: bool = False) -> np.ndarray:
+    gap = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    return np.concatenate([speech, gap, speech] if speech_again else [speech, gap])
+
+
+@pytest.mark.slow
+def test_audio_of_25_to_30_s_uses_the_full_window(asr, request_wav, short_decodes):
+    samples = _with_silence(load_audio(request_wav), 25.0)
+    assert 25.0 < samples.size / SAMPLE_RATE < 30.0
+
+    assert _has_words(asr.transcribe(samples).text)
+    assert short_decodes == []
+
+
+@pytest.mark.slow
+def test_long_audio_slides_the_window_and_hears_both_requests(asr, request_wav, short_decodes):
+    samples = _with_silence(load_audio(request_wav), 31.0, speech_again=True)
+
+    transcript = asr.transcribe(samples)
+
+    assert transcript.duration_s > 33.0
+    assert transcript.text.lower().count("lighthouse") == 2, transcript.text
+    assert short_decodes == []
+
+
+def test_bounded_encoder_equals_whispers_on_the_full_window(asr, request_wav):
+    mel = bounded_mel(load_audio(request_wav), 1500, asr.model.dims.n_mels, "cpu")[None]
+    with torch.inference_mode():
+        ours = encode_bounded(asr.model.encoder, mel)
+        theirs = asr.model.encoder(mel)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_context_is_the_audio_plus_a_margin_within_bounds():
+    assert audio_context_frames(2.0) == 400  # the minimum: 8 s
+    assert audio_context_frames(10.0, margin=50) == 550
+    assert audio_context_frames(7.0, margin=50) == 400
+    assert audio_context_frames(10.0, margin=0, minimum=0) == 500
+    assert audio_context_frames(29.5) == 1500  # never beyond Whisper's window
+
+
+def test_repetition_rule_cuts_loops_and_keeps_real_repeats():
+    phrase = [11, 12, 13, 14, 15]  # e.g. " Draw a cat at night."
+    assert cut_repetition([1, *phrase, *phrase, 11, 12]) == [1, *phrase]  # cut mid-copy
+    assert cut_repetition([7, 1, 2, 1, 2, 1, 2, 1]) == [7, 1, 2]
+    assert cut_repetition([3, 9, 9, 4]) == [3, 9, 9, 4]  # "very very"
+    assert cut_repetition([3, 1, 2, 1, 2, 4]) == [3, 1, 2, 1, 2, 4]  # "no, no,"
+    assert repeated_tail_start([5] * 5) is None
+    assert repeated_tail_start([5] * 6) == 1
+
+
+def test_stop_on_repeat_forces_end_of_text():
+    eot, begin = 50257, 3
+    rule = StopOnRepeat(eot, begin)
+    looping = torch.tensor([[1, 2, 3, 7, 8, 7, 8, 7, 8], [1, 2, 3, 7, 8, 9, 10, 11, 12]])
+    logits = torch.zeros(2, 51865)
+
+    rule.apply(logits, looping)
+
+    assert int(logits[0].argmax()) == eot and torch.isinf(logits[0, 7])
+    assert not torch.isinf(logits[1]).any()  # no loop: untouched
+
+
+def test_asr_package_imports_no_backend():
+    code = "import sys, voice.asr; print('torch' in sys.modules, 'ctranslate2' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
 # --------------------------------------------------------------------------- no speech, bad input
 
 
@@ -116,6 +234,14 @@ def test_silence_is_not_a_request(asr, samples):
     assert "didn't hear any speech" in err.value.message
 
 
+def test_audible_noise_is_not_a_request(asr):
+    # Loud enough (-34 dBFS) that Whisper runs, on the short context: still no request.
+    noise = np.random.default_rng(2).normal(0.0, 0.02, 3 * SAMPLE_RATE).astype(np.float32)
+    with pytest.raises(VoiceError) as err:
+        asr.transcribe(noise)
+    assert err.value.code == "asr-no-speech"
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -128,9 +254,7 @@ def test_silence_is_not_a_request(asr, samples):
     ],
 )
 def test_known_hallucinations_are_not_requests(asr, monkeypatch, request_wav, text):
-    from voice import asr as asr_module
-
-    fake = asr_module._Recognition(text, "en", -0.2, 0.1, 1.0)
+    fake = Recognition(text, "en", -0.2, 0.1, 1.0)
     monkeypatch.setattr(asr, "_recognize", lambda samples: fake)
     with pytest.raises(VoiceError) as err:
         asr.transcribe(request_wav)

@@ -7,6 +7,8 @@ silence is still refused, a typo in ``asr.backend`` names the setting, and askin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests.speech import say
-from voice.asr import Recognition, WhisperASR, build_asr
+from voice.asr import Recognition, build_asr, load_asr, normalize_text
+from voice.asr_whisper import WhisperASR
 from voice.audio import SAMPLE_RATE
 from voice.errors import VoiceError
 
@@ -101,6 +104,45 @@ def test_pt_checkpoint_is_refused_by_faster_whisper(tmp_path):
     assert "openai-whisper" in err.value.message
 
 
+def test_faster_whisper_short_context_matches_its_full_window(faster, whisper_cache, tmp_path):
+    full = FasterWhisperASR("packaged:base", cache_dir=whisper_cache, short_context=False)
+    for i, text in enumerate(("Make it darker", "Undo that", REQUEST)):
+        wav = say(text, tmp_path / f"request-{i}.wav")
+
+        short, whole = faster.transcribe(wav), full.transcribe(wav)
+
+        assert normalize_text(short.text) == normalize_text(whole.text), (short.text, whole.text)
+        assert short.language == "en"  # detected from the short context's own features
+
+
+def test_faster_whisper_cuts_a_looping_tail(faster, monkeypatch, request_wav):
+    # A loop CTranslate2 could not stop: "X. X. X" cut off by the token budget.
+    real_generate = faster.model.model.generate
+
+    def looping_generate(encoded, prompts, **kwargs):
+        result = real_generate(encoded, prompts, **kwargs)[0]
+        tokens = list(result.sequences_ids[0])
+        fake = type("R", (), {})()
+        fake.sequences_ids = [tokens + tokens + tokens[:3]]
+        fake.scores, fake.no_speech_prob = result.scores, result.no_speech_prob
+        return [fake]
+
+    monkeypatch.setattr(faster.model, "model", _Proxy(faster.model.model, looping_generate))
+    heard = faster.transcribe(request_wav).text
+
+    assert heard.lower().count("lighthouse") == 1, heard
+
+
+class _Proxy:
+    """A CTranslate2 model whose ``generate`` is replaced (its own attributes are read-only)."""
+
+    def __init__(self, model, generate):
+        self._model, self.generate = model, generate
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
 # --------------------------------------------------------------------------- both backends
 
 
@@ -154,6 +196,20 @@ def test_factory_picks_backend_by_name(whisper_cache, caplog):
     torch_asr = build_asr("openai-whisper", cache_dir=whisper_cache, compute_type="int8")
     assert isinstance(torch_asr, WhisperASR)
     assert "compute_type" in caplog.text  # dropped with a warning, not a crash
+
+
+def test_load_asr_drops_the_other_backends_settings(whisper_cache, caplog):
+    fast = load_asr("Faster_Whisper", cache_dir=whisper_cache, context_margin_frames=10)
+    assert isinstance(fast, FasterWhisperASR)
+    assert "context_margin_frames" in caplog.text
+
+
+def test_backends_do_not_import_the_factory():
+    code = "import sys, voice.asr_faster, voice.asr_whisper; print('voice.asr' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "False"  # no asr.py <-> backend import loop
 
 
 def test_unknown_backend_names_the_setting():

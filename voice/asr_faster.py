@@ -1,10 +1,17 @@
 """Speech recognition with faster-whisper (CTranslate2): the second ``asr.backend``.
 
-Same contract as :class:`voice.asr.WhisperASR`: audio in, a checked
-:class:`~voice.asr.Transcript` out, silence and hallucinations refused by the same guard
-(:func:`voice.asr.recognize_checked`). It reads the packaged Whisper base as it ships
-(a CTranslate2 model), so no conversion to torch is needed: :func:`packaged_ct2_dir` only
-joins the two ``model.bin`` halves once into the cache.
+Same contract as :class:`voice.asr_whisper.WhisperASR`: audio in, a checked
+:class:`~voice.asr_base.Transcript` out, silence and hallucinations refused by the same
+guard (:func:`voice.asr_base.recognize_checked`). It reads the packaged Whisper base as it
+ships (a CTranslate2 model), so no conversion to torch is needed: :func:`packaged_ct2_dir`
+only joins the two ``model.bin`` halves once into the cache.
+
+Requests up to 25 s are decoded on a bounded audio context, as in the openai-whisper
+backend: CTranslate2 accepts encoder input shorter than 3000 mel frames (since 3.19,
+OpenNMT/CTranslate2#1446), so only the audio's frames plus a margin are encoded, the
+language is detected from those same features (faster-whisper's ``transcribe`` encodes
+twice when the language is unknown), and a looping tail is cut afterwards (CTranslate2's
+``generate`` cannot be stopped mid-way; the token budget bounds it).
 
 Example::
 
@@ -28,17 +35,23 @@ from typing import Any
 
 import numpy as np
 
-from voice.asr import (
+from voice.asr_base import (
     DEFAULT_INITIAL_PROMPT,
     TASKS,
-    TOKENS_MIN,
-    TOKENS_PER_SECOND_MAX,
     WARM_UP_SECONDS,
     Recognition,
     Transcript,
     call_overrides,
     pick_device,
     recognize_checked,
+)
+from voice.asr_context import (
+    CONTEXT_MARGIN_FRAMES,
+    MEL_FRAMES_PER_FRAME,
+    audio_context_frames,
+    cut_repetition,
+    token_budget,
+    uses_short_context,
 )
 from voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioSource
 from voice.errors import VoiceError
@@ -59,6 +72,7 @@ CT2_META_NAME = "assembled.json"  # record of what the folder was joined from
 CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # beside model.bin.part1
 COPY_CHUNK_BYTES = 8 * 1024 * 1024  # 8 MiB per read while joining the halves
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples in Whisper's 30-second window
+HOP_SAMPLES = 160  # samples per 10 ms mel frame
 DEFAULT_COMPUTE_TYPES = {"cpu": "int8", "cuda": "float16"}  # measured in benchmarks/asr.py
 
 
@@ -235,6 +249,11 @@ class FasterWhisperASR:
         ``"float32"``, ``"int8_float32"``, ... are passed through.
     cpu_threads:
         CTranslate2 threads on CPU; 0 lets it choose.
+    short_context:
+        Encode only the audio's frames (plus ``context_margin_frames``) for audio up to
+        25 s; ``False`` runs faster-whisper's own ``transcribe`` on the 30 s window.
+    context_margin_frames:
+        Frames of 20 ms kept after the audio in a short context.
     """
 
     def __init__(
@@ -251,6 +270,8 @@ class FasterWhisperASR:
         max_seconds: float = MAX_SECONDS,
         compute_type: str | None = None,
         cpu_threads: int = 0,
+        short_context: bool = True,
+        context_margin_frames: int = CONTEXT_MARGIN_FRAMES,
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, not {task!r}")
@@ -272,6 +293,8 @@ class FasterWhisperASR:
         self.logprob_threshold = logprob_threshold
         self.min_rms_dbfs = min_rms_dbfs
         self.max_seconds = max_seconds
+        self.short_context = short_context
+        self.context_margin_frames = context_margin_frames
         cache = Path(cache_dir).expanduser()
         resolved = resolve_ct2_model(model, cache)
         start = time.perf_counter()
@@ -317,7 +340,7 @@ class FasterWhisperASR:
     def transcribe(
         self, audio: AudioSource, language: str | None = None, task: str | None = None
     ) -> Transcript:
-        """Recognize speech; same contract as :meth:`voice.asr.WhisperASR.transcribe`.
+        """Recognize speech; same contract as :meth:`voice.asr_whisper.WhisperASR.transcribe`.
 
         Parameters
         ----------
@@ -329,7 +352,7 @@ class FasterWhisperASR:
 
         Returns
         -------
-        The :class:`~voice.asr.Transcript`.
+        The :class:`~voice.asr_base.Transcript`.
 
         Raises
         ------
@@ -360,6 +383,8 @@ class FasterWhisperASR:
         if not self.multilingual:
             language, task = "en", TASKS[0]
         seconds = min(samples.size, WINDOW_SAMPLES) / SAMPLE_RATE
+        if self.short_context and uses_short_context(samples.size / SAMPLE_RATE):
+            return self._recognize_short(samples, language, task)
         segments, info = self.model.transcribe(
             samples.astype(np.float32, copy=False),
             language=language,
@@ -374,10 +399,56 @@ class FasterWhisperASR:
             no_speech_threshold=self.no_speech_threshold,
             log_prob_threshold=self.logprob_threshold,
             # Same token budget as openai-whisper: a loop stops after ~1 s, not 224 tokens.
-            max_new_tokens=TOKENS_MIN + math.ceil(seconds * TOKENS_PER_SECOND_MAX),
+            max_new_tokens=token_budget(seconds),
         )
         segments = list(segments)  # the generator decodes lazily
         return _merge(segments, info.language)
+
+    def _recognize_short(self, samples: np.ndarray, language: str | None, task: str) -> Recognition:
+        """Encode only the audio's frames, then one greedy CTranslate2 generate on them."""
+        from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 (optional dependency)
+        from faster_whisper.transcribe import (  # noqa: PLC0415
+            get_compression_ratio,
+            get_suppressed_tokens,
+        )
+
+        seconds = samples.size / SAMPLE_RATE
+        n_frames = audio_context_frames(seconds, self.context_margin_frames)
+        # Pad the audio (not the features) with silence, as openai-whisper does.
+        padded = np.zeros(n_frames * MEL_FRAMES_PER_FRAME * HOP_SAMPLES, np.float32)
+        padded[: min(samples.size, padded.size)] = samples[: padded.size]
+        features = self.model.feature_extractor(padded)[:, : n_frames * MEL_FRAMES_PER_FRAME]
+        encoded = self.model.encode(features)
+        if language is None:
+            best_token, _ = self.model.model.detect_language(encoded)[0][0]
+            language = best_token[2:-2]  # "<|en|>" -> "en"
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task, language)
+        previous = (
+            tokenizer.encode(" " + self.initial_prompt.strip()) if self.initial_prompt else []
+        )
+        prompt = self.model.get_prompt(tokenizer, previous, without_timestamps=True)
+        result = self.model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=min(self.model.max_length, len(prompt) + token_budget(seconds)),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        sampled = result.sequences_ids[0]
+        # CTranslate2's score is the mean log probability over the sampled tokens
+        # (length_penalty 1); whisper's avg_logprob also counts end-of-text.
+        avg_logprob = result.scores[0] * len(sampled) / (len(sampled) + 1)
+        text = tokenizer.decode(cut_repetition(list(sampled))).strip()
+        return Recognition(
+            text,
+            language,
+            float(avg_logprob),
+            float(result.no_speech_prob),
+            get_compression_ratio(text),
+        )
 
 
 def _merge(segments: list[Any], language: str) -> Recognition:

@@ -18,6 +18,10 @@ Rules (all durations in whole frames of 32 ms):
 - while speaking, a frame counts as speech at or above ``threshold - hysteresis``; speech
   *ends* after ``silence_ms`` of non-speech frames (the trailing silence is kept up to
   ``post_roll_ms``);
+- with ``pause_ms`` set (below ``silence_ms``), a :class:`SpeechPaused` carrying the audio so
+  far is announced after that much non-speech, so recognition can start before the end is
+  decided; if speech does not resume, the :class:`Utterance` that follows holds the same
+  audio (``same_speech`` tells), and its transcript is already there;
 - utterances with less than ``min_speech_ms`` of speech frames are dropped (coughs, clicks);
 - an utterance reaching ``max_utterance_s`` is cut and handed back at once (``cut=True``).
 
@@ -71,6 +75,9 @@ class EndpointConfig:
         Utterances with less speech than this (ms of speech frames) are dropped.
     max_utterance_s:
         Longest utterance in seconds; a longer one is cut and handed back.
+    pause_ms:
+        Non-speech after which a :class:`SpeechPaused` is announced (0: never); at least
+        ``post_roll_ms`` (so its audio is the utterance's) and below ``silence_ms``.
     """
 
     threshold: float = 0.5
@@ -81,6 +88,7 @@ class EndpointConfig:
     post_roll_ms: float = 200.0
     min_speech_ms: float = 250.0
     max_utterance_s: float = 15.0
+    pause_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -93,9 +101,13 @@ class EndpointConfig:
             raise ValueError(f"silence_ms must be at least one frame ({FRAME_MS} ms)")
         if self.max_utterance_s * 1000 <= self.min_speech_ms:
             raise ValueError("max_utterance_s must be longer than min_speech_ms")
-        for name in ("pre_roll_ms", "post_roll_ms", "min_speech_ms"):
+        for name in ("pre_roll_ms", "post_roll_ms", "min_speech_ms", "pause_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.pause_ms and not min(self.post_roll_ms, self.silence_ms) <= self.pause_ms:
+            raise ValueError("pause_ms must be at least post_roll_ms (or 0 for no pauses)")
+        if self.pause_ms and frames_for(self.pause_ms) >= frames_for(self.silence_ms):
+            raise ValueError("pause_ms must be shorter than silence_ms (or 0 for no pauses)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +124,28 @@ class SpeechStarted:
     """
 
     start_sample: int
+    time: float
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechPaused:
+    """Speech paused for ``pause_ms``: the end may come, and recognition can start now.
+
+    Parameters
+    ----------
+    audio:
+        The utterance as it would be handed back if speech does not resume.
+    start_sample:
+        Stream position of ``audio[0]``.
+    speech_frames:
+        Speech frames so far; an :class:`Utterance` with as many holds the same speech.
+    time:
+        ``time.monotonic()`` when the pause was announced.
+    """
+
+    audio: np.ndarray
+    start_sample: int
+    speech_frames: int
     time: float
 
 
@@ -176,8 +210,18 @@ class Utterance:
         """Stream position just after ``audio``."""
         return self.start_sample + self.audio.size
 
+    def same_speech(self, paused: SpeechPaused | None) -> bool:
+        """True when ``paused`` announced this very audio (speech did not resume since)."""
+        return (
+            paused is not None
+            and not self.cut
+            and paused.start_sample == self.start_sample
+            and paused.speech_frames == self.speech_frames
+            and paused.audio.size == self.audio.size
+        )
 
-EndpointEvent = SpeechStarted | SpeechDropped | Utterance
+
+EndpointEvent = SpeechStarted | SpeechPaused | SpeechDropped | Utterance
 
 
 @dataclass
@@ -213,6 +257,7 @@ class Endpointer:
         self._post_roll_frames = min(frames_for(c.post_roll_ms), self._silence_frames)
         self._min_speech_frames = frames_for(c.min_speech_ms)
         self._max_frames = max(1, int(c.max_utterance_s * 1000 // FRAME_MS))
+        self._pause_frames = frames_for(c.pause_ms)
         self.reset()
 
     def reset(self) -> None:
@@ -290,6 +335,9 @@ class Endpointer:
             events.append(self._close(now, cut=False))
         elif len(u.frames) >= self._max_frames:
             events.append(self._close(now, cut=True))
+        elif self._pause_frames and u.silence_run == self._pause_frames:
+            if u.speech_frames >= self._min_speech_frames:
+                events.append(self._paused(now))
         return events
 
     def flush(self) -> list[EndpointEvent]:
@@ -320,6 +368,20 @@ class Endpointer:
         logger.debug("speech started at sample %d", start_sample)
         return SpeechStarted(start_sample=start_sample, time=now)
 
+    def _speech_end(self, u: _Open) -> int:
+        """Frames of ``u`` an uncut utterance keeps: its speech and the post-roll."""
+        return min(len(u.frames), u.last_speech_index + 1 + self._post_roll_frames)
+
+    def _paused(self, now: float) -> SpeechPaused:
+        u = self._open
+        assert u is not None
+        return SpeechPaused(
+            audio=np.concatenate(u.frames[: self._speech_end(u)]),
+            start_sample=u.start_sample,
+            speech_frames=u.speech_frames,
+            time=now,
+        )
+
     def _close(self, now: float, cut: bool) -> SpeechDropped | Utterance:
         u = self._open
         assert u is not None
@@ -330,8 +392,7 @@ class Endpointer:
                 "dropped %.0f ms of speech (< %.0f ms)", speech_ms, self.config.min_speech_ms
             )
             return SpeechDropped(speech_ms=speech_ms, start_sample=u.start_sample)
-        end = len(u.frames) if cut else u.last_speech_index + 1 + self._post_roll_frames
-        end = min(end, len(u.frames))
+        end = len(u.frames) if cut else self._speech_end(u)
         utterance = Utterance(
             audio=np.concatenate(u.frames[:end]),
             start_sample=u.start_sample,

@@ -1,0 +1,212 @@
+"""`run_endpointing_bench`: end of speech to transcript in the voice loop, per silence window.
+
+The voice loop hears a request as finished after ``silence_ms`` of non-speech
+(:class:`voice.endpointing.Endpointer` on Silero VAD probabilities, with hysteresis), then
+transcribes it. This bench puts spoken requests (the packaged Piper voice) in a stream,
+0.8 s of silence before and 1.5 s after, over a faint noise floor (-60 dBFS), and measures
+for each silence window:
+
+- **cut mid-sentence**: requests with a hesitation inserted between two halves (0.25,
+  0.4, 0.6 s of silence) that come out as more than one utterance, i.e. a person cut off;
+- **natural requests cut**: the same for the whole requests as Piper says them (its own
+  pauses at commas);
+- **end decision delay**: audio time from the last speech sample (energy) to the moment the
+  end is decided (the window plus the VAD's own decay);
+- **ASR**: our recognizer's time on the utterance it hands back;
+- **end of speech to transcript** = decision delay + ASR (what the person waits for).
+
+A "before" row repeats the 700 ms window with the 30 s-window decode for comparison.
+"Speculative" rows set ``pause_ms``: recognition starts at the pause
+(:class:`voice.endpointing.SpeechPaused`) and its transcript is used when the utterance ends
+with the same speech, so the person waits ``max(pause delay + ASR, end decision delay)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voice.asr import build_asr
+from voice.audio import SAMPLE_RATE
+from voice.endpointing import EndpointConfig, Endpointer, SpeechPaused, Utterance
+from voice.errors import VoiceError
+from voice.vad import FRAME_SAMPLES, SileroVAD
+
+logger = logging.getLogger(__name__)
+
+SILENCE_WINDOWS_MS = (700, 500, 400, 300)
+SPECULATIVE = ((500, 300), (700, 300))  # (silence_ms, pause_ms) with recognition at the pause
+HESITATIONS_S = (0.25, 0.4, 0.6)
+LEAD_S, TAIL_S = 0.8, 1.5  # silence before and after each request in the stream
+NOISE_DBFS = -60.0  # noise floor of the stream (a quiet room through a microphone)
+ENERGY_FRAME = 160  # samples (10 ms) per frame when finding where speech is
+ENERGY_MIN_RMS = 0.005  # ~-46 dBFS: a 10 ms frame louder than this holds speech
+# (first half, second half): a person pausing mid-request.
+SPLIT_REQUESTS = (
+    ("Draw a lighthouse", "on a cliff at night."),
+    ("Can you paint me a picture", "of a forest with no people?"),
+    ("Make an image of two dogs", "playing in the snow."),
+    ("Show me a red sports car", "in the rain."),
+    ("Now make the sky brighter", "and add some stars."),
+    ("Put a small dragon", "on top of the castle."),
+)
+
+
+@dataclass
+class WindowResult:
+    """Measurements of one silence window."""
+
+    label: str
+    cut: dict[float, int] = field(default_factory=dict)  # hesitation s -> requests cut
+    natural_cut: int = 0
+    delays: list[float] = field(default_factory=list)
+    asr: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+
+
+def speech_span(samples: np.ndarray) -> tuple[int, int]:
+    """First and last+1 sample of the 10 ms frames louder than :data:`ENERGY_MIN_RMS`."""
+    n = samples.size // ENERGY_FRAME
+    frames = samples[: n * ENERGY_FRAME].reshape(n, ENERGY_FRAME)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > ENERGY_MIN_RMS)
+    return int(loud[0]) * ENERGY_FRAME, (int(loud[-1]) + 1) * ENERGY_FRAME
+
+
+def _stream(parts: list[np.ndarray], gaps_s: list[float], rng) -> tuple[np.ndarray, int]:
+    """Lead silence, the parts (trimmed to their speech) joined by gaps, tail silence.
+
+    Returns the stream and the sample just after its last speech.
+    """
+    pieces = [np.zeros(int(LEAD_S * SAMPLE_RATE), np.float32)]
+    for i, part in enumerate(parts):
+        start, end = speech_span(part)
+        pieces.append(part[start:end])
+        if i < len(gaps_s):
+            pieces.append(np.zeros(int(gaps_s[i] * SAMPLE_RATE), np.float32))
+    speech_end = sum(p.size for p in pieces)
+    pieces.append(np.zeros(int(TAIL_S * SAMPLE_RATE), np.float32))
+    stream = np.concatenate(pieces)
+    noise = rng.normal(0.0, 10 ** (NOISE_DBFS / 20), stream.size).astype(np.float32)
+    return stream + noise, speech_end
+
+
+def _utterances(
+    stream: np.ndarray, probabilities: np.ndarray, config: EndpointConfig
+) -> list[tuple[Utterance, int, SpeechPaused | None, int]]:
+    """Run the endpointer over a stream.
+
+    Returns each utterance with the position its end was decided at, and the last pause
+    announced before it with its position (``None, -1`` without one).
+    """
+    endpointer = Endpointer(config, clock=lambda: 0.0)
+    found = []
+    paused, paused_at = None, -1
+    for i, probability in enumerate(probabilities):
+        frame = stream[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+        for event in endpointer.push(frame, float(probability)):
+            if isinstance(event, SpeechPaused):
+                paused, paused_at = event, endpointer.position
+            elif isinstance(event, Utterance):
+                found.append((event, endpointer.position, paused, paused_at))
+                paused, paused_at = None, -1
+    return found
+
+
+def _speak(texts: list[str]) -> list[np.ndarray]:
+    from benchmarks.asr import synthesize_clips  # noqa: PLC0415 (avoids an import loop)
+
+    return synthesize_clips(tuple(texts), "piper")
+
+
+def run_endpointing_bench(cache_dir: Path) -> list[WindowResult]:
+    """Measure every silence window of :data:`SILENCE_WINDOWS_MS`; print a markdown table."""
+    from benchmarks.asr import REQUESTS  # noqa: PLC0415 (avoids an import loop)
+
+    rng = np.random.default_rng(0)
+    vad = SileroVAD()
+
+    def probabilities(stream: np.ndarray) -> np.ndarray:
+        vad.reset()
+        return vad.probabilities(stream)
+
+    halves = _speak([h for pair in SPLIT_REQUESTS for h in pair])
+    split_streams = {
+        pause: [
+            _stream([halves[2 * i], halves[2 * i + 1]], [pause], rng)[0]
+            for i in range(len(SPLIT_REQUESTS))
+        ]
+        for pause in HESITATIONS_S
+    }
+    split_probs = {p: [probabilities(s) for s in streams] for p, streams in split_streams.items()}
+    natural = [_stream([clip], [], rng) for clip in _speak(list(REQUESTS))]
+    natural_probs = [probabilities(s) for s, _ in natural]
+
+    ours = build_asr("openai-whisper", cache_dir=cache_dir)
+    before = build_asr("openai-whisper", cache_dir=cache_dir, short_context=False)
+    ours.warm_up()
+    before.warm_up()
+    results = []
+    rows = [(f"{ms} ms, short context", ms, 0, ours) for ms in SILENCE_WINDOWS_MS]
+    rows.insert(0, ("700 ms, 30 s window (before)", 700, 0, before))
+    rows += [
+        (f"{ms} ms, short context, speculative at a {pause} ms pause", ms, pause, ours)
+        for ms, pause in SPECULATIVE
+    ]
+    for label, ms, pause_ms, asr in rows:
+        config = EndpointConfig(silence_ms=ms, pause_ms=pause_ms)
+        r = WindowResult(label)
+        for pause, streams in split_streams.items():
+            r.cut[pause] = sum(
+                len(_utterances(s, p, config)) > 1
+                for s, p in zip(streams, split_probs[pause], strict=True)
+            )
+        for (stream, speech_end), probs in zip(natural, natural_probs, strict=True):
+            found = _utterances(stream, probs, config)
+            r.natural_cut += len(found) > 1
+            if not found:
+                continue
+            utterance, decided_at, paused, paused_at = found[-1]
+            delay = (decided_at - speech_end) / SAMPLE_RATE
+            start = time.perf_counter()
+            try:
+                asr.transcribe(utterance.audio)
+            except VoiceError as e:
+                logger.warning("%s: no transcript (%s)", label, e.code)
+            elapsed = time.perf_counter() - start
+            r.delays.append(delay)
+            r.asr.append(elapsed)
+            if utterance.same_speech(paused):  # transcribed from the pause on
+                pause_delay = (paused_at - speech_end) / SAMPLE_RATE
+                r.total.append(max(pause_delay + elapsed, delay))
+            else:
+                r.total.append(delay + elapsed)
+        results.append(r)
+    _print(results, len(natural))
+    return results
+
+
+def _print(results: list[WindowResult], n_natural: int) -> None:
+    hes = " / ".join(f"{p:g}" for p in HESITATIONS_S)
+    print(
+        f"\nEnd of speech to transcript (Silero VAD + Endpointer, threshold 0.5, hysteresis "
+        f"0.15; {n_natural} Piper requests; {len(SPLIT_REQUESTS)} split requests per pause)\n"
+    )
+    print(
+        f"| silence window, ASR | cut mid-sentence at a {hes} s pause | natural requests cut "
+        "| end decision delay s (median) | ASR s (median) | end of speech to transcript s "
+        "(median / max) |"
+    )
+    print("|---|---|---|---|---|---|")
+    n_split = len(SPLIT_REQUESTS)
+    for r in results:
+        cuts = " / ".join(f"{r.cut[p]}/{n_split}" for p in HESITATIONS_S)
+        print(
+            f"| {r.label} | {cuts} | {r.natural_cut}/{n_natural} "
+            f"| {statistics.median(r.delays):.2f} | {statistics.median(r.asr):.2f} "
+            f"| {statistics.median(r.total):.2f} / {max(r.total):.2f} |"
+        )

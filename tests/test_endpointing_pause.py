@@ -1,0 +1,63 @@
+"""The endpointer's pause announcement: recognition may start before the end is decided.
+
+What a user checks: after a short pause the audio so far is offered for recognition; when
+they stay quiet, the utterance that follows is that same audio (its transcript can be
+reused); when they go on talking, it is not, and nothing is cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voice.endpointing import EndpointConfig, Endpointer, SpeechPaused, Utterance
+from voice.vad import FRAME_SAMPLES
+
+CONFIG = EndpointConfig(pre_roll_ms=0, silence_ms=480, pause_ms=288, post_roll_ms=192)
+
+
+def _run(probabilities: list[float]) -> list:
+    endpointer = Endpointer(CONFIG, clock=lambda: 0.0)
+    rng = np.random.default_rng(0)
+    events = []
+    for p in probabilities:
+        frame = rng.normal(0, 0.1 if p > 0.5 else 0.001, FRAME_SAMPLES).astype(np.float32)
+        events += endpointer.push(frame, p)
+    return events
+
+
+def test_pause_offers_the_audio_the_utterance_will_hold():
+    events = _run([0.9] * 20 + [0.05] * 20)
+
+    paused = [e for e in events if isinstance(e, SpeechPaused)]
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(paused) == 1 and len(utterances) == 1
+    assert utterances[0].same_speech(paused[0])
+    np.testing.assert_array_equal(paused[0].audio, utterances[0].audio)
+    assert events.index(paused[0]) < events.index(utterances[0])
+
+
+def test_speech_after_the_pause_continues_the_same_utterance():
+    events = _run([0.9] * 20 + [0.05] * 10 + [0.9] * 10 + [0.05] * 20)
+
+    paused = [e for e in events if isinstance(e, SpeechPaused)]
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(utterances) == 1  # not cut at the pause
+    assert len(paused) == 2
+    assert not utterances[0].same_speech(paused[0])  # the first offer is stale
+    assert utterances[0].same_speech(paused[1])
+
+
+def test_no_pause_events_by_default():
+    endpointer = Endpointer(EndpointConfig(pre_roll_ms=0, silence_ms=480))
+    frame = np.zeros(FRAME_SAMPLES, np.float32)
+    events = [e for p in [0.9] * 20 + [0.05] * 20 for e in endpointer.push(frame, p)]
+    assert not any(isinstance(e, SpeechPaused) for e in events)
+
+
+@pytest.mark.parametrize(
+    "pause_ms, post_roll_ms", [(480, 192), (600, 192), (100, 192)], ids=["equal", "longer", "short"]
+)
+def test_pause_must_fall_between_post_roll_and_silence(pause_ms, post_roll_ms):
+    with pytest.raises(ValueError, match="pause_ms"):
+        EndpointConfig(silence_ms=480, pause_ms=pause_ms, post_roll_ms=post_roll_ms)
