@@ -39,7 +39,10 @@ PIPER_RATE = 22050  # Hz, the Joe voice's native rate
 SHORT_REQUESTS = (
     ("Make the picture look like a pencil drawing", ("picture", "pencil", "drawing")),
     ("Show me a cozy kitchen in the morning light", ("kitchen", "morning", "light")),
-    ("Draw three sailboats on a calm blue lake", ("sailboats", "blue", "lake")  # "calm" is "come" in both),
+    (
+        "Draw three sailboats on a calm blue lake",
+        ("sailboats", "blue", "lake"),
+    ),  # "calm" is heard "come" by both
 )
 
 
