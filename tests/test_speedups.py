@@ -247,5 +247,5 @@ def test_bench_image_puts_plain_diffusers_beside_ours(tokenizer_cache):
     assert len(result["load_avg"]) == 3
     lines: list[str] = []
     print_image_table(result, out=lines.append)
-    assert lines[2] == "| seconds | plain AutoPipelineForText2Image | ours |"
+    assert "| seconds | plain AutoPipelineForText2Image | ours |" in lines
     assert any("x faster" in line for line in lines)
