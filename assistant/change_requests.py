@@ -22,9 +22,10 @@ _WRAPPER = re.compile(
     r"(?:but|and|only|just)\s+"
 )
 _SOFTENERS = re.compile(
-    r"^(?:(?:actually|instead|hmm+|wait|no|nah|rather|maybe|perhaps|i think|i'd like|"
+    r"^(?:(?:actually|instead|hmm+|wait|(?:no|nah)(?=,)|rather|maybe|perhaps|i think|i'd like|"
     r"i would like|i want|can you|could you|would you|will you|let's|lets|try|how about|"
-    r"what about|now|then|ok|okay)\b[\s,]*)+"
+    r"what about|now|then|ok|okay|what if (?:it|this|that|the \w+) (?:were|was|is|had)|"
+    r"what if)\b[\s,]*)+"
 )
 _TRAILING = re.compile(r"[\s,]+(?:instead|then|now|please|as well|too|for me|a bit|a little)$")
 
@@ -41,6 +42,11 @@ _TAKE_OUT = re.compile(
 _REPLACE = re.compile(
     r"^(?:turn|change|make|swap|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
     r"(?:into|to|for|with) (?P<value>(?:a |an |some )?[\w' -]+)$"
+)
+# "the dog should be wearing a red collar", "the sign should say closed", "the sky should be pink"
+_SHOULD = re.compile(
+    r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:should|could|must|needs to|has to)"
+    r" (?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
 _SET = re.compile(
     r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that )"
@@ -97,6 +103,13 @@ def _structured(said: str) -> Change | None:
         if _is_quality(value):
             return _attribute(m.group("object"), value)
         return Change(kind=ChangeKind.REPLACE, object=m.group("object").strip(), value=value)
+    if m := _SHOULD.match(said):
+        obj, verb, value = m.group("object"), m.group("verb"), m.group("value").strip()
+        if verb in ("be", "look"):
+            return _phrase_change(value) or _attribute(obj, value)
+        if verb in ("say", "read"):
+            return Change(kind=ChangeKind.ADD, value=f'the {obj} saying "{value}"')
+        return Change(kind=ChangeKind.ADD, value=f"the {obj} {_VERB_ING.get(verb, verb)} {value}")
     if m := _SETTING.match(said):
         return Change(kind=ChangeKind.SETTING, value=m.group("value").replace("to ", "in ", 1))
     if m := _MAKE_IT.match(said):
@@ -165,6 +178,8 @@ def _is_thing(word: str) -> bool:
     return " " not in word and word.endswith("s") and not word.endswith(_ADJECTIVE_ENDINGS)
 
 
+_VERB_ING = {"wear": "wearing", "be wearing": "wearing", "have": "with", "hold": "holding",
+             "be holding": "holding"}  # fmt: skip
 _PLACE_WORDS = ("on ", "in ", "at ", "by ", "near ", "inside ", "under ", "into ", "onto ")
 
 

@@ -18,6 +18,7 @@ _FILLER = re.compile(
 # "thanks, now make it darker": the thanks is politeness, the request follows it.
 _THANKS_THEN = re.compile(
     r"^(?:thanks|thank you|great|cool|nice|perfect|awesome|lovely|love it|good)[\s,!.]+"
+    r"(?!(?:night|morning|evening|afternoon|day|bye|job|one)\b)"
     r"(?:but |now |and |can you |could you |please )*(?=\w{2,})"
 )
 _CONTRACTIONS = {"can't": "cannot", "don't": "don't", "’": "'"}
@@ -143,7 +144,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"(?:great|nice|perfect|cool|lovely|beautiful|good|amazing|it))\b[\w ,'!.]*$",
             r"^(?:who|what) are you$",
             r"^how are you\b.*",
-            r"^(?:ok|okay|good|fine|bye|goodbye|see you)$",
+            r"^(?:ok|okay|good|fine|bye|goodbye|see you(?: later)?|good ?night|night night)$",
             r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
             r"above)? ?(?:instructions|rules|prompts?)\b",
             r"^(?:you are now|pretend to be|act as)\b",
@@ -157,6 +158,10 @@ NUMBERS = {
     "three": 3,
     "four": 4,
     "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
     "1": 1,
     "2": 2,
     "3": 3,
@@ -171,13 +176,15 @@ NUMBERS = {
 }
 
 VARIATIONS = re.compile(
-    r"^(?:(?:give me|show me|make|draw|generate|let's see|can i see|i want|try) )?"
+    r"^(?:(?:give me|show me|make|draw|generate|let's see|can i see|i want|try|can i get|"
+    r"could i get|can i have|could i have|can you make|i'd like|let me see) )?"
     r"(?P<n>two|three|four|[234]|a few|some|several|a couple(?: of)?)? ?(?:more|variations|"
-    r"versions|options|alternatives|takes)(?: (?:like|of) (?:this|that|it|this one))?$|"
+    r"versions|options|alternatives|takes)(?: (?:like|of) (?:this|that|it|this one|these))?$|"
     r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
 )
 SAME_SEED = re.compile(
-    r"^(?:(?:use |keep |with )?the )?same seed(?: as (?:before|last time|that one|the last one))?"
+    r"^(?:(?:use |keep |with )?the )?(?:same )?seed(?: as (?:before|last time|that one|"
+    r"the last one))?"
     r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
 )
 UNDO_STEPS = re.compile(
@@ -215,18 +222,26 @@ PREVIOUS = {
     "old",
     "older",
     "other",
+    "other one",
+    "one before this",
+    "one before this one",
+    "last version",
 }
 SELECT = _rx(
     r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
     r"use|i (?:like|prefer|want|liked)|let's (?:go with|use|see)|go with|(?:can|could|may) "
     r"(?:i|we) (?:see|have|get|go back to)(?: back)?|let me see|bring back|give me back|"
-    r"i'll take|i will take) the (?P<ref>.+?)(?: one| image| picture| version| pic| again| back)*$",
+    r"i'll take|i will take) the (?P<ref>.+?)"
+    r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*$",
     r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
     r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
     r"^(?:i (?:liked|preferred) )?(?:the )?(?P<ref4>[\w' -]+?) one (?:was|is) better$",
-    r"^(?:(?:go )?back to|show(?: me)?|select|pick|switch to|use|open) (?P<ref5>(?:picture |image "
-    r"|number |n|#)\d+)$",
+    r"^(?:(?:go )?back to|show(?: me)?|select|pick|switch to|use|open|let's go with|go with|"
+    r"i'll take|i want) (?P<ref5>(?:picture |image |number |n|#) ?(?:\d+|one|two|three|four|"
+    r"five|six|seven|eight|nine))$",
+    r"^(?P<ref6>number (?:\d+|one|two|three|four|five|six|seven|eight|nine))$",
+    r"^(?:no,? )?(?:not this one,? )?(?:the )?other one,? (?:the )?(?P<ref7>[\w' -]+?)(?: one)?$",
 )
 # An edit or transform that names its picture: "make the second one bigger".
 TARGET_PHRASE = re.compile(
@@ -305,7 +320,9 @@ _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
 ]
 # Words a transform request may hold besides the operation itself.
 _TRANSFORM_WORDS = re.compile(
-    r"\b(?:make|it|this|that|the|picture|image|photo|please|can|you|could|a|an|version|format|"
+    r"\b(?:i|i'd|we|need|want|would|like|should|be|get|have|me|us|give|show|let's|for|"
+    r"instagram|phone|wallpaper|poster|print|printing|profile|banner|bit|little|lot|"
+    r"make|it|this|that|the|picture|image|photo|please|can|you|could|a|an|version|format|"
     r"orientation|mode|crop|cropped|to|by|degrees|90|ninety|180|and|then|also|into|in|on|of|"
     r"flip|flipped|mirror|mirrored|rotate|rotated|turn|horizontally|vertically|horizontal|"
     r"vertical|left|right|clockwise|counterclockwise|anticlockwise|counter-clockwise|upside|"
@@ -320,8 +337,12 @@ def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
     """The plain image operations an utterance asks for, in order, and what a zoom is aimed at
     ("zoom in on the cat": "the cat"), or None when it asks for something else too."""
     focus = None
-    if m := re.search(r"\bzoom(?:ed)? in (?:on|to) (?P<what>.+)$", said):
-        focus = m.group("what")
+    if m := re.search(
+        r"\b(?:zoom(?:ed)? in(?:to)?|close-?up|closer|crop(?: it)?)(?: (?:on|to|of|at|into|in on))?"
+        r" (?:the |that |this )(?P<what>[\w' -]+?)(?: a bit| a little| please)?$",
+        said,
+    ):
+        focus = "the " + m.group("what")
         said = said[: m.start()] + "zoom in"
     pieces = [p for p in re.split(r"\s*(?:,|\band then\b|\bthen\b|\band\b)\s*", said) if p]
     found: list[Transform] = []
@@ -337,6 +358,18 @@ def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
     return found, focus
 
 
+RESIZE = re.compile(
+    r"^(?:resize|scale|make|crop|change)(?: it| this| the (?:picture|image))?(?: to)? "
+    r"(?P<w>\d{2,4}) ?(?:x|by|×) ?(?P<h>\d{2,4})(?: pixels| px)?$"
+)
+# "merge the first and the last one", "combine both pictures", "put the two side by side".
+COMBINE_REFS = re.compile(
+    r"^(?:merge|combine|blend|mix|fuse|join|put) (?:the )?(?P<a>first|second|third|fourth|"
+    r"last|previous|\w+)(?: one| picture| image)? (?:and|with) (?:the )?(?P<b>first|second|"
+    r"third|fourth|last|previous|\w+)(?: one| picture| image)?(?: side by side| together)?$|"
+    r"^(?:merge|combine|blend|mix|fuse|join|put) (?:the two|both|them|these|those|these two|"
+    r"those two)(?: pictures| images| ones)?(?: side by side| together| into one)?$"
+)
 COMBINE = _rx(
     r"^(?:put|place|add|move|combine|merge|blend|mix|fuse|stick) (?:the )?(?P<a>[\w' -]+?) "
     r"(?P<how>on top of|onto|on|in front of|next to|beside|behind|inside|into|in|under|above|"

@@ -521,7 +521,7 @@ class Controller:
         return command_reply(plan, state.current, lang)
 
     def _paint_out_removals(self, plan: Plan) -> Plan:
-        """"Lose the boat": with a segmenter, repaint just the boat's pixels (the scene's prompt
+        """ "Lose the boat": with a segmenter, repaint just the boat's pixels (the scene's prompt
         without it, the boat in the negative); without one the whole picture is redrawn."""
         change = plan.change
         if (
@@ -661,7 +661,7 @@ class Controller:
 
         init = Image.open(parent.path).convert("RGB")
         if plan.intent == Intent.TRANSFORM:  # plain image operations: no model, no noise
-            return lambda progress: transformed(init, plan.transforms, parent.to_json())
+            return lambda progress: transformed(init, plan.transforms, parent.to_json(), plan.size)
         kw: dict[str, Any] = {"cancel": cancel}
         match plan.operation:
             case "inpaint":

@@ -89,6 +89,7 @@ class Transform(StrEnum):
     ZOOM_IN = "zoom-in"  # centre crop to half, resized back to the picture's size
     BIGGER = "bigger"  # twice the pixels per side (resampled)
     SMALLER = "smaller"  # half the pixels per side
+    RESIZE = "resize"  # to Plan.size, stretched if the shape changes
 
 
 class Plan(BaseModel):
@@ -117,13 +118,12 @@ class Plan(BaseModel):
     question: str | None = Field(None, description="what to ask back, for clarify")
     rewriter: str = Field("rules", description="who wrote the prompt: llm | rules | raw")
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")
-    planner: str = Field(
-        "grammar", description="who decided the intent: grammar | router | llm"
-    )
+    planner: str = Field("grammar", description="who decided the intent: grammar | router | llm")
     change: Change | None = Field(None, description="edit: what changes in the scene")
     transforms: tuple[Transform, ...] = Field((), description="transform: in order")
     steps_back: int = Field(1, ge=1, le=50, description="undo: how many steps")
     source_ids: tuple[str, ...] = Field((), description="combine: the pictures combined")
+    size: tuple[int, int] | None = Field(None, description="transform resize: width, height")
     note: str | None = Field(None, description="what could not be done as asked, said in the reply")
 
     @property

@@ -70,9 +70,12 @@ _OUTLINE_WORDS = ("outline", "edge", "line")
 _JOINERS = re.compile(r"^(?:[\s,;.]|but\b|and\b|just\b|only\b)+|(?:[\s,;.]|but\b|and\b)+$")
 # A picture description: a drawing verb, or a noun phrase, not a question or a remark.
 _DRAW_CUE = re.compile(
-    r"^(?:(?:can|could|would|will) you |i(?:'d| would) like |i want |let's |please |maybe |"
-    r"how about |what about )*(?:draw|paint|sketch|create|generate|make|render|imagine|design|"
-    r"illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing) of)\b"
+    r"^(?:(?:can|could|would|will) you |i(?:'d| would) (?:like|love) |i want |let's |please |"
+    r"maybe |how about |what about )*(?:draw|paint|sketch|create|generate|make|render|imagine|"
+    r"design|illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing|"
+    r"watercolou?r|sketch|portrait) of)\b|"
+    r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
+    r"maybe|now) (?:an?|some|two|three|four|five|a few|the) \w"
 )
 _NOT_A_PICTURE = re.compile(
     r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did|can|could|would|will|"
@@ -81,17 +84,37 @@ _NOT_A_PICTURE = re.compile(
 )
 
 
+_STYLE_REQUEST = re.compile(
+    r"^(?:(?:could you |can you |please )?(?:make|turn|render|redo|do|paint|draw|change|"
+    r"restyle|switch|convert|show)(?: it| this| that| everything| the (?:picture|image))?"
+    r"(?: look| looking)?(?: like| into| as| in| to)?|change (?:the )?style to|as|in|like|"
+    r"more like|in the style of)?\s*(?:an? |the )?(?P<name>.+?)"
+    r"(?: style| version| one| painting| illustration| drawing| look| effect| instead)*$"
+)
+_STYLE_SYNONYMS = {
+    "watercolour": "watercolor",
+    "pencil drawing": "pencil sketch",
+    "sketch": "pencil sketch",
+    "photograph": "photo",
+    "photorealistic": "photo",
+    "realistic photo": "photo",
+    "oil": "oil painting",
+    "film still": "cinematic",
+    "movie still": "cinematic",
+    "8-bit": "pixel art",
+    "pixel": "pixel art",
+}
+
+
 def style_named(said: str, styles: dict) -> str | None:
-    """The style preset a normalised utterance asks for ("make it watercolor"), or None."""
-    for name in sorted(styles, key=len, reverse=True):
-        pattern = (
-            r"^(?:(?:make|turn|render|redo|do|paint) (?:it|this|that)(?: into| as| in)?|"
-            r"change (?:the )?style to|restyle(?: it)?(?: as| to| in)?|switch to|as|in)?"
-            rf" ?(?:an? |the )?{re.escape(name)}(?: style| version| one)?$"
-        )
-        if re.match(pattern, said):
-            return name
-    return None
+    """The style preset a normalised utterance asks for ("make it look like an oil painting",
+    "as an anime illustration", "watercolour version"), or None."""
+    m = _STYLE_REQUEST.match(said)
+    if m is None:
+        return None
+    name = m.group("name").strip()
+    name = _STYLE_SYNONYMS.get(name, name)
+    return name if name in styles else None
 
 
 def understand(
@@ -159,6 +182,12 @@ def _grammar_plan(
         if state.nodes and not _describes_new_thing(ref):
             return _clarify(text, WHICH_PICTURE)
 
+    # Two pictures named together: "merge the first and the last one".
+    if (m := g.COMBINE_REFS.match(said)) and (plan := _combine_refs(text, m, state, rewriter)):
+        return plan
+    if (m := g.COMBINE.match(said)) and (plan := _combine_plan(text, m, state, rewriter)):
+        return plan
+
     # A request about a named picture: "make the second one bigger".
     target, said = _named_target(said, state)
     current = target or current
@@ -202,6 +231,14 @@ def _grammar_plan(
         factor = 4 if (m.group("n") or m.group("n2") or "") in ("4", "four") else 2
         return _keep_scene_plan(Intent.UPSCALE, text, current, "upscale", factor=factor)
 
+    if m := g.RESIZE.match(said):
+        if current is None:
+            return _clarify(text, NOTHING_YET)
+        size = (int(m.group("w")), int(m.group("h")))
+        return _keep_scene_plan(
+            Intent.TRANSFORM, text, current, "transform", transforms=(Transform.RESIZE,), size=size
+        )
+
     if (found := g.parse_transforms(said)) is not None:
         if current is None:
             return _clarify(text, NOTHING_YET)
@@ -234,8 +271,15 @@ def _grammar_plan(
             return _clarify(text, NOTHING_TO_CHANGE)
         return _change_plan(Intent.EDIT, text, parsed[0], current, rewriter, "img2img")
 
-    if (m := g.COMBINE.match(said)) and (plan := _combine_plan(text, m, state, rewriter)):
-        return plan
+    # "replace the cat with a dog": a thing the prompt names is changed in the whole scene; a
+    # part it does not name ("replace the sky with a sunset") is repainted as a region below.
+    if (
+        current is not None
+        and (m := re.match(r"^(?:replace|swap) the (?P<o>[\w' -]+?) (?:with|for) (?P<v>.+)$", said))
+        and resolve_reference(m.group("o"), _only(current), strict=True) is not None
+    ):
+        change = Change(kind=ChangeKind.REPLACE, object=m.group("o"), value=m.group("v"))
+        return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
 
     if (region := parse_region_request(said)) is not None:
         if current is None:
@@ -422,6 +466,36 @@ def _combine_plan(
     )
 
 
+def _combine_refs(
+    text: str, m: re.Match, state: DialogueState, rewriter: PromptRewriter
+) -> Plan | None:
+    """ "merge the first and the last one", "combine both pictures": by position, not by name."""
+    nodes = list(state.nodes.values())
+    if m.group("a") and m.group("b"):
+        first = resolve_reference(m.group("a"), state)
+        second = resolve_reference(m.group("b"), state)
+    elif len(nodes) >= 2:  # "both", "the two": the picture before and the one in view
+        second = state.current or nodes[-1]
+        first = _previous(state) or next((n for n in reversed(nodes) if n is not second), None)
+    else:
+        return None
+    if first is None or second is None or first.id == second.id:
+        return None
+    value = f"with {_subject_words(first, first.prompt)}"
+    change = Change(kind=ChangeKind.ADD, value=value)
+    plan = _change_plan(Intent.COMBINE, text, change, second, rewriter, "img2img")
+    return plan.model_copy(
+        update={"source_ids": (first.id, second.id), "strength": COMBINE_STRENGTH}
+    )
+
+
+def _only(node: ImageNode) -> DialogueState:
+    """A state holding just ``node``, to ask whether its prompt names something."""
+    state = DialogueState()
+    state.nodes[node.id] = node
+    return state
+
+
 def _subject_words(node: ImageNode, named: str) -> str:
     """What a combined picture takes from ``node``: its first prompt part ("a red dragon")."""
     first_part = node.prompt.split(",", 1)[0].strip()
@@ -505,8 +579,9 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
         return None
     ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip())
     ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
-    if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\d+)", ref):
-        return state.nodes.get(f"n{number.group(1)}")
+    if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
+        index = g.NUMBERS.get(number.group(1), number.group(1))  # "number two" -> 2
+        return state.nodes.get(f"n{index}")
     if ref in g.ORDINALS:
         index = g.ORDINALS[ref]
         return nodes[index] if -len(nodes) <= index < len(nodes) else None

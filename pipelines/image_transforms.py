@@ -19,9 +19,15 @@ MULTIPLE = 8  # Stable Diffusion needs sizes divisible by 8 for later edits
 MAX_SIDE = 2048  # resizing never goes past the engine's largest size
 
 
-def apply_transform(image: Image.Image, name: str) -> Image.Image:
-    """``image`` after one named transform (``assistant.plan.Transform`` values)."""
+def apply_transform(
+    image: Image.Image, name: str, size: tuple[int, int] | None = None
+) -> Image.Image:
+    """``image`` after one named transform (``assistant.plan.Transform`` values); ``size`` is
+    the (width, height) of "resize"."""
     match name:
+        case "resize" if size is not None:
+            width, height = (max(MULTIPLE, min(MAX_SIDE, v) // MULTIPLE * MULTIPLE) for v in size)
+            return image.resize((width, height), Image.Resampling.LANCZOS)
         case "flip-horizontal":
             return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         case "flip-vertical":
@@ -80,12 +86,15 @@ class TransformResult:
 
 
 def transformed(
-    image: Image.Image, names: Sequence[str], parent: dict[str, Any]
+    image: Image.Image,
+    names: Sequence[str],
+    parent: dict[str, Any],
+    size: tuple[int, int] | None = None,
 ) -> TransformResult:
     """``image`` after ``names`` in order, with the parent's parameters and its new size."""
     start = time.perf_counter()
     for name in names:
-        image = apply_transform(image, str(name))
+        image = apply_transform(image, str(name), size)
     params = {
         key: parent.get(key)
         for key in ("prompt", "negative_prompt", "seed", "steps", "guidance", "strength", "model")
