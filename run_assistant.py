@@ -63,12 +63,45 @@ def _parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="turn",
-        choices=["turn", "rewrite", "image", "asr", "translate", "tts", "startup"],
+        choices=[
+            "turn",
+            "rewrite",
+            "image",
+            "asr",
+            "translate",
+            "tts",
+            "startup",
+            "understand",
+            "mishearings",
+            "load",
+        ],
         help="turn: one spoken turn by stage; rewrite: rules vs LLM on casual "
         "requests; image: the image engine vs plain diffusers; asr: word error rate of each "
         "ASR backend on two synthetic voices; translate: typed requests in other languages "
         "through the LLM; tts: the offline voices (time to first audio, real-time factor, "
-        "Whisper round-trip WER); startup: time to ready and memory of once / the chat window",
+        "Whisper round-trip WER); startup: time to ready and memory of once / the chat window; "
+        "understand: intent and plan accuracy of rules / router / router + LLM on "
+        "benchmarks/understand_set.yaml; mishearings: spoken commands through TTS, Whisper and "
+        "the router; load: 20 clients against serve on 127.0.0.1, twice (latency, 429s, RSS)",
+    )
+    bench.add_argument(
+        "--seconds", type=float, default=120.0, help="bench load: seconds per run (two runs)"
+    )
+    bench.add_argument("--clients", type=int, default=20, help="bench load: client threads")
+    bench.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        default=None,
+        help="bench load: MALLOC_ARENA_MAX for the server process (glibc malloc arenas)",
+    )
+    bench.add_argument(
+        "--split",
+        choices=["tune", "heldout", "fresh"],
+        help="bench understand: only this split (fresh: benchmarks/understand_fresh.yaml)",
+    )
+    bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
+    bench.add_argument(
+        "--no-llm", action="store_true", help="bench understand: skip the router + LLM mode"
     )
     bench.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     bench.add_argument(
@@ -140,10 +173,32 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.translate import run_translate_bench
 
             return run_translate_bench(config)
+        if args.what == "understand":
+            from benchmarks.understand import run_understand_bench
+
+            return run_understand_bench(
+                config, split=args.split, as_json=args.json, with_llm=not args.no_llm
+            )
+        if args.what == "mishearings":
+            from benchmarks.mishearings import run_mishearings_bench
+
+            return run_mishearings_bench(config)
         if args.what == "tts":
             from benchmarks.tts import run_tts_bench
 
             return run_tts_bench(config)
+        if args.what == "load":
+            from benchmarks.load import run_load_bench
+
+            return run_load_bench(
+                config,
+                args.config,
+                args.profile,
+                args.overrides,
+                seconds=args.seconds,
+                clients=args.clients,
+                malloc_arena_max=args.malloc_arena_max,
+            )
         if args.what == "startup":
             from benchmarks.startup import run_startup_bench
 

@@ -141,7 +141,8 @@ def router_alone(router: Any, cases: list[Case]) -> dict[str, Any]:
                 right += 1
             else:
                 wrong += 1
-        out[split] = {"confident_right": right, "confident_wrong": wrong, "unsure": unsure}
+        if right + wrong + unsure:  # only the splits that were run
+            out[split] = {"confident_right": right, "confident_wrong": wrong, "unsure": unsure}
     return out
 
 
@@ -242,18 +243,19 @@ def _fmt(value: float | None, percent: bool = False) -> str:
 def print_report(report: dict[str, Any], show_misses: int = 40) -> None:
     n = next(iter(report["modes"].values()))
     print(f"\nUnderstanding benchmark: {report['cases']} cases ({report['machine']['start']})")
+    counts = ", ".join(f"{split} {n[f'n_{split}']}" for split in SPLITS)
+    print(f"{counts}; router loaded in {report['router_load_s']} s\n")
+    shown = [split for split in SPLITS if split != "fresh" or n["n_fresh"]]  # fresh: when run
     print(
-        f"tune {n['n_tune']}, heldout {n['n_heldout']}; router loaded in "
-        f"{report['router_load_s']} s\n"
+        "| mode | " + " | ".join(f"intent {split}" for split in shown) + " | target | plan "
+        "fields | literal pictures of commands | edit-prompt checks | command ms p50 / p95 "
+        "| open ms p50 / p95 |"
     )
-    print(
-        "| mode | intent tune | intent heldout | target | plan fields | literal pictures "
-        "of commands | edit-prompt checks | command ms p50 / p95 | open ms p50 / p95 |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|" + "---|" * (len(shown) + 7))
     for name, s in report["modes"].items():
+        intents = " | ".join(_fmt(s[f"intent_{split}"], True) for split in shown)
         print(
-            f"| {name} | {_fmt(s['intent_tune'], True)} | {_fmt(s['intent_heldout'], True)} "
+            f"| {name} | {intents} "
             f"| {_fmt(s['target'], True)} of {s['n_target']} "
             f"| {s['params_ok']}/{s['params_checked']} ({s['params_expected']} expected) "
             f"| {s['literal']} | {s['prompt_passed']}/{s['prompt_checks']} "
