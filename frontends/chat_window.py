@@ -14,6 +14,7 @@ builds nothing heavy: ``build_app`` takes a ready Controller.
 import logging
 import os
 import queue
+import secrets
 import sys
 import threading
 import time
@@ -349,9 +350,9 @@ def settings_changes(
     if size and size != "model default":
         width, height = (int(x) for x in size.split("x"))
     return {
-        "steps": int(steps) if steps not in (None, "") else None,
-        "guidance": float(guidance) if guidance not in (None, "") else None,
-        "seed": int(seed) if seed not in (None, "") else None,
+        "steps": _number(steps, int, "Steps"),
+        "guidance": _number(guidance, float, "Guidance"),
+        "seed": _number(seed, int, "Seed"),
         "width": width,
         "height": height,
         "edit_strength": float(strength) if strength else None,
@@ -364,15 +365,32 @@ def settings_changes(
     }
 
 
+def _number(value: Any, kind: type, label: str) -> Any:
+    """A number typed in a settings box, None when blank."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError as e:
+        raise AssistantError(
+            "input-invalid", f"{label} must be a {kind.__name__} number or blank, not {text!r}."
+        ) from e
+
+
+def _shown(value: Any) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def settings_values(controller: Controller, session: Session) -> list[Any]:
     """The panel's widget values for a session's settings (in ``settings_changes`` order)."""
     s = session.settings
     size = f"{s.width}x{s.height}" if s.width and s.height else "model default"
     return [
-        s.steps,
-        s.guidance,
+        _shown(s.steps),
+        _shown(s.guidance),
         size if size in SIZES else "model default",
-        s.seed,
+        _shown(s.seed),
         s.edit_strength or controller.defaults.edit_strength,
         s.style or "none",
         s.raw,
@@ -381,6 +399,20 @@ def settings_values(controller: Controller, session: Session) -> list[Any]:
         s.reply_language or "auto",
         s.speech_language or "auto",
     ]
+
+
+def browser_secret(controller: Controller) -> str:
+    """The key the browser's stored session id is sealed with, kept beside the sessions so a
+    restarted server can still read what browsers remember."""
+    path = controller.output_dir / ".chat-window-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        except FileExistsError:  # another process wrote it first
+            pass
+    return path.read_text().strip()
 
 
 # Buttons that say a request for you: one place, so the grammar and the buttons agree.
@@ -400,7 +432,9 @@ def build_app(controller: Controller, notices: list[str] | None = None):
     runner = TurnRunner(controller)
     with gr.Blocks(title=TITLE) as app:
         session_id = gr.State(None)  # this page's session
-        remembered = gr.BrowserState(None, storage_key="voice-image-assistant-session")
+        remembered = gr.BrowserState(
+            None, storage_key="voice-image-assistant-session", secret=browser_secret(controller)
+        )
         gr.Markdown(
             f"## {TITLE}\nSay or type what to draw, then ask for changes: "
             "*make it darker*, *again*, *extend it to the left*, *undo*, "
@@ -411,14 +445,15 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         with gr.Tab("Chat", id="chat-tab"):
             with gr.Accordion("Settings (this conversation)", open=False, elem_id="settings"):
                 with gr.Row():
-                    steps = gr.Number(
-                        None, precision=0, minimum=1, maximum=150, label="Steps (blank: default)"
+                    # Text boxes: a blank one means "the default" (a number box reads blank as 0).
+                    steps = gr.Textbox(
+                        "", label="Steps (blank: the model's)", max_lines=1, elem_id="steps"
                     )
-                    guidance = gr.Number(
-                        None, minimum=0, maximum=30, label="Guidance (blank: default)"
+                    guidance = gr.Textbox(
+                        "", label="Guidance (blank: the model's)", max_lines=1, elem_id="guidance"
                     )
                     size = gr.Dropdown(SIZES, value="model default", label="Size")
-                    seed = gr.Number(None, precision=0, label="Seed (blank or -1: random)")
+                    seed = gr.Textbox("", label="Seed (blank: random)", max_lines=1, elem_id="seed")
                     strength = gr.Slider(
                         0.05,
                         1.0,
@@ -631,13 +666,15 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             tab = sessions.get(sid)
             return "Cancelling…" if tab.cancel_current() else gr.skip()
 
-        def on_settings(sid, *values):
-            tab = sessions.get(sid)
+        def on_settings(sid, stored_id, *values):
+            logger.info("SETTINGS %s %s %s", sid, stored_id, values)
+            tab = sessions.get(sid or stored_id)
+            ids = (tab.session.id, tab.session.id)
             try:
                 controller.update_settings(tab.session, **settings_changes(*values))
             except AssistantError as e:
-                return f"⚠️ `{e.code}`: {e.message}"
-            return ""
+                return f"⚠️ `{e.code}`: {e.message}", *ids
+            return "", *ids
 
         load_outputs = [*view, session_id, remembered, *settings, earlier]
         app.load(on_load, [session_id, remembered], load_outputs, api_name=False)
@@ -674,7 +711,12 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         )
         fresh.click(on_new, None, load_outputs, api_name=False)
         for widget in settings:
-            widget.input(on_settings, [session_id, *settings], [settings_note], api_name=False)
+            widget.input(
+                on_settings,
+                [session_id, remembered, *settings],
+                [settings_note, session_id, remembered],
+                api_name=False,
+            )
         autoplay.change(lambda on: gr.update(autoplay=on), [autoplay], [speech], api_name=False)
 
         with gr.Tab("Whisper → Stable Diffusion demo", id="demo-tab"):

@@ -123,7 +123,7 @@ def test_a_reopened_session_shows_its_conversation_pictures_and_settings(tiny_co
     items, selected = gallery_items(tab.session)
     assert len(items) == 2 and selected == 0  # n1 was in focus
     values = settings_values(restarted, tab.session)
-    assert values[0] == 3 and values[5] == "watercolor" and values[-1] == "en"
+    assert values[0] == "3" and values[5] == "watercolor" and values[-1] == "en"
     titles = [s.title for s in restarted.list_sessions()]
     assert "draw a red barn" in titles
 
