@@ -233,9 +233,7 @@ def build_controller(
             and str(getattr(tts, "name", "")).startswith(config.tts.engine)
             else None,
         ),
-        planner=LLMPlanner(llm)
-        if config.rewrite.plan_with_llm and llm is not None
-        else None,
+        planner=LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None,
         router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None

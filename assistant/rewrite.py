@@ -325,6 +325,11 @@ class ChatPromptWriter:
         messages.append({"role": "assistant", "content": f"{subject},"})  # the answer's start
         return messages
 
+    def warm_up(self) -> None:
+        """Evaluate the fixed instructions and examples once (seconds on one CPU thread), so
+        the first real request only pays for its own words."""
+        self.llm.chat(self.messages("a picture"), max_tokens=1)
+
     def __call__(self, subject: str) -> str:
         addition = self.llm.chat(self.messages(subject), max_tokens=self.max_tokens, stop=["\n"])
         addition = addition.strip(" ,")
