@@ -667,7 +667,6 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             return "Cancelling…" if tab.cancel_current() else gr.skip()
 
         def on_settings(sid, stored_id, *values):
-            logger.info("SETTINGS %s %s %s", sid, stored_id, values)
             tab = sessions.get(sid or stored_id)
             ids = (tab.session.id, tab.session.id)
             try:

@@ -161,8 +161,10 @@ def set_steps(page, steps: int) -> None:
     page.locator("#settings").get_by_text("Settings (this conversation)").click()
     box = page.locator("#steps input")
     expect(box).to_be_visible()
-    box.fill(str(steps))
-    box.press("Tab")
+    box.click()  # typed as a person types (gradio's input event follows key presses)
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(steps))
+    page.keyboard.press("Tab")
     page.wait_for_timeout(500)  # the settings call is quick; let it land before the next send
 
 
