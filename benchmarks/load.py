@@ -20,11 +20,13 @@ malloc otherwise keeps up to 8 arenas per core for a threaded process).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,19 +91,22 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(config_args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_server(
+    config_args: list[str], port: int, env: dict[str, str], log: Path
+) -> subprocess.Popen:
+    """``serve`` in its own process; its log goes to a file (a pipe nobody reads fills up
+    and stops the server at its next log line)."""
     cmd = [sys.executable, str(REPO / "run_assistant.py"), "serve", "--host", HOST]
     cmd += ["--port", str(port), *config_args]
-    return subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    with log.open("w") as out:
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_ready(base: str, server: subprocess.Popen) -> None:
+def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited: {server.stderr.read()[-2000:]}")
+            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/health", timeout=2, trust_env=False).status_code == 200:
                 return
@@ -253,18 +258,21 @@ def run_load_bench(
     env = {**os.environ, "ASSISTANT_API_KEY": ""}
     if malloc_arena_max:
         env["MALLOC_ARENA_MAX"] = str(malloc_arena_max)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     base = f"http://{HOST}:{port}"
+    log = Path(tempfile.gettempdir()) / f"bench-load-server-{port}.log"
     load = os.getloadavg()
     print(
         f"bench load: {clients} clients x {seconds:.0f} s, twice, against serve on {base} "
         f"(profile {config.profile}, image {config.image.model}, MALLOC_ARENA_MAX "
         f"{malloc_arena_max or 'unset'}; load average {load[0]:.1f}, {os.cpu_count()} CPUs)"
     )
-    server = start_server(config_args, port, env)
+    server = start_server(config_args, port, env, log)
+    print(f"server log: {log}")
     try:
         started = time.monotonic()
-        wait_ready(base, server)
+        wait_ready(base, server, log)
         print(f"server ready in {time.monotonic() - started:.0f} s")
         with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S, trust_env=False) as c:
             session_id = c.post("/v1/sessions").json()["session_id"]
