@@ -291,8 +291,9 @@ class TurnStream:
             data["url"] = self.url_for(
                 "get_session_image", session_id=session_id, node_id=data["node_id"]
             )
-        elif wire["type"] == "tts.end" and data.get("path") and self._turn is not None:
-            self.entry.speech[self._turn] = data["path"]
+        elif wire["type"] == "tts.end" and event.data.get("path") and self._turn is not None:
+            # The wire form names no server path; the live event still holds it, in process.
+            self.entry.speech[self._turn] = event.data["path"]
             data["url"] = self.url_for("get_session_speech", session_id=session_id, turn=self._turn)
         return wire
 

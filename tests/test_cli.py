@@ -48,9 +48,11 @@ def test_once_runs_turns_of_one_session_and_writes_files(tmp_path, data_dir):
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     first, second = read_png_params(folder / "n1.png"), read_png_params(folder / "n2.png")
     assert "red barn" in first["prompt"] and "fence" not in first["prompt"]
-    assert second["parent"] == "n1" and "darker" in second["prompt"]
+    # The edit's prompt describes the new scene ("dark"), not the instruction ("darker").
+    assert second["parent"] == "n1" and "dark" in second["prompt"]
+    assert "darker" not in second["prompt"]
     assert read_png_params(folder / "latest.png")["prompt"] == second["prompt"]
-    assert "changed" in (folder / "reply.txt").read_text()
+    assert "made it darker" in (folder / "reply.txt").read_text()  # says what changed
     audio, rate = sf.read(folder / "turn-002-reply.wav")
     assert rate == 24000 and len(audio) > rate // 2  # the default hibari voice
 

@@ -253,7 +253,8 @@ def test_transcription_stops_when_its_caller_leaves(controller, tmp_path):
     assert stopped_after < 2.0, stopped_after
     short = say("Draw a lighthouse.", tmp_path / "short.wav").read_bytes()
     with cancellable(asr, threading.Event()):  # the next caller is not affected
-        assert "lighthouse" in asr.transcribe(short).text.lower()
+        heard = asr.transcribe(short).text.lower().replace(" ", "")  # or "light house"
+        assert "lighthouse" in heard
 
 
 # --- audio: only the bytes sent ------------------------------------------------------------------
