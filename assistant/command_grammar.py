@@ -21,7 +21,6 @@ _THANKS_THEN = re.compile(
     r"(?!(?:night|morning|evening|afternoon|day|bye|job|one)\b)"
     r"(?:but |now |and |can you |could you |please )*(?=\w{2,})"
 )
-_CONTRACTIONS = {"can't": "cannot", "don't": "don't", "’": "'"}
 
 
 def normalise(text: str) -> str:

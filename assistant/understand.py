@@ -276,7 +276,7 @@ def _grammar_plan(
     if (
         current is not None
         and (m := re.match(r"^(?:replace|swap) the (?P<o>[\w' -]+?) (?:with|for) (?P<v>.+)$", said))
-        and resolve_reference(m.group("o"), _only(current), strict=True) is not None
+        and _prompt_names(current, m.group("o"))
     ):
         change = Change(kind=ChangeKind.REPLACE, object=m.group("o"), value=m.group("v"))
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
@@ -489,11 +489,10 @@ def _combine_refs(
     )
 
 
-def _only(node: ImageNode) -> DialogueState:
-    """A state holding just ``node``, to ask whether its prompt names something."""
-    state = DialogueState()
-    state.nodes[node.id] = node
-    return state
+def _prompt_names(node: ImageNode, phrase: str) -> bool:
+    """Whether ``node``'s prompt holds every content word of ``phrase`` ("the cat")."""
+    wanted = set(content_words(phrase))
+    return bool(wanted) and wanted <= set(words(node.prompt))
 
 
 def _subject_words(node: ImageNode, named: str) -> str:
@@ -612,21 +611,16 @@ def _previous(state: DialogueState) -> ImageNode | None:
 
 
 def _target_in(said: str, state: DialogueState) -> ImageNode | None:
+    """The picture a phrase in the request names ("the second one", "the blue one")."""
     m = g.TARGET_PHRASE.search(said)
-    if m is None:
-        return None
-    return resolve_reference(m.group("ord") or m.group("words"), state)
+    return resolve_reference(m.group("ord") or m.group("words"), state) if m else None
 
 
 def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, str]:
     """The picture an edit names ("make the second one bigger") and the request without it."""
-    if len(state.nodes) < 2:
-        return None, said
-    m = g.TARGET_PHRASE.search(said)
-    if m is None:
-        return None, said
-    target = resolve_reference(m.group("ord") or m.group("words"), state)
-    if target is None:
+    m = g.TARGET_PHRASE.search(said) if len(state.nodes) >= 2 else None
+    target = _target_in(said, state) if m else None
+    if m is None or target is None:
         return None, said
     rest = (said[: m.start()] + "it" + said[m.end() :]).strip()
     return target, re.sub(r"\bit it\b", "it", rest)
