@@ -15,8 +15,9 @@ import math
 import time
 import unicodedata
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -339,3 +340,59 @@ def pick_device(device: str) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+class GuardedRecognizer:
+    """``transcribe`` as every backend has it: the call's overrides, one recognition at a time,
+    and the silence / hallucination guard (:func:`recognize_checked`) around it.
+
+    A backend sets ``ENGINE`` (its name in errors), the guard's thresholds (``max_seconds``,
+    ``min_rms_dbfs``, ``no_speech_threshold``, ``logprob_threshold``) and ``_lock``, and
+    implements ``_recognize(samples, language=None, task=None) -> Recognition``.
+    """
+
+    ENGINE: ClassVar[str]
+
+    def _one_at_a_time(self) -> AbstractContextManager:
+        """Held around each recognition (a backend may add its own inference context)."""
+        return self._lock
+
+    def transcribe(
+        self, audio: AudioSource, language: str | None = None, task: str | None = None
+    ) -> Transcript:
+        """Recognize speech.
+
+        Parameters
+        ----------
+        audio:
+            A file path, file bytes, a ``(sample_rate, samples)`` tuple (gradio), an
+            ``AudioClip``, or float32 samples at 16 kHz.
+        language, task:
+            Overrides of the constructor's ``language`` / ``task`` for this call only;
+            ``None`` keeps the constructor's value.
+
+        Returns
+        -------
+        The :class:`Transcript`.
+
+        Raises
+        ------
+        VoiceError
+            ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech``
+            for silence or a known hallucination, ``asr-failed`` when recognition fails.
+        """
+        overrides = call_overrides(language, task)
+
+        def recognize(samples: np.ndarray) -> Recognition:
+            with self._one_at_a_time():
+                return self._recognize(samples, **overrides)
+
+        return recognize_checked(
+            audio,
+            recognize,
+            max_seconds=self.max_seconds,
+            min_rms_dbfs=self.min_rms_dbfs,
+            no_speech_threshold=self.no_speech_threshold,
+            logprob_threshold=self.logprob_threshold,
+            engine=self.ENGINE,
+        )

@@ -39,11 +39,9 @@ from voice.asr_base import (
     DEFAULT_INITIAL_PROMPT,
     TASKS,
     WARM_UP_SECONDS,
+    GuardedRecognizer,
     Recognition,
-    Transcript,
-    call_overrides,
     pick_device,
-    recognize_checked,
 )
 from voice.asr_context import (
     CONTEXT_MARGIN_FRAMES,
@@ -53,7 +51,7 @@ from voice.asr_context import (
     token_budget,
     uses_short_context,
 )
-from voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioSource
+from voice.audio import MAX_SECONDS, SAMPLE_RATE
 from voice.errors import VoiceError
 from voice.whisper_weights import (
     CT2_BINARY_VERSION,
@@ -220,7 +218,7 @@ def resolve_ct2_model(model: str | os.PathLike, cache_dir: Path) -> str:
 # --------------------------------------------------------------------------- recognizer
 
 
-class FasterWhisperASR:
+class FasterWhisperASR(GuardedRecognizer):
     """Whisper speech recognition on CTranslate2, loaded once and shared.
 
     Parameters
@@ -255,6 +253,8 @@ class FasterWhisperASR:
     context_margin_frames:
         Frames of 20 ms kept after the audio in a short context.
     """
+
+    ENGINE = "faster-whisper"  # the name errors give
 
     def __init__(
         self,
@@ -336,44 +336,6 @@ class FasterWhisperASR:
         with self._lock:
             self._recognize(noise.astype(np.float32))
         logger.info("faster-whisper warm-up took %.2f s", time.perf_counter() - start)
-
-    def transcribe(
-        self, audio: AudioSource, language: str | None = None, task: str | None = None
-    ) -> Transcript:
-        """Recognize speech; same contract as :meth:`voice.asr_whisper.WhisperASR.transcribe`.
-
-        Parameters
-        ----------
-        audio:
-            A file path, file bytes, a ``(sample_rate, samples)`` tuple (gradio), an
-            ``AudioClip``, or float32 samples at 16 kHz.
-        language, task:
-            Overrides of the constructor's values for this call only.
-
-        Returns
-        -------
-        The :class:`~voice.asr_base.Transcript`.
-
-        Raises
-        ------
-        VoiceError
-            ``audio-invalid`` / ``audio-too-long``, ``asr-no-speech``, ``asr-failed``.
-        """
-        overrides = call_overrides(language, task)
-
-        def recognize(samples: np.ndarray) -> Recognition:
-            with self._lock:
-                return self._recognize(samples, **overrides)
-
-        return recognize_checked(
-            audio,
-            recognize,
-            max_seconds=self.max_seconds,
-            min_rms_dbfs=self.min_rms_dbfs,
-            no_speech_threshold=self.no_speech_threshold,
-            logprob_threshold=self.logprob_threshold,
-            engine="faster-whisper",
-        )
 
     def _recognize(
         self, samples: np.ndarray, language: str | None = None, task: str | None = None

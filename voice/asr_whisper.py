@@ -21,6 +21,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,21 +34,19 @@ from voice.asr_base import (
     DEFAULT_INITIAL_PROMPT,
     TASKS,
     WARM_UP_SECONDS,
+    GuardedRecognizer,
     Recognition,
-    Transcript,
-    call_overrides,
     pick_device,
-    recognize_checked,
 )
 from voice.asr_context import CONTEXT_MARGIN_FRAMES, token_budget, uses_short_context
 from voice.asr_whisper_short import decode_short
-from voice.audio import MAX_SECONDS, SAMPLE_RATE, AudioSource
+from voice.audio import MAX_SECONDS, SAMPLE_RATE
 from voice.whisper_weights import DEFAULT_CACHE_DIR, load_whisper
 
 logger = logging.getLogger(__name__)
 
 
-class WhisperASR:
+class WhisperASR(GuardedRecognizer):
     """Whisper speech recognition, loaded once and shared.
 
     Parameters
@@ -78,6 +78,8 @@ class WhisperASR:
     context_margin_frames:
         Frames of 20 ms kept after the audio in a short context.
     """
+
+    ENGINE = "Whisper"  # the name errors give
 
     def __init__(
         self,
@@ -124,45 +126,10 @@ class WhisperASR:
             self._recognize(noise.astype(np.float32))
         logger.info("Whisper warm-up took %.2f s", time.perf_counter() - start)
 
-    def transcribe(
-        self, audio: AudioSource, language: str | None = None, task: str | None = None
-    ) -> Transcript:
-        """Recognize speech.
-
-        Parameters
-        ----------
-        audio:
-            A file path, file bytes, a ``(sample_rate, samples)`` tuple (gradio), an
-            ``AudioClip``, or float32 samples at 16 kHz.
-        language, task:
-            Overrides of the constructor's ``language`` / ``task`` for this call only;
-            ``None`` keeps the constructor's value.
-
-        Returns
-        -------
-        The :class:`Transcript`.
-
-        Raises
-        ------
-        VoiceError
-            ``audio-invalid`` / ``audio-too-long`` for unusable audio, ``asr-no-speech``
-            for silence or a known hallucination, ``asr-failed`` when Whisper fails.
-        """
-        overrides = call_overrides(language, task)
-
-        def recognize(samples: np.ndarray) -> Recognition:
-            with self._lock, torch.inference_mode():
-                return self._recognize(samples, **overrides)
-
-        return recognize_checked(
-            audio,
-            recognize,
-            max_seconds=self.max_seconds,
-            min_rms_dbfs=self.min_rms_dbfs,
-            no_speech_threshold=self.no_speech_threshold,
-            logprob_threshold=self.logprob_threshold,
-            engine="Whisper",
-        )
+    @contextmanager
+    def _one_at_a_time(self) -> Iterator[None]:
+        with self._lock, torch.inference_mode():
+            yield
 
     def _recognize(
         self, samples: np.ndarray, language: str | None = None, task: str | None = None
