@@ -48,6 +48,23 @@ _SHOULD = re.compile(
     r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:should|could|must|needs to|has to)"
     r" (?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
+# "could the teapot be green", "can the sky look stormier"
+_COULD = re.compile(
+    r"^(?:could|can|would|should|may) (?:the|his|her|its|their) (?P<object>[\w' -]+?) "
+    r"(?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
+)
+# "it's a bit too dark for me": a complaint names the quality to take away.
+_TOO = re.compile(
+    r"^(?:(?:i think |hmm |well )?(?:it's|it is|that's|this is|it looks|it seems|looks|"
+    r"seems|a bit|way|much|a little|still|bit)\s*)*(?:a bit |a little |way |much )?"
+    r"too (?P<quality>[\w-]+)(?: for me| to me| now)?$"
+)
+TOO_MUCH = {  # what "too X" asks for instead
+    "dark": "brighter", "bright": "darker", "light": "darker", "busy": "simpler",
+    "cold": "warmer", "warm": "cooler", "sad": "happier", "scary": "less scary",
+    "red": "less red", "plain": "more detailed", "boring": "more interesting",
+    "blurry": "sharper", "small": "bigger", "big": "smaller",
+}  # fmt: skip
 _SET = re.compile(
     r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that )"
     r"(?P<object>[\w' -]+?) (?P<value>(?:more |less |a bit |slightly |much )?[\w-]+)$"
@@ -103,7 +120,10 @@ def _structured(said: str) -> Change | None:
         if _is_quality(value):
             return _attribute(m.group("object"), value)
         return Change(kind=ChangeKind.REPLACE, object=m.group("object").strip(), value=value)
-    if m := _SHOULD.match(said):
+    if m := _TOO.match(said):
+        quality = m.group("quality")
+        return Change(kind=ChangeKind.ADJUST, value=TOO_MUCH.get(quality, f"less {quality}"))
+    if m := (_SHOULD.match(said) or _COULD.match(said)):
         obj, verb, value = m.group("object"), m.group("verb"), m.group("value").strip()
         if verb in ("be", "look"):
             return _phrase_change(value) or _attribute(obj, value)

@@ -218,3 +218,18 @@ def test_the_previous_version_is_the_parent_or_the_picture_before():
 def test_a_picture_named_by_its_number_is_selected(said):
     plan = understand(said, session(GARDEN, CAR, GARDEN), REWRITER)
     assert plan.intent == Intent.SELECT and plan.target_id == "n2"
+
+
+@pytest.mark.parametrize(
+    ("said", "has"),
+    [
+        ("hmm it's a bit too dark for me", "bright"),
+        ("it is way too busy", "simple"),
+        ("could the dog be brown instead", "a brown dog"),
+    ],
+)
+def test_complaints_and_polite_questions_are_edits_of_the_picture_in_view(said, has):
+    # Found trying the offline default: "too dark for me" was routed to undo and the picture
+    # left the view, so the next request had nothing to change.
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1" and has in plan.prompt
