@@ -31,6 +31,10 @@ def prepare(config: Config) -> int:
         steps.append(("LLM (de-quantised)", lambda: packaged_transformers_folder(rw.llm, cache)))
     elif is_gguf_source(rw.llm):  # joined once, size and sha256 checked (again) here
         steps.append(("LLM (GGUF)", lambda: resolve_gguf(rw.llm, cache, verify=True)))
+    if rw.router:  # the example embeddings, so the first start does not compute them
+        from assistant.build import build_router  # noqa: PLC0415 (loads the sentence encoder)
+
+        steps.append(("intent router", lambda: build_router(config) and cache / "router"))
     for name, step in steps:
         start = time.perf_counter()
         where = step()

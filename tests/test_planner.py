@@ -91,7 +91,7 @@ def test_a_valid_llm_plan_decides_an_open_request():
 def test_an_llm_edit_compiles_into_the_scene():
     llm = ScriptedLLM({"intent": "edit", "kind": "weather", "value": "stormy"})
     plan = understand(
-        "could the weather look a bit stormy", with_picture(), REWRITER, planner=LLMPlanner(llm)
+        "I feel the weather ought to be stormy", with_picture(), REWRITER, planner=LLMPlanner(llm)
     )
     assert plan.intent == Intent.EDIT and plan.target_id == "n1" and plan.planner == "llm"
     assert plan.change.kind == ChangeKind.WEATHER
