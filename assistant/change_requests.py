@@ -16,21 +16,30 @@ from assistant.plan import Change, ChangeKind
 # "same thing but ...", "redo the last one but ...", "actually ... instead": the wrapper says
 # "change the current scene"; what follows it is the change.
 _WRAPPER = re.compile(
-    r"^(?:(?:the )?same (?:thing|picture|scene|image|one|again)?|(?:re)?do (?:it|that|this|"
-    r"the last one|the same) again|redo (?:it|that|this|the last one|the picture)|again|"
+    r"^(?:(?:the )?same (?:thing|picture|scene|image|one|again|"
+    r"(?!composition|layout|shapes?|structure|pose|outlines?|edges?|lines)[a-z]+)?|"
+    r"(?:re)?do (?:it|that|this|the last one|the same) again|"
+    r"redo (?:it|that|this|the last one|the picture|the \w+)|"
+    r"again|"
     r"this time|like (?:this|that)|keep (?:it|everything)(?: the same)?)\s*,?\s*"
     r"(?:but|and|only|just)\s+"
 )
 _SOFTENERS = re.compile(
-    r"^(?:(?:actually|instead|hmm+|wait|(?:no|nah)(?=,)|rather|maybe|perhaps|i think|i'd like|"
+    r"^(?:(?:actually|instead|hmm+|wait|(?:no|nah)(?=,)|rather|maybe|perhaps|i think|"
+    r"i'd rather have it|i would rather have it|i'd rather|i would rather|i'd prefer|i'd like|"
     r"i would like|i want|can you|could you|would you|will you|let's|lets|try|how about|"
     r"what about|now|then|ok|okay|what if (?:it|this|that|the \w+) (?:were|was|is|had)|"
     r"what if)\b[\s,]*)+"
 )
-_TRAILING = re.compile(r"[\s,]+(?:instead|then|now|please|as well|too|for me|a bit|a little)$")
+_TRAILING = re.compile(
+    r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little)$"
+    # "green, not blue", "marble instead of wood": what it was before goes with the old prompt
+    r"|,? (?:and )?(?:not|instead of|rather than) (?:a |an |the )?[\w-]+(?: [\w-]+)?$"
+)
 
 _REMOVE = re.compile(
-    r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|"
+    r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|crop out|"
+    r"paint out|pop|"
     r"cut out|leave out|without|no more|no|i don't want|i do not want|don't want)\s+"
     r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
     r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
@@ -48,11 +57,19 @@ _SHOULD = re.compile(
     r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:should|could|must|needs to|has to)"
     r" (?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
-# "could the teapot be green", "can the sky look stormier"
+# "could the teapot be green", "can the sky look stormier", "could he wear a raincoat"
 _COULD = re.compile(
-    r"^(?:could|can|would|should|may) (?:the|his|her|its|their) (?P<object>[\w' -]+?) "
+    r"^(?:could|can|would|should|may) (?:(?:the|his|her|its|their) (?P<object>[\w' -]+?)|"
+    r"(?P<pronoun>he|she|it|they)) "
     r"(?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
+# "there should be a cat on the windowsill", "i want a rainbow in it", "give the fox a hat"
+_THERE_BE = re.compile(
+    r"^(?:there (?:should|could|must|needs to|has to) be|can there be|could there be|"
+    r"i want|i'd like|i would like|it needs|it should have|it could use) "
+    r"(?P<value>(?:a|an|some|more|two|three|lots of|many) .+?)(?: in (?:it|there|the picture))?$"
+)
+_GIVE = re.compile(r"^give (?:the )?(?P<object>[\w'-]+(?: [\w'-]+)?) (?P<value>(?:a|an|some) .+)$")
 # "it's a bit too dark for me": a complaint names the quality to take away.
 _TOO = re.compile(
     r"^(?:(?:i think |hmm |well )?(?:it's|it is|that's|this is|it looks|it seems|looks|"
@@ -67,7 +84,8 @@ TOO_MUCH = {  # what "too X" asks for instead
 }  # fmt: skip
 _SET = re.compile(
     r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that )"
-    r"(?P<object>[\w' -]+?) (?P<value>(?:more |less |a bit |slightly |much )?[\w-]+)$"
+    r"(?P<object>[\w' -]+?) (?P<value>(?:more |less |a bit |slightly |much |even )?[\w-]+"
+    r"(?: and (?:more |less )?[\w-]+)?)$"
 )
 _SETTING = re.compile(
     r"^(?:put|move|place|set|take) (?:it|him|her|them|everything|the scene|the \w+) "
@@ -81,7 +99,7 @@ _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]
 _MAKE_IT = re.compile(
     r"^(?:make (?:it|this|that|everything|the (?:picture|image|scene))(?: look| feel)?|"
     r"turn (?:it|this|that) into|change (?:it|this|that) (?:in)?to|it should be|"
-    r"can it be|let it be)\s+(?P<value>.+)$"
+    r"can it be|let it be|it to be|it to look|it)\s+(?P<value>.+)$"
 )
 _ADJUST = re.compile(
     r"^(?:(?:a )?(?:bit|little|lot|tad|touch) |slightly |much |way |even |a little bit )?"
@@ -107,6 +125,8 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
     if m := _WRAPPER.match(said):
         said, wrapped = _clean(said[m.end() :]), True
     change = _structured(said)
+    if change is None and wrapped and said.startswith(_PLACE_WORDS):  # "same car but on a road"
+        change = Change(kind=ChangeKind.SETTING, value=said)
     if change is None and wrapped and said:
         change = _phrase_change(said) or Change(kind=ChangeKind.FREE, value=said)
     return (change, wrapped) if change is not None else None
@@ -123,8 +143,18 @@ def _structured(said: str) -> Change | None:
     if m := _TOO.match(said):
         quality = m.group("quality")
         return Change(kind=ChangeKind.ADJUST, value=TOO_MUCH.get(quality, f"less {quality}"))
+    if m := _THERE_BE.match(said):
+        return Change(kind=ChangeKind.ADD, value=m.group("value").strip())
+    if m := _GIVE.match(said):
+        obj, value = m.group("object").strip(), m.group("value").strip()
+        return Change(kind=ChangeKind.ADD, value=f"the {obj} with {value}")
     if m := (_SHOULD.match(said) or _COULD.match(said)):
-        obj, verb, value = m.group("object"), m.group("verb"), m.group("value").strip()
+        obj = m.groupdict().get("object") or ""
+        verb, value = m.group("verb"), m.group("value").strip()
+        if not obj:  # "could he wear a raincoat": the person in the picture
+            if verb in ("be", "look"):
+                return _phrase_change(value) or Change(kind=ChangeKind.ADJUST, value=value)
+            return Change(kind=ChangeKind.ADD, value=f"{_VERB_ING.get(verb, verb)} {value}")
         if verb in ("be", "look"):
             return _phrase_change(value) or _attribute(obj, value)
         if verb in ("say", "read"):
@@ -133,6 +163,8 @@ def _structured(said: str) -> Change | None:
     if m := _SETTING.match(said):
         return Change(kind=ChangeKind.SETTING, value=m.group("value").replace("to ", "in ", 1))
     if m := _MAKE_IT.match(said):
+        if m.group("value").strip() in COLOURS:  # "make it yellow": the thing that had a colour
+            return Change(kind=ChangeKind.SET_ATTRIBUTE, value=m.group("value").strip())
         return _phrase_change(m.group("value").strip()) or Change(
             kind=ChangeKind.FREE, value=m.group("value").strip()
         )

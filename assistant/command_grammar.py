@@ -12,14 +12,17 @@ from assistant.plan import Intent, Transform
 
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
-    r"like|just|yeah|yes|cool)[\s,]+)+|"
-    r"(?:[\s,]+(?:please|thanks|thank you|now|for me|if you can|if you could))+$"
+    r"like|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually)[\s,]+)+|"
+    r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )
 # "thanks, now make it darker": the thanks is politeness, the request follows it.
 _THANKS_THEN = re.compile(
     r"^(?:thanks|thank you|great|cool|nice|perfect|awesome|lovely|love it|good)[\s,!.]+"
     r"(?!(?:night|morning|evening|afternoon|day|bye|job|one)\b)"
-    r"(?:but |now |and |can you |could you |please )*(?=\w{2,})"
+    r"(?:but |now |and |can you |could you |please )*"
+    # Only a request after the thanks: "thanks for watching" is all thanks.
+    r"(?=(?:make|add|remove|draw|paint|change|put|turn|give|show|try|do|let's|can|could|"
+    r"undo|redo|flip|zoom|crop|upscale|save|go|now|but|and|please|what|how|lose|get rid)\b)"
 )
 
 
@@ -44,19 +47,34 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
     (
         Intent.UNDO,
         _rx(
-            r"^undo(?: that| it| this| the last (?:one|change|step|edit))?$",
+            r"^undo(?: that| it| this| the last (?:one|change|step|edit)| (?:the|that|what)"
+            r" (?:thing|change|edit|step)?(?: (?:you|i) (?:just )?(?:did|made|added))?)?$",
             r"^(?:go |step )?back(?: one step| a step)?$",
             r"^revert(?: that| it)?$",
-            r"^take (?:that|it) back$",
+            r"^take (?:that|it|the|that last|the last) ?(?:change|edit|step)? back$",
+            r"^(?:it|that|this) (?:was|looked) better before$",
+            r"^(?:i )?(?:liked|preferred) it (?:better|more) (?:before|the way it was)$",
+            r"^(?:go back to|back to) (?:how it was|the way it was) before\b.*",
             r"^(?:go back to|back to) (?:how it was|the way it was|before)$",
             r"^(?:that's|that is) worse,? (?:go back|undo)$",
         ),
     ),
-    (Intent.REDO, _rx(r"^redo(?: that| it)?$", r"^(?:go |step )?forward(?: again)?$")),
+    (
+        Intent.REDO,
+        _rx(
+            r"^redo(?: that| it)?$",
+            r"^(?:go |step )?forward(?: again| one| one step| a step)?$",
+            r"\b(?:didn't|did not|don't|didnt) (?:mean|want) to undo\b",
+            r"^(?:bring|put) back what (?:you|i|we) (?:just )?undid$",
+            r"^undo the undo$",
+        ),
+    ),
     (
         Intent.CANCEL,
         _rx(
-            r"^(?:cancel|stop|abort|halt)(?: that| it| this)?$",
+            r"^(?:cancel|stop|abort|halt)(?: that| it| this| right there| now)?"
+            r"(?:,? (?:stop|cancel|forget)(?: it| that)?)*$",
+            r"^scratch that(?: idea)?$",
             r"^never ?mind\b.*",
             r"^forget (?:it|that|about it)$",
             r"^(?:no,? )?don't (?:bother|do that)$",
@@ -65,7 +83,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
     (
         Intent.HELP,
         _rx(
-            r"^help(?: me)?$",
+            r"^(?:can you |could you )?help(?: me)?$",
+            r"^what (?:kind of |sort of )?things can i (?:ask|say|do)(?: for)?$",
             r"^what (?:else )?can you do$",
             r"^how does this work$",
             r"^what (?:can|do|should) i (?:say|do|ask)$",
@@ -81,16 +100,25 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"begin again|reset|restart|from scratch|clear(?: it| everything| the canvas| all)?|"
             r"new (?:picture|image|drawing|canvas|session)|scrap (?:it|that|this|everything)|"
             r"fresh start|(?:do|draw|try) something (?:completely )?(?:else|different))$",
+            r"^(?:let's |can we |could we )?(?:start (?:over|again|afresh|fresh)|begin again) with "
+            r"something (?:else|different|new)$",
+            r"^(?:let's |can we )?(?:begin|start) (?:from|with|on) a (?:blank|clean|new|fresh) "
+            r"(?:canvas|slate|page)$",
+            r"^(?:clear|reset|wipe) (?:it all|everything|the whole thing|all of it|it)$",
+            r"\bwipe the slate clean\b",
         ),
     ),
     (
         Intent.AGAIN,
         _rx(
             r"^again$",
-            r"^another(?: one)?$",
+            r"^(?:give me |show me |make |draw |try |let's see |can i (?:see|get|have) )?"
+            r"another(?: one)?(?: (?:of|like) (?:those|these|that|this|it))?$",
             r"^one more(?: time)?$",
             r"^try (?:again|once more|another one)$",
-            r"^(?:a )?(?:different|new) seed$",
+            r"^(?:(?:the )?same (?:prompt|thing|picture),? )?(?:but )?(?:with )?(?:a )?"
+            r"(?:different|new|another) seed$",
+            r"^(?:roll the dice|give it another (?:go|shot|try))(?: again)?$",
             r"^re-?roll$",
             r"^do (?:it|that) again$",
             r"^same again$",
@@ -106,6 +134,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:what|which) (?:prompt|settings|seed|parameters|model|steps)\b.*",
             r"^how did you (?:make|draw|do|create) (?:it|this|that)$",
             r"^(?:show|tell) me the (?:prompt|settings|seed|parameters)\b.*",
+            r"^what(?:'s| is|s) the (?:prompt|seed|negative prompt)$",
+            r"^what did you put in the (?:negative )?prompt$",
             r"^what (?:is|was) the prompt\b.*",
             r"^what (?:did you|have you) (?:draw|drawn|make|made|use|used)\b.*",
             r"^what (?:is|'s) (?:this|that|in the picture|in it)$",
@@ -125,13 +155,20 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r" at the start| at first)?$",
             r"^(?:remind me )?what (?:did i|i) (?:first |originally )?(?:ask|asked)(?: for)?.*",
             r"^(?:where|how) did we start$",
+            r"^what (?:colou?r|size|style) (?:was|were) the [\w ]+ (?:originally|at first|"
+            r"at the start|in the first (?:one|picture)|before)$",
+            r"^what (?:was|were) the (?:very )?(?:first|last|previous) (?:picture|image|thing)s?$",
+            r"^what did (?:we|you|i) (?:draw|make|ask for) (?:before|after) the \w+$",
         ),
     ),
     (
         Intent.SAVE,
         _rx(
             r"^(?:save|export|download|keep)(?: (?:it|this|that|them|all|everything|"
-            r"the session|the pictures|the images|this one|that one))?$"
+            r"the session|the pictures|the images|this one|that one|all of (?:them|these|those)|"
+            r"these|those))?(?: to (?:my|the) (?:folder|disk|computer|downloads))?$",
+            r"^(?:can|could|may) i (?:save|download|export|keep) (?:it|this|that|them|these)"
+            r"(?: one)?$",
         ),
     ),
     (
@@ -147,6 +184,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
             r"above)? ?(?:instructions|rules|prompts?)\b",
             r"^(?:you are now|pretend to be|act as)\b",
+            r"^(?:thanks|thank you) for watching\b.*",  # Whisper's hallucination on silence
+            r"^(?:haha|hehe|lol|lmao)\b.*",
         ),
     ),
 ]
@@ -245,15 +284,17 @@ SELECT = _rx(
 # An edit or transform that names its picture: "make the second one bigger".
 TARGET_PHRASE = re.compile(
     r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other)"
-    r"(?: one| picture| image| version| pic)\b|\bthe (?P<words>[\w-]+(?: [\w-]+)?) one\b"
+    r"(?: one| picture| image| version| pic)\b|"
+    r"\bthe (?P<words>[\w-]+(?: [\w-]+)?) (?:one|picture|image|pic)\b"
 )
 
 OUTPAINT = _rx(
     r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
     r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
     r"all sides|every side|all around|sides)?(?: side)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?$",
-    r"^zoom out$",
-    r"^(?:show|give me) more of the (?:scene|picture|surroundings)$",
+    r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
+    r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
+    r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
 )
 DIRECTIONS = {
     "top": "up",
@@ -267,10 +308,13 @@ DIRECTIONS = {
     None: "all",
 }
 UPSCALE = re.compile(
-    r"^(?:upscale|enlarge|make it bigger|bigger|higher resolution|more pixels|"
+    r"^(?:(?:can|could) (?:i|you|we) (?:get|have|see|make)|i need|i want|i'd like|give me)?"
+    r" ?(?:it |this |that )?(?:in )?(?:an? )?"
+    r"(?:upscale|enlarge|make it bigger|bigger|higher resolution|high resolution|more pixels|"
+    r"(?:bigger|larger|high-?res|higher-?res|print|hd) (?:version|copy)|"
     r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
     r"make (?:it|this) (?:larger|higher resolution)|hd|make it hd)"
-    r"(?: it| this| that)?(?: (?:by )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
+    r"(?: it| this| that)?(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
 )
 
 _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
@@ -303,13 +347,19 @@ _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
         Transform.LANDSCAPE,
         _rx(
             r"\blandscape (?:format|orientation|version|mode)\b",
+            r"^(?:make it|turn it|crop it|as an?|in) landscape$",
             r"\bhorizontal (?:format|version)\b",
             r"\b3:2\b",
         ),
     ),
     (
         Transform.ZOOM_IN,
-        _rx(r"\bzoom(?:ed)? in\b", r"\bclose-?up\b", r"\bcloser\b", r"^crop(?: it| in| tighter)?$"),
+        _rx(
+            r"\bzoom(?:ed)? in\b",
+            r"\bclose[- ]?up\b",
+            r"\bcloser\b",
+            r"^crop(?: it| in| tighter)?$",
+        ),
     ),
     (Transform.BIGGER, _rx(r"^(?:make it |and )?(?:bigger|larger)$")),
     (
@@ -328,7 +378,8 @@ _TRANSFORM_WORDS = re.compile(
     r"down|around|over|square|portrait|landscape|wide|widescreen|tall|zoom|zoomed|closer|close-up|"
     r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
     r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
-    r"tighter|instead|now|just)\b"
+    r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|"
+    r"looking|pic|avatar)\b"
 )
 
 
@@ -337,8 +388,9 @@ def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
     ("zoom in on the cat": "the cat"), or None when it asks for something else too."""
     focus = None
     if m := re.search(
-        r"\b(?:zoom(?:ed)? in(?:to)?|close-?up|closer|crop(?: it)?)(?: (?:on|to|of|at|into|in on))?"
-        r" (?:the |that |this )(?P<what>[\w' -]+?)(?: a bit| a little| please)?$",
+        r"\b(?:zoom(?:ed)? in(?:to)?|close[- ]?up|closer|crop(?: it)?)"
+        r"(?: (?:on|to|of|at|into|in on))? (?:the |that |this )(?P<what>[\w' -]+?)"
+        r"(?: a bit| a little| please)?$",
         said,
     ):
         focus = "the " + m.group("what")
@@ -347,6 +399,8 @@ def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
     found: list[Transform] = []
     for piece in pieces:
         match = next((t for t, rx in _TRANSFORM_PIECES if rx.search(piece)), None)
+        if match is None and not _TRANSFORM_WORDS.sub("", piece).strip():
+            continue  # "..., for my phone": why, not what
         if match is None:
             return None
         found.append(match)
@@ -370,9 +424,11 @@ COMBINE_REFS = re.compile(
     r"those two)(?: pictures| images| ones)?(?: side by side| together| into one)?$"
 )
 COMBINE = _rx(
-    r"^(?:put|place|add|move|combine|merge|blend|mix|fuse|stick) (?:the )?(?P<a>[\w' -]+?) "
+    r"^(?:(?:can|could|would) you |please |let's )?"
+    r"(?:put|place|add|move|combine|merge|blend|mix|fuse|stick) (?:the )?(?P<a>[\w' -]+?) "
     r"(?P<how>on top of|onto|on|in front of|next to|beside|behind|inside|into|in|under|above|"
-    r"over|with|and) (?:the )?(?P<b>[\w' -]+?)(?: one| picture| image)?$",
+    r"over|with|and) (?:the )?(?P<b>[\w' -]+?)(?: one| picture| image)?"
+    r"(?: (?:into|in) one(?: picture| image)?| together)?$",
 )
 
 

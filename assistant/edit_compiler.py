@@ -233,6 +233,11 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
                 adjectives = [a for a in adjectives if _bare(a) not in drop | {value.lower()}]
             tokens[start:j] = [*value_words, *adjectives]
             return _fix_article(" ".join(tokens))
+    if not target and is_colour:  # "make it yellow": the first coloured thing changes colour
+        for j, token in enumerate(tokens):
+            if _bare(token) in COLOURS:
+                tokens[j] = value_words[-1]
+                return _fix_article(" ".join(tokens))
     return _append(scene, f"{value} {obj}".strip())
 
 

@@ -26,6 +26,7 @@ from assistant.plan import Change, ChangeKind, Intent, Plan, Transform
 from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, subject_of, words
+from assistant.spelling import repair_command_words, repair_heard
 from assistant.state import DialogueState, ImageNode
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ WHICH_TRANSFORM = N_(
 )
 NO_EARLIER = N_("This is the first picture, there's no earlier one. What should I change?")
 WHAT_TO_DRAW = N_("I didn't catch what to draw. Could you describe the picture?")
+WHAT_TO_CHANGE = N_("What should I change in the picture? For example: make the sky darker.")
 
 # A request that starts like this changes the picture in focus rather than starting anew.
 _EDIT_CUE = re.compile(
@@ -59,6 +61,11 @@ _EDIT_CUE = re.compile(
     r"happier|scarier|softer|sharper|calmer|busier|simpler)\b|"
     r"(?:but|now) (?:with|make|add|in)\b|in the style of\b|as an? (?:oil painting|watercolou?r|"
     r"sketch|photo|cartoon|anime)\b)"
+)
+# "change it", "edit this": an edit that says nothing of what to change.
+_NO_CHANGE_NAMED = re.compile(
+    r"^(?:change|edit|modify|alter|tweak|adjust|fix|improve|redo) (?:it|this|that|something|"
+    r"the (?:picture|image)|it a bit|it somehow|something in it)$"
 )
 # "keep the layout but make it winter": an edit that must hold the picture's structure. Shapes
 # and layout are kept through depth (depth2img); outlines through a canny ControlNet.
@@ -85,7 +92,8 @@ _NOT_A_PICTURE = re.compile(
 
 
 _STYLE_REQUEST = re.compile(
-    r"^(?:(?:could you |can you |please )?(?:make|turn|render|redo|do|paint|draw|change|"
+    r"^(?:(?:can|could|may) i (?:see|have|get) (?:it|this|that)(?: as| in)?|"
+    r"(?:could you |can you |please )?(?:make|turn|render|redo|do|paint|draw|change|"
     r"restyle|switch|convert|show)(?: it| this| that| everything| the (?:picture|image))?"
     r"(?: look| looking)?(?: like| into| as| in| to)?|change (?:the )?style to|as|in|like|"
     r"more like|in the style of)?\s*(?:an? |the )?(?P<name>.+?)"
@@ -137,12 +145,14 @@ def understand(
 
     Returns a validated Plan.
     """
-    said = normalise(text)
+    said = normalise(repair_heard(text))
     current = state.current
     if has_mask and current is not None:
         change = Change(kind=ChangeKind.ADD, value=subject_of(split_negatives(text)[0]))
         return _change_plan(Intent.INPAINT, text, change, current, rewriter, "inpaint")
     if plan := _grammar_plan(text, said, state, rewriter, style):
+        return plan
+    if plan := _second_reading(text, said, state, rewriter, style):
         return plan
     if router is not None and (plan := _routed_plan(text, said, state, rewriter, router)):
         return plan
@@ -156,7 +166,44 @@ def understand(
             plan := _from_llm_plan(llm_plan, text, state, rewriter, style)
         ):
             return plan
+    if current is not None and (plan := _edit_floor(text, said, state, rewriter)):
+        return plan
     return _fallback_plan(text, said, current, rewriter, style)
+
+
+# Intents a second reading may find: a command said with a typo or a reason after it ("flipp
+# it", "crop it square for my profile pic"). A description is never re-read into another one.
+_SECOND_READING_INTENTS = frozenset(
+    {
+        Intent.UNDO, Intent.REDO, Intent.AGAIN, Intent.VARIATIONS, Intent.HELP, Intent.SAVE,
+        Intent.CANCEL, Intent.RESET, Intent.HISTORY, Intent.DESCRIBE, Intent.SELECT,
+        Intent.TRANSFORM, Intent.UPSCALE, Intent.OUTPAINT, Intent.STYLE, Intent.CHITCHAT,
+    }
+)  # fmt: skip
+# Why the person asks, after the request: "..., it's kinda creepy", "... for my phone".
+_REASON = re.compile(
+    r"(?:,?\s+(?:so (?:that )?|because |cause |cos |since )\S.*"
+    r"|,?\s+for (?:my|the|a|an|our|printing|print|instagram)\b.*"
+    r"|,\s*(?:it|it's|its|that's|they're|he's|she's|this is|it looks|looks|i think)\b.*)$"
+)
+
+
+def _second_reading(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
+) -> Plan | None:
+    """The grammar's plan for the request without its reason clause or with its command words'
+    spelling repaired, when that makes it a command (or, without a reason, an edit)."""
+    core = _REASON.sub("", said).strip(" ,")
+    keep = {w for node in state.nodes.values() for w in words(node.prompt)}
+    for variant, edits_too in ((core, True), (repair_command_words(core, keep), False)):
+        if variant == said or not variant:
+            continue
+        plan = _grammar_plan(text, variant, state, rewriter, style)
+        if plan is not None and (
+            plan.intent in _SECOND_READING_INTENTS or (edits_too and plan.intent == Intent.EDIT)
+        ):
+            return plan
+    return None
 
 
 # --- the grammar ----------------------------------------------------------------------------
@@ -214,18 +261,19 @@ def _grammar_plan(
     if m := g.OUTPAINT.match(said):
         if current is None:
             return _clarify(text, NOTHING_YET)
-        direction = g.DIRECTIONS.get(m.group("dir"), m.group("dir"))
+        side = m.group("dir") or m.group("dir2")
+        direction = g.DIRECTIONS.get(side, side)
         pixels = int(m.group("px")) // 8 * 8 if m.group("px") else 128
         return _keep_scene_plan(
             Intent.OUTPAINT,
             text,
             current,
             "outpaint",
-            direction="all" if "zoom" in said or "more of" in said else direction,
+            direction=direction if side or "zoom" not in said else "all",
             pixels=min(max(pixels, 8), 1024),
         )
 
-    if m := g.UPSCALE.match(said):
+    if m := g.UPSCALE.match(_upscale_clause(said)):
         if current is None:
             return _clarify(text, NOTHING_YET)
         factor = 4 if (m.group("n") or m.group("n2") or "") in ("4", "four") else 2
@@ -303,10 +351,14 @@ def _grammar_plan(
         change, _wrapped = parsed
         if current is None:
             return _clarify(text, NOTHING_TO_CHANGE)
+        if target is None:  # "the teapot should be green" while another picture is in view
+            current = _owner_of(change.object, state) or current
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
     if _EDIT_CUE.match(said):
         if current is None:
             return _clarify(text, NOTHING_TO_CHANGE)
+        if _NO_CHANGE_NAMED.match(said):
+            return _clarify(text, WHAT_TO_CHANGE)
         change = Change(kind=ChangeKind.FREE, value=_tidy_change(said))
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
     if _DRAW_CUE.match(said) and content_words(subject_of(split_negatives(text)[0])):
@@ -325,6 +377,8 @@ def _routed_plan(
         return None
     if not route.confident or route.intent in ("open", "generate", "edit"):
         return None
+    if route.heard_as is None and _too_vague_for(route.intent, said):
+        return _clarify(text, NOT_SURE, planner="router")
     intent = Intent(route.intent)
     current = state.current
     if intent == Intent.SELECT:
@@ -341,13 +395,108 @@ def _routed_plan(
     if intent in (Intent.UPSCALE, Intent.OUTPAINT):
         if current is None:
             return _clarify(text, NOTHING_YET)
-        fields = {"factor": 2} if intent == Intent.UPSCALE else {"direction": "all", "pixels": 128}
+        fields = (
+            {"factor": 4 if re.search(r"\b(?:4|four) ?(?:x|times)\b", said) else 2}
+            if intent == Intent.UPSCALE
+            else {"direction": _direction_in(said), "pixels": 128}
+        )
         return _keep_scene_plan(intent, text, current, str(intent), **fields)
     if intent in (Intent.STYLE, Intent.INPAINT, Intent.SAME_SEED, Intent.COMBINE):
         return None  # these need their slots: the LLM or the fallback decides
     if intent == Intent.CLARIFY:
         return _clarify(text, NOT_SURE)
     return _command_plan(intent, text, state).model_copy(update={"planner": "router"})
+
+
+# Commands that lose or replace what is on screen: the router must not take a vague remark
+# ("do the thing", "what about that") for one of them on the strength of a word or two.
+_NEEDS_A_CUE = {
+    "undo": re.compile(r"\b(?:undo|un do|back|revert|before|previous|reverse|oops|mistake|"
+                       r"take (?:it|that)|and do|do hot)\b"),
+    "redo": re.compile(r"\b(?:redo|re do|forward|undid|undo|back|again|restore)\b"),
+    "reset": re.compile(r"\b(?:start|over|reset|restart|scratch|clear|fresh|new|blank|wipe|"
+                        r"begin|else|different)\b"),
+    "cancel": re.compile(r"\b(?:stop|cancel|abort|halt|forget|never ?mind|don't|scratch|wait)\b"),
+    "again": re.compile(r"\b(?:again|another|more|retry|different|re-?roll|once|try|seed|"
+                        r"redo|new|don't|not|nah|meh|nope|else)\b"),
+}  # fmt: skip
+
+
+def _too_vague_for(intent: str, said: str) -> bool:
+    """Whether a short request lacks every word that would make it ``intent``."""
+    cue = _NEEDS_A_CUE.get(intent)
+    return cue is not None and len(said.split()) <= 4 and not cue.search(said)
+
+
+def _direction_in(said: str) -> str:
+    """The side an outpaint request names ("more on the left", "upwards"), else all sides."""
+    m = re.search(r"\b(left|right|top|bottom|upwards?|downwards?|above|below)\b", said)
+    side = m.group(1) if m else None
+    return {"upward": "up", "above": "up", "below": "down", "downward": "down"}.get(
+        side or "", g.DIRECTIONS.get(side, side)
+    )
+
+
+# A request that speaks of the picture in view: a pronoun for it or its people, or "there
+# should be ...". Questions and remarks are not edits.
+_REFERS_TO_PICTURE = re.compile(
+    r"\b(?:it|this|he|she|him|her|they|them|his|its|their|there should|there needs|"
+    r"can there|could there)\b"
+)
+_QUESTION = re.compile(r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did)\b")
+_MORE_AGAIN = re.compile(
+    r"^(?:(?:even|a bit|a little|a little bit|much|way|some|bit|still|yet) )?more"
+    r"(?: (?:of that|again|still))?$|^(?:stronger|further|keep going|more more)$"
+)
+
+
+def _edit_floor(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter
+) -> Plan | None:
+    """Without a planner's answer: a request that speaks of the picture in view is an edit of
+    it ("give the robot a red scarf", "could he wear a raincoat"), not a new picture."""
+    current = state.current
+    if _MORE_AGAIN.match(said):
+        return _more_of_last_change(text, state, rewriter)
+    if _QUESTION.match(said) or not content_words(said):
+        return None
+    named = any(_prompt_names(current, w) for w in content_words(said))
+    if not (named or _REFERS_TO_PICTURE.search(said)):
+        return None
+    parsed = parse_change(said)
+    change = parsed[0] if parsed else Change(kind=ChangeKind.FREE, value=_tidy_change(said))
+    if change.kind == ChangeKind.FREE and not content_words(change.value):
+        return _clarify(text, WHAT_TO_CHANGE)
+    return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
+
+
+def _more_of_last_change(text: str, state: DialogueState, rewriter: PromptRewriter) -> Plan:
+    """ "even more": the last change asked for, once more, on the picture in view."""
+    for exchange in reversed(state.history):
+        parsed = parse_change(normalise(exchange.user or ""))
+        if parsed is not None:
+            change = parsed[0]
+            if change.kind == ChangeKind.ADJUST:
+                change = change.model_copy(update={"value": f"even {change.value}"})
+            return _change_plan(Intent.EDIT, text, change, state.current, rewriter, "img2img")
+    return _clarify(text, WHAT_TO_CHANGE)
+
+
+_QUALITY_CLAUSE = re.compile(
+    r"^(?:(?:and |but )?(?:make it )?(?:sharper|crisper|clearer|more detailed|finer|cleaner|"
+    r"higher quality|better quality|hd)(?: and (?:sharper|crisper|clearer|more detailed))?)"
+    r"(?: please| pls)?$"
+)
+
+
+def _upscale_clause(said: str) -> str:
+    """ "sharper and more detailed please, upscale it": the upscale among quality words."""
+    clauses = [c.strip() for c in re.split(r",|\bthen\b", said) if c.strip()]
+    if len(clauses) > 1:
+        rest = [c for c in clauses if not _QUALITY_CLAUSE.match(c)]
+        if len(rest) == 1:
+            return rest[0]
+    return said
 
 
 def _fallback_plan(
@@ -577,7 +726,8 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     if not nodes or not ref:
         return None
     ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip())
-    ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
+    if not re.fullmatch(r"number \w+", ref):  # "number one" is a number, not "number"
+        ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
     if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
         index = g.NUMBERS.get(number.group(1), number.group(1))  # "number two" -> 2
         return state.nodes.get(f"n{index}")
@@ -623,7 +773,17 @@ def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, st
     if m is None or target is None:
         return None, said
     rest = (said[: m.start()] + "it" + said[m.end() :]).strip()
+    rest = re.sub(r"^(?:in|on|for|with) it,? ", "", rest)  # "in the surfer one, make ..."
     return target, re.sub(r"\bit it\b", "it", rest)
+
+
+def _owner_of(thing: str, state: DialogueState) -> ImageNode | None:
+    """The picture a change's object belongs to when the one in view does not show it: the
+    latest picture whose prompt names it (None when the one in view does, or none does)."""
+    current = state.current
+    if not thing or current is None or _prompt_names(current, thing):
+        return None
+    return next((n for n in reversed(state.nodes.values()) if _prompt_names(n, thing)), None)
 
 
 def _describes_new_thing(ref: str) -> bool:

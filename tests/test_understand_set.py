@@ -52,16 +52,13 @@ def fast_path(tiny_config, tmp_path_factory):
     return summarise([plan_case(c, mode) for c in CASES if c.split == "heldout"])
 
 
-@pytest.mark.xfail(strict=False, reason="not met yet: heldout 88.8%, 7 literal pictures (#10)")
 def test_the_fast_path_understands_the_heldout_split(fast_path):
     assert fast_path["intent_heldout"] >= HELDOUT_INTENT_ACCURACY
 
 
-@pytest.mark.xfail(strict=False, reason="not met yet: heldout 88.8%, 7 literal pictures (#10)")
 def test_the_fast_path_never_draws_a_command(fast_path):
     assert fast_path["literal"] == 0
 
 
-@pytest.mark.xfail(strict=False, reason="not met yet: heldout 88.8%, 7 literal pictures (#10)")
 def test_the_fast_path_writes_edit_prompts_that_describe_the_scene(fast_path):
     assert fast_path["prompt_passed"] == fast_path["prompt_checks"]

@@ -233,3 +233,96 @@ def test_complaints_and_polite_questions_are_edits_of_the_picture_in_view(said, 
     # left the view, so the next request had nothing to change.
     plan = understand(said, session(GARDEN), REWRITER)
     assert plan.intent == Intent.EDIT and plan.target_id == "n1" and has in plan.prompt
+
+
+# --- typos, mishearings, reasons, and follow-ups without a planner ---------------------------
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("uspcale it", Intent.UPSCALE),
+        ("flipp it", Intent.TRANSFORM),
+        ("undoo", Intent.UNDO),
+        ("try agian", Intent.AGAIN),
+        ("halp", Intent.HELP),
+        ("Un do.", Intent.UNDO),
+        ("Start offer.", Intent.RESET),
+        ("and do that one", Intent.UNDO),
+        ("Thanks for watching!", Intent.CHITCHAT),
+    ],
+)
+def test_misspelt_and_misheard_commands_are_the_commands(said, intent):
+    assert understand(said, session(GARDEN), REWRITER).intent == intent
+
+
+def test_a_typo_in_a_description_is_not_read_as_a_command():
+    # "wave" is one letter from "save", and the picture's own words are never "repaired".
+    state = session("a surfer riding a huge wave at sunrise")
+    plan = understand("make the wave even bigger", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "wave" in plan.prompt
+
+
+def test_a_misheard_ordinal_selects_the_picture():
+    plan = understand("Show me the first won.", session(GARDEN, CAR), REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
+
+
+@pytest.mark.parametrize(
+    ("said", "intent", "lacks"),
+    [
+        ("crop it square for my profile pic", Intent.TRANSFORM, None),
+        ("can you make it portrait, for my phone wallpaper", Intent.TRANSFORM, None),
+        ("flip it so the car faces the other way", Intent.TRANSFORM, None),
+        ("zoom out a bit so i can see more of the beach", Intent.OUTPAINT, None),
+        ("can you get rid of the car, it's kinda ugly", Intent.EDIT, "ugly"),
+    ],
+)
+def test_a_reason_after_the_request_is_not_part_of_it(said, intent, lacks):
+    plan = understand(said, session(CAR), REWRITER)
+    assert plan.intent == intent and plan.target_id == "n1"
+    if lacks:
+        assert lacks not in plan.prompt and "car" not in plan.prompt.split(",")[0]
+
+
+@pytest.mark.parametrize(
+    ("said", "has", "lacks"),
+    [
+        ("give the car a roof rack", ["roof rack", "car"], ["give"]),
+        ("there should be a seagull on the bonnet", ["seagull"], ["should"]),
+        ("actually i want it yellow", ["yellow vintage car"], ["red"]),
+        ("i'd like it to be raining", ["rain"], ["like"]),
+        ("same car but on a mountain road", ["car", "mountain road"], ["beach"]),
+        ("actually I'd rather have it at dusk", ["dusk"], ["actually", "rather"]),
+    ],
+)
+def test_follow_ups_that_speak_of_the_picture_are_edits_of_it(said, has, lacks):
+    plan = understand(said, session(CAR), REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1"
+    for word in has:
+        assert word in plan.prompt, (word, plan.prompt)
+    for word in lacks:
+        assert word not in plan.prompt, (word, plan.prompt)
+
+
+def test_an_edit_naming_a_thing_of_another_picture_edits_that_picture():
+    state = session("a still life of a blue teapot and apples", CAR)
+    plan = understand("the teapot should be green, not blue", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n1")
+    assert "green teapot" in plan.prompt and "blue" not in plan.prompt
+
+
+def test_even_more_repeats_the_last_change():
+    state = session(CAR)
+    state.history.append(Exchange(user="make it darker", reply="Here it is."))
+    plan = understand("even more", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "darker" in plan.prompt
+
+
+@pytest.mark.parametrize("said", ["change it", "do the thing", "what about that"])
+def test_an_edit_or_command_that_names_nothing_asks_back(said):
+    plan = understand(said, session(CAR), REWRITER)
+    assert plan.intent == Intent.CLARIFY and plan.expects_answer
+
+
+def test_an_outpaint_to_one_side_keeps_the_side():
+    plan = understand("show more of the beach on the left side", session(CAR), REWRITER)
+    assert (plan.intent, plan.direction) == (Intent.OUTPAINT, "left")

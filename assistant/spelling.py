@@ -1,0 +1,78 @@
+"""Repair the spelling of command words: "uspcale it", "flipp it", "undoo", "try agian".
+
+Typed requests have typos and Whisper writes short commands as near-words ("Un do.", "Show me
+the first won."). The grammar knows commands by their exact words, so a request the grammar
+does not know is tried once more with its command words repaired. Only a word that is no word
+of the picture's prompt, within one edit (two for long words) of exactly one command word, is
+changed; the caller keeps the repair only when it turns the request into a command (a typo in
+a description is the picture's business, not ours).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rapidfuzz.distance import OSA  # optimal string alignment: a swap of two letters is 1 edit
+
+# The words commands are made of (assistant.command_grammar), four letters or more: shorter
+# words have too many one-edit neighbours to repair safely.
+COMMAND_WORDS = frozenset(
+    """
+    undo redo again help save cancel stop upscale enlarge flip mirror rotate crop zoom square
+    portrait landscape variations versions reset restart start over previous picture image
+    prompt first second third last seed export download history bigger smaller extend
+    horizontally vertically widescreen resolution settings negative original remove delete
+    another different forward back revert pictures images
+    """.split()
+)
+# Real words one edit away from a command word that people mean as themselves.
+_KEEP = frozenset(
+    """
+    same wave cave have gave held hell clip flop crap crow star stat sale safe gain over
+    lover cover rover sever fast past vast post most best rest test west zoo room doom boom
+    hold fold sold told cold gold bold mold flap slip drip trip grip ship whip chip
+    """.split()
+)
+# Whole-utterance mishearings Whisper writes for short commands (benchmarks/mishearings.py).
+_HEARD_AS = {
+    "un do": "undo",
+    "un-do": "undo",
+    "and do": "undo",
+    "read do": "redo",
+    "re do": "redo",
+    "safe": "save",
+    "safe it": "save it",
+    "start offer": "start over",
+    "start a fresh": "start afresh",
+    "free more": "three more",
+    "free more of those": "three more of those",
+}
+_AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
+_WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previous) won\b")
+_WORD = re.compile(r"[a-z]+")
+
+
+def repair_heard(text: str) -> str:
+    """``text`` with the mishearings of whole short commands that cannot mean anything else
+    repaired ("Un do.", "Start offer.", "Show me the first won."); else ``text`` as it was."""
+    said = re.sub(r"\s+", " ", re.sub(r"[^\w' -]+", " ", text.lower())).strip()
+    repaired = _HEARD_AS.get(said) or _AND_DO.sub("undo that", said)
+    repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", repaired)
+    return repaired if repaired != said else text
+
+
+def repair_command_words(said: str, keep: Iterable[str] = ()) -> str:
+    """``said`` (normalised) with misspelt command words repaired; ``keep``: words never to
+    change (those of the pictures' prompts)."""
+    said = repair_heard(said)
+    keep = _KEEP | set(keep)
+    return _WORD.sub(lambda m: _nearest_command(m.group(), keep), said)
+
+
+def _nearest_command(word: str, keep: frozenset[str] | set[str]) -> str:
+    if len(word) < 4 or word in COMMAND_WORDS or word in keep:
+        return word
+    limit = 2 if len(word) >= 7 else 1
+    near = [w for w in COMMAND_WORDS if OSA.distance(word, w, score_cutoff=limit) <= limit]
+    return near[0] if len(near) == 1 else word
