@@ -147,7 +147,7 @@ def _structured(said: str) -> Change | None:
         return Change(kind=ChangeKind.ADD, value=m.group("value").strip())
     if m := _GIVE.match(said):
         obj, value = m.group("object").strip(), m.group("value").strip()
-        return Change(kind=ChangeKind.ADD, value=f"the {obj} with {value}")
+        return Change(kind=ChangeKind.ADD, value=f"{value} on the {obj}")
     if m := (_SHOULD.match(said) or _COULD.match(said)):
         obj = m.groupdict().get("object") or ""
         verb, value = m.group("verb"), m.group("value").strip()

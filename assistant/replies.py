@@ -166,7 +166,7 @@ def edit_done(change: Any) -> str:
         case "remove":
             done = f"I took out the {obj} and told the model to leave it out"
         case "set-attribute":
-            done = f"I made the {obj} {value}"
+            done = f"I made {'the ' + obj if obj else 'it'} {value}"
         case "replace":
             done = f"I turned the {obj} into {value}"
         case "add":

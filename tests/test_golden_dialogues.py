@@ -80,6 +80,21 @@ DIALOGUES = {
         "draw a castle on a hill",
         "put the dragon on top of the castle",
     ],
+    # Typed fast with typos, misheard, indirect: each is still the action the person meant.
+    "typos_and_indirect_followups": [
+        "draw a red sports car on a coastal road",
+        "actually i want it yellow",
+        "give the car a roof rack",
+        "flipp it",
+        "crop it square for my profile pic",
+        "Un do.",
+        "change it",
+        "make it darker",
+        "even more",
+        "uspcale it",
+        "Thanks for watching!",
+        "Start offer.",
+    ],
     "chitchat_and_errors": [
         "hello",
         "   ",
