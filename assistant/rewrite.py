@@ -31,7 +31,10 @@ STOPWORDS = frozenset(
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
     r"^\s*(?:(?:hey|ok|okay|so|um|uh|now|please|can you|could you|would you|will you|"
-    r"i want|i'd like|i would like|i'd love|i would love|let's|lets|go ahead and)\s*,?\s*)*"
+    r"i want|i'd like|i would like|i'd love|i would love|let's|lets|go ahead and|"
+    # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
+    r"(?:next|new|another|a new|a different) (?:picture|one|image)\s*[:,-]|"
+    r"something (?:different|else|new)(?: now)?\s*[:,-])\s*,?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce)"
     r"(?:\s+(?:me|us))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.

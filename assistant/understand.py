@@ -82,7 +82,9 @@ _DRAW_CUE = re.compile(
     r"design|illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing|"
     r"watercolou?r|sketch|portrait) of)\b|"
     r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
-    r"maybe|now) (?:an?|some|two|three|four|five|a few|the) \w"
+    r"maybe|now) (?:an?|some|two|three|four|five|a few|the) \w|"
+    r"^(?:(?:next|new|another|a new|a different) (?:picture|one|image)|something (?:different|"
+    r"else|new)(?: now)?) ?[:,-] ?\w"
 )
 _NOT_A_PICTURE = re.compile(
     r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did|can|could|would|will|"
@@ -160,7 +162,7 @@ def understand(
     # is, without paying for an LLM plan.
     if current is None and not _NOT_A_PICTURE.match(said):
         return _fallback_plan(text, said, current, rewriter, style)
-    if planner is not None and not rewriter.raw:
+    if planner is not None and not rewriter.raw and not _HESITATION.match(said):
         llm_plan = planner.plan(text, PlanContext.of(state))
         if llm_plan is not None and (
             plan := _from_llm_plan(llm_plan, text, state, rewriter, style)
@@ -422,6 +424,16 @@ _NEEDS_A_CUE = {
 }  # fmt: skip
 
 
+_ANY = re.compile("")
+_HESITATION = re.compile(r"^(?:(?:um+|uh+|er+m?|hmm+|ah+|oh+|mm+|huh|eh)\b[\s,.]*)*$")
+# A select names a picture or goes back to one; a description alone ("a sailboat at dawn") is
+# a new picture, whatever a small model makes of it.
+_SELECT_CUE = re.compile(
+    r"\b(?:back|previous|earlier|before|first|second|third|fourth|last|other|one|version|show|"
+    r"select|pick|choose|go|use|original|number|picture|image|bring|return|switch|see)\b"
+)
+
+
 def _too_vague_for(intent: str, said: str) -> bool:
     """Whether a short request lacks every word that would make it ``intent``."""
     cue = _NEEDS_A_CUE.get(intent)
@@ -441,7 +453,9 @@ def _direction_in(said: str) -> str:
 # should be ...". Questions and remarks are not edits.
 _REFERS_TO_PICTURE = re.compile(
     r"\b(?:it|this|he|she|him|her|they|them|his|its|their|there should|there needs|"
-    r"can there|could there)\b"
+    r"can there|could there)\b|"
+    r"\bthe (?:sky|weather|light|lighting|colou?rs?|mood|background|foreground|scene|"
+    r"picture|image|atmosphere|whole thing)\b"
 )
 _QUESTION = re.compile(r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did)\b")
 _MORE_AGAIN = re.compile(
@@ -458,16 +472,31 @@ def _edit_floor(
     current = state.current
     if _MORE_AGAIN.match(said):
         return _more_of_last_change(text, state, rewriter)
-    if _QUESTION.match(said) or not content_words(said):
-        return None
-    named = any(_prompt_names(current, w) for w in content_words(said))
-    if not (named or _REFERS_TO_PICTURE.search(said)):
+    if _QUESTION.match(said) or not content_words(said) or not _speaks_of(said, current):
         return None
     parsed = parse_change(said)
     change = parsed[0] if parsed else Change(kind=ChangeKind.FREE, value=_tidy_change(said))
     if change.kind == ChangeKind.FREE and not content_words(change.value):
         return _clarify(text, WHAT_TO_CHANGE)
     return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
+
+
+def _speaks_of(said: str, node: ImageNode, allow_draw_cue: bool = False) -> bool:
+    """Whether a request speaks of ``node``: names a thing of its prompt, refers to it ("it",
+    "he", "there should be"), or starts like an edit. A description of something else is a
+    new picture, whatever a small model makes of it."""
+    return bool(
+        _REFERS_TO_PICTURE.search(said)
+        or _EDIT_CUE.match(said)
+        or any(_prompt_names(node, w) for w in content_words(said))
+    ) and (allow_draw_cue or not _DRAW_CUE.match(said))
+
+
+def _describes_another(said: str, node: ImageNode) -> bool:
+    """ "a watercolor of a fox in the snow": a new scene described, not ``node`` changed."""
+    return bool(
+        _DRAW_CUE.match(said) or re.match(r"^(?:an?|some|two|three|four|\d+) \w", said)
+    ) and not _speaks_of(said, node, allow_draw_cue=True)
 
 
 def _more_of_last_change(text: str, state: DialogueState, rewriter: PromptRewriter) -> Plan:
@@ -682,12 +711,20 @@ def _from_llm_plan(
     """A checked LLM plan as a Plan, or None when it cannot be carried out as it stands."""
     current = state.nodes.get(llm_plan.target) if llm_plan.target else state.current
     avoid = [a for a in llm_plan.avoid if a.strip()]
+    said = normalise(text)
+    if _NEEDS_A_CUE.get(llm_plan.intent, _ANY).search(said) is None or (
+        llm_plan.intent == "select" and not _SELECT_CUE.search(said)
+    ):
+        logger.info("LLM plan %r ignored: nothing in %r asks for it", llm_plan.intent, said)
+        return None
     match llm_plan.intent:
         case "clarify":
             return _clarify(text, NOT_SURE, planner="llm")
         case "generate":
             return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
-        case "edit" if current is not None and llm_plan.kind:
+        case "edit" if current is not None and llm_plan.kind and not _describes_another(
+            said, current
+        ):
             change = repair_change(llm_plan.kind, llm_plan.object, llm_plan.value)
             plan = _change_plan(
                 Intent.EDIT, text, change, current, rewriter, "img2img", planner="llm"

@@ -142,3 +142,30 @@ def test_a_loosely_named_change_kind_is_repaired_from_its_words(kind, obj, value
     from assistant.change_requests import repair_change
 
     assert repair_change(kind, obj, value).kind == want
+
+
+@pytest.mark.parametrize(
+    ("said", "answer", "intent"),
+    [
+        # A small model's guesses that nothing in the words supports are not carried out.
+        ("a sailboat on a calm lake at dawn", {"intent": "select", "target": "n1"}, "generate"),
+        ("We do.", {"intent": "undo"}, "clarify"),
+        (
+            "something different now: a watercolor of a fox in the snow",
+            {"intent": "edit", "kind": "style", "value": "watercolor"},
+            "generate",
+        ),
+    ],
+)
+def test_an_llm_plan_the_words_do_not_support_is_not_carried_out(said, answer, intent):
+    plan = understand(said, with_picture(), REWRITER, planner=LLMPlanner(ScriptedLLM(answer)))
+    assert plan.intent == Intent(intent)
+    if intent == "generate":
+        assert "fox" in plan.prompt or "sailboat" in plan.prompt
+        assert "something different" not in plan.prompt
+
+
+def test_a_hesitation_never_reaches_the_llm():
+    llm = ScriptedLLM({"intent": "undo"})
+    plan = understand("er", with_picture(), REWRITER, planner=LLMPlanner(llm))
+    assert plan.intent == Intent.CLARIFY and llm.calls == []
