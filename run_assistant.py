@@ -96,8 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--split",
-        choices=["tune", "heldout", "fresh"],
-        help="bench understand: only this split (fresh: benchmarks/understand_fresh.yaml)",
+        choices=["tune", "heldout", "fresh", "fresh2"],
+        help="bench understand: only this split (fresh, fresh2: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
     bench.add_argument(

@@ -245,7 +245,7 @@ def print_report(report: dict[str, Any], show_misses: int = 40) -> None:
     print(f"\nUnderstanding benchmark: {report['cases']} cases ({report['machine']['start']})")
     counts = ", ".join(f"{split} {n[f'n_{split}']}" for split in SPLITS)
     print(f"{counts}; router loaded in {report['router_load_s']} s\n")
-    shown = [split for split in SPLITS if split != "fresh" or n["n_fresh"]]  # fresh: when run
+    shown = [sp for sp in SPLITS if not sp.startswith("fresh") or n[f"n_{sp}"]]  # fresh*: when run
     print(
         "| mode | " + " | ".join(f"intent {split}" for split in shown) + " | target | plan "
         "fields | literal pictures of commands | edit-prompt checks | command ms p50 / p95 "

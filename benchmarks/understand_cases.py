@@ -20,7 +20,9 @@ SET_PATH = Path(__file__).with_name("understand_set.yaml")
 # A second held-out set written later and apart from everything tuned (split "fresh"); read only
 # when asked for, so the tune / heldout proportions of the main set stay as they are.
 FRESH_PATH = Path(__file__).with_name("understand_fresh.yaml")
-SPLITS = ("tune", "heldout", "fresh")
+# A third, written the same way later still (split "fresh2"), read only when asked for.
+FRESH2_PATH = Path(__file__).with_name("understand_fresh2.yaml")
+SPLITS = ("tune", "heldout", "fresh", "fresh2")
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -59,10 +61,11 @@ class Case:
 
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
-    """Read the set; ``split`` keeps only "tune", "heldout" or "fresh" cases (the fresh ones
-    come from FRESH_PATH, when it exists, and only with ``split="fresh"``)."""
-    if split == "fresh" and path == SET_PATH:
-        path = FRESH_PATH
+    """Read the set; ``split`` keeps only "tune", "heldout", "fresh" or "fresh2" cases (the fresh
+    ones come from FRESH_PATH / FRESH2_PATH, when it exists, and only with that ``split``)."""
+    fresh_paths = {"fresh": FRESH_PATH, "fresh2": FRESH2_PATH}
+    if split in fresh_paths and path == SET_PATH:
+        path = fresh_paths[split]
         if not path.exists():
             return []
     return [c for c in _read_cases(path) if split is None or c.split == split]
