@@ -75,6 +75,21 @@ def understand_accepts(keyword: str) -> bool:
     return keyword in inspect.signature(understand).parameters
 
 
+class TimedPlanner:
+    """The LLM planner, timed: how often a request reached it and what that cost."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.seconds: float | None = None
+
+    def plan(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.inner.plan(*args, **kwargs)
+        finally:
+            self.seconds = time.perf_counter() - start
+
+
 def plan_case(case: Case, mode: Mode) -> CaseResult:
     """Plan one case in a fresh copy of its state; time understand() alone."""
     from assistant.understand import understand  # noqa: PLC0415
@@ -82,6 +97,7 @@ def plan_case(case: Case, mode: Mode) -> CaseResult:
     state = build_state(case)
     kwargs: dict[str, Any] = {}
     if mode.planner is not None:
+        mode.planner.seconds = None
         kwargs["planner"] = mode.planner
     if mode.router is not None and understand_accepts("router"):
         kwargs["router"] = mode.router
@@ -92,7 +108,9 @@ def plan_case(case: Case, mode: Mode) -> CaseResult:
         logger.exception("case %s (%s) raised", case.id, mode.name)
         error = f"{type(e).__name__}: {e}"
         return CaseResult(case, "error", False, False, problems=[error], error=error)
-    return check(case, plan, time.perf_counter() - start)
+    result = check(case, plan, time.perf_counter() - start)
+    result.llm_seconds = mode.planner.seconds if mode.planner is not None else None
+    return result
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -125,6 +143,10 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
     for name, values in (("command", commands), ("open", content)):
         out[f"{name}_ms_p50"] = statistics.median(values) if values else None
         out[f"{name}_ms_p95"] = _pct(values, 0.95)
+    asked = [r.llm_seconds * 1000 for r in results if r.llm_seconds is not None]
+    out["llm_asked"] = len(asked)
+    out["llm_ms_p50"] = statistics.median(asked) if asked else None
+    out["llm_ms_p95"] = _pct(asked, 0.95)
     return out
 
 
@@ -206,7 +228,8 @@ def run_understand_bench(
         if planner is None:
             notes.append(f"router + LLM skipped: {why_not}")
         else:
-            modes.append(Mode("router + LLM", llm_rewriter, router=router, planner=planner))
+            timed = TimedPlanner(planner)
+            modes.append(Mode("router + LLM", llm_rewriter, router=router, planner=timed))
     began = machine()
     for case in cases:  # interleaved: every mode sees the same moment of machine load
         for mode in modes:
@@ -262,6 +285,13 @@ def print_report(report: dict[str, Any], show_misses: int = 40) -> None:
             f"| {_fmt(s['command_ms_p50'])} / {_fmt(s['command_ms_p95'])} "
             f"| {_fmt(s['open_ms_p50'])} / {_fmt(s['open_ms_p95'])} |"
         )
+    for name, s in report["modes"].items():
+        if s.get("llm_asked"):
+            print(
+                f"\n{name}: the LLM planner was asked for {s['llm_asked']} of {s['cases']} "
+                f"requests: p50 {_fmt(s['llm_ms_p50'])} ms, p95 {_fmt(s['llm_ms_p95'])} ms "
+                "(the plan's whole time for those requests is in the open / command columns)"
+            )
     print("\nRouter alone (confident right / confident wrong / unsure):")
     for split, r in report["router_alone"].items():
         print(f"- {split}: {r['confident_right']} / {r['confident_wrong']} / {r['unsure']}")

@@ -165,6 +165,7 @@ class CaseResult:
     prompt: str = ""
     negative: str = ""
     error: str | None = None
+    llm_seconds: float | None = None  # the planner's time, when it was asked
 
 
 def check(case: Case, plan: Any, seconds: float = 0.0) -> CaseResult:
