@@ -37,7 +37,6 @@ API_ERROR_CODES: dict[str, str] = {
     "file-not-found": "no generated file has that name",
     "not-found": "no route has that path",
     "method-not-allowed": "the route exists but not for that HTTP method",
-    "budget-exceeded": "the request would cost more than api.cost_budget allows on this device",
     "server-busy": "the engine's queue is full (api.max_queued); retry after Retry-After seconds",
     "too-many-sessions": "the server holds api.max_sessions sessions; retry later",
     "request-timeout": "the request's body did not arrive within api.body_timeout_s",

@@ -1,9 +1,10 @@
 """What one request may cost the server, checked before any work is queued.
 
-- :class:`CostBudget`: an image request's cost is width x height x steps x images, in
-  megapixel-steps; above the budget for the device (``api.cost_budget``) it is refused with
-  ``budget-exceeded`` and a message saying what would fit. On this project's 2-core CPU one
-  request within the schema's maxima (4 x 2048x2048 x 150 steps) held the engine ~1.5 h.
+- :class:`~assistant.cost.CostBudget`: an image request's cost is width x height x steps x
+  images, in megapixel-steps; above the budget for the device (``api.cost_budget``) it is
+  refused with ``budget-exceeded`` (400) and a message saying what would fit. On this
+  project's 2-core CPU one request within the schema's maxima (4 x 2048x2048 x 150 steps)
+  held the engine ~1.5 h. Turns are held to the same budget by the controller.
 - :class:`JobQueue`: one per engine; holds at most ``api.max_queued`` jobs (running or
   waiting for the engine's lock). One more is answered 429 ``server-busy`` with
   ``Retry-After``, the seconds a job has recently taken there.
@@ -19,62 +20,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from assistant.cost import CostBudget, budget_for, device_kind
 from frontends.api_errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-MEGA = 1e6
+__all__ = ["ApiLimits", "CostBudget", "JobQueue", "build_limits", "device_kind"]
+
 RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S = 1, 600  # seconds told to a refused client
 DURATION_SMOOTHING = 0.3  # weight of the newest job in the running mean of job durations
-
-
-def device_kind(device: str) -> str:
-    """``"cuda:1"`` -> ``"cuda"``; the key of ``api.cost_budget``."""
-    return str(device).split(":", 1)[0].lower()
-
-
-@dataclass(frozen=True)
-class CostBudget:
-    """The most one image request may cost, in megapixel-steps (``api.cost_budget``).
-
-    Parameters
-    ----------
-    megapixel_steps: the budget.
-    device: what it was chosen for (named in the refusal).
-    """
-
-    megapixel_steps: float
-    device: str
-
-    def check(self, width: int, height: int, steps: int, images: int = 1) -> float:
-        """The request's cost, or ``budget-exceeded`` (400) saying what would fit.
-
-        Parameters
-        ----------
-        width, height: output size in pixels.
-        steps: denoising steps (the model's default when the request names none).
-        images: how many pictures (``n``).
-
-        Returns
-        -------
-        The cost in megapixel-steps.
-        """
-        cost = width * height * steps * images / MEGA
-        if cost <= self.megapixel_steps:
-            return cost
-        fit_steps = math.floor(self.megapixel_steps * MEGA / (width * height * images))
-        hint = (
-            f"at {width}x{height} and n={images}, at most {fit_steps} "
-            f"step{'s' if fit_steps > 1 else ''} fit{'s' if fit_steps == 1 else ''}"
-            if fit_steps >= 1
-            else f"{width}x{height} with n={images} does not fit even at 1 step"
-        )
-        raise ApiError(
-            "budget-exceeded",
-            f"This request would cost {cost:g} megapixel-steps (width x height x steps x n / "
-            f"1e6); this server's limit on {self.device} is {self.megapixel_steps:g} "
-            f"(api.cost_budget): {hint}. Ask for fewer steps, fewer images or a smaller size.",
-        )
 
 
 class JobQueue:
@@ -139,6 +93,7 @@ class ApiLimits:
     budget: CostBudget
     queues: dict[str, JobQueue]
     max_image_pixels: int
+    session_keep_s: float | None = None  # stored sessions unchanged this long are deleted
 
     def queue(self, name: str) -> JobQueue:
         return self.queues[name]
@@ -149,11 +104,9 @@ QUEUE_NAMES = ("image", "transcription", "speech", "turn")
 
 def build_limits(settings: object, device: str) -> ApiLimits:
     """The limits of ``settings`` (``assistant.config.ApiConfig``) for the image device."""
-    kind = device_kind(device)
-    budgets = settings.cost_budget
-    megapixel_steps = budgets.get(kind, min(budgets.values()) if budgets else 27.0)
     return ApiLimits(
-        budget=CostBudget(megapixel_steps, kind),
+        budget=budget_for(settings.cost_budget, device),
         queues={name: JobQueue(name, settings.max_queued) for name in QUEUE_NAMES},
         max_image_pixels=settings.max_image_pixels,
+        session_keep_s=getattr(settings, "session_keep_s", None),
     )
