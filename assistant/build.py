@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
+from assistant.cost import budget_for
 from assistant.language import detect_language
 from assistant.llm import load_chat_llm
 from assistant.llm_chat import ChatLLM
@@ -243,6 +244,7 @@ def build_controller(
         language_voices=config.tts.language_voices,
         image_model_choices=list(dict.fromkeys([config.image.model, *config.ui.image_models])),
         voice_choices=list(dict.fromkeys([config.tts.engine, *config.ui.voices])),
+        budget=budget_for(config.api.cost_budget, image_engine.info.device),
     )
     if loader is not None:
         loader.start()  # after the foreground loads, which then had the cores to themselves

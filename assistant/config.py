@@ -139,6 +139,8 @@ class ApiConfig(_Section):
     max_queued: int = Field(8, ge=1, le=1000)  # per engine, waiting or running; more: 429
     max_sessions: int = Field(1000, ge=1, le=1_000_000)  # live in memory; more: 429
     session_idle_s: float = Field(3600.0, gt=0)  # an unused session leaves memory after this
+    # A stored session unchanged this long is deleted, files and all (null: kept forever).
+    session_keep_s: float | None = Field(30 * 86400.0, gt=0)
     header_timeout_s: float = Field(10.0, gt=0, le=600)  # a request's headers must arrive
     body_timeout_s: float = Field(60.0, gt=0, le=3600)  # ... and its whole body
     keep_alive_s: float = Field(5.0, gt=0, le=600)  # an idle kept-alive connection closes

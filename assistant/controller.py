@@ -135,6 +135,7 @@ class Controller:
         segmenter: Callable[[], Any] | None = None,
         image_model_choices: list[str] | None = None,
         voice_choices: list[str] | None = None,
+        budget: Any = None,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -156,6 +157,8 @@ class Controller:
         # What a session may pick (ui.image_models / ui.voices): never a path typed in a window.
         self.image_model_choices = list(image_model_choices or [])
         self.voice_choices = list(voice_choices or [])
+        # assistant.cost.CostBudget: what one turn's pictures may cost (api.cost_budget), or None.
+        self.budget = budget
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
@@ -569,6 +572,8 @@ class Controller:
             strength=plan.strength or d.edit_strength,
         )
         operation = plan.operation if parent is not None else "generate"
+        if index == 0 and plan.intent != Intent.TRANSFORM:  # all the turn's pictures, up front
+            self._check_cost(session, request, plan.count)
         if operation == "inpaint" and mask is None and plan.region and parent is not None:
             mask = self._region_mask(session, plan.region, parent)
         yield Event(
@@ -609,6 +614,17 @@ class Controller:
         seconds = round(params.get("elapsed_s", 0.0), 3)
         yield Event(EventType.IMAGE_DONE, ImageDone(node, False, result.image, seconds))
         return node
+
+    def _check_cost(self, session: Session, request: Any, count: int) -> None:
+        """``budget-exceeded`` when the turn's pictures (size x steps x how many) would cost
+        more than the budget the API's image routes have (``api.cost_budget``)."""
+        if self.budget is None:
+            return
+        steps = request.steps
+        if steps is None:  # the model's own default
+            steps = getattr(getattr(self.engine_for(session), "info", None), "default_steps", None)
+        if steps is not None:
+            self.budget.check(request.width, request.height, int(steps), count)
 
     def _write_new_image(
         self, session: Session, image: Any, params: dict[str, Any], parent_id: str | None

@@ -99,7 +99,28 @@ class SessionStore:
                 raise
         self.save_state(session_id, folder, state, extra)
 
+    def delete(self, session_id: str) -> None:
+        """Forget a session: its nodes and its row (its files are the caller's to remove)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM nodes WHERE session_id = ?", (session_id,))
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # --- reading ---------------------------------------------------------------------
+    def stale(self, before: float) -> list[tuple[str, Path]]:
+        """(id, folder) of the sessions last changed before ``before`` (seconds since the
+        epoch), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, folder FROM sessions WHERE updated < ? ORDER BY updated", (before,)
+            ).fetchall()
+        return [(session_id, Path(folder)) for session_id, folder in rows]
+
     def summaries(self, limit: int = 50) -> list[SessionSummary]:
         """The most recently updated sessions: id, title (the first request), time, pictures."""
         with self._lock:

@@ -8,8 +8,10 @@ keeps everything it had); answered as JSON, the turn runs to its end.
 Sessions stay in memory while they are used; the controller's session store (SQLite) keeps
 them across restarts, and an id the server has not seen yet is resumed from it. At most
 ``api.max_sessions`` are held (one more new session: 429 ``too-many-sessions``); one unused
-for ``api.session_idle_s`` leaves memory (it stays in the store). Each turn takes a place in
-the turn queue (``frontends/api_limits.py``).
+for ``api.session_idle_s`` leaves memory (it stays in the store). A stored session unchanged
+for ``api.session_keep_s`` and not in memory is deleted with its folder (``assistant/
+expiry.py``), at start and then at most once a minute. Each turn takes a place in the turn
+queue (``frontends/api_limits.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from starlette.datastructures import UploadFile
 
 from assistant.controller import Session, UserInput
 from assistant.errors import AssistantError
+from assistant.expiry import expire_files, expire_sessions
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_images import decode_image
 from frontends.api_limits import ApiLimits
@@ -57,6 +60,7 @@ _END = object()  # marks the end of a turn's event queue
 SESSION_ID = re.compile(r"^[0-9a-f]{1,64}$")  # what Controller.new_session hands out
 DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_SESSION_IDLE_S = 3600.0
+SWEEP_EVERY_S = 60.0  # seconds between two looks for expired stored sessions
 
 
 @dataclass
@@ -81,6 +85,8 @@ class ApiSessions:
     controller: makes and resumes sessions.
     max_sessions: most sessions held in memory (``api.max_sessions``).
     idle_s: seconds unused after which a session leaves memory (``api.session_idle_s``).
+    keep_s: seconds unchanged after which a stored session not in memory is deleted, files
+        and all (``api.session_keep_s``); None keeps them.
     """
 
     def __init__(
@@ -88,12 +94,15 @@ class ApiSessions:
         controller: Any,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         idle_s: float = DEFAULT_SESSION_IDLE_S,
+        keep_s: float | None = None,
     ):
         self.controller = controller
         self.max_sessions = max_sessions
         self.idle_s = idle_s
+        self.keep_s = keep_s
         self._sessions: dict[str, SessionEntry] = {}
         self._lock = threading.Lock()
+        self._last_sweep = -math.inf
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -102,6 +111,7 @@ class ApiSessions:
         """A new session, or ``too-many-sessions`` (429) while ``max_sessions`` are in use."""
         with self._lock:
             self._expire(time.monotonic())
+            self._sweep()
             if len(self._sessions) >= self.max_sessions:
                 raise self._full()
             entry = SessionEntry(self.controller.new_session())
@@ -130,6 +140,26 @@ class ApiSessions:
         for session_id in [k for k, e in self._sessions.items() if e.idle_s(now) > self.idle_s]:
             del self._sessions[session_id]
             logger.info("Session %s left memory after %g s unused", session_id, self.idle_s)
+
+    def sweep(self) -> list[str]:
+        """Delete expired stored sessions now (see ``_sweep``); returns their ids."""
+        with self._lock:
+            return self._sweep(force=True)
+
+    def _sweep(self, force: bool = False) -> list[str]:
+        """Stored sessions unchanged for ``keep_s`` and not in memory: deleted with their
+        folders; ``/v1/images`` files as old too. At most once per ``SWEEP_EVERY_S``."""
+        store = getattr(self.controller, "store", None)
+        now = time.monotonic()
+        if self.keep_s is None or store is None:
+            return []
+        if not force and now - self._last_sweep < SWEEP_EVERY_S:
+            return []
+        self._last_sweep = now
+        output_dir = Path(self.controller.output_dir)
+        deleted = expire_sessions(store, output_dir, self.keep_s, keep=set(self._sessions))
+        expire_files(output_dir / "api", self.keep_s)
+        return deleted
 
     def _evict_oldest(self, now: float) -> bool:
         """Make room for a resumed session: drop the longest-unused idle one."""
@@ -351,7 +381,8 @@ def sessions_router(
     session_idle_s: float = DEFAULT_SESSION_IDLE_S,
 ) -> APIRouter:
     """The /v1/sessions routes, bound to ``controller``, within ``limits``."""
-    store = ApiSessions(controller, max_sessions, session_idle_s)
+    store = ApiSessions(controller, max_sessions, session_idle_s, limits.session_keep_s)
+    store.sweep()  # what expired while the server was down
     router = APIRouter(tags=["sessions"])
 
     @router.post(

@@ -307,3 +307,122 @@ def test_control_characters_are_removed_and_nul_refused():
     with pytest.raises(TextInputError) as err:
         clean_text("draw\x00", "prompt")
     assert err.value.code == "input-invalid" and "`prompt`" in err.value.message
+
+
+# --- sessions expire from disk, live ones never --------------------------------------------------
+def _age(store, session_id: str, seconds: float) -> None:
+    """Make a stored session look unchanged for ``seconds``."""
+    store._db.execute(
+        "UPDATE sessions SET updated = ? WHERE id = ?", (time.time() - seconds, session_id)
+    )
+
+
+def test_expired_sessions_lose_their_files_and_live_ones_keep_every_picture(
+    controller, tiny_config, monkeypatch
+):
+    import os
+
+    import frontends.api_sessions as api_sessions
+
+    monkeypatch.setattr(api_sessions, "SWEEP_EVERY_S", 0.0)  # look on every new session
+    keep_s, idle_s = 3600.0, 0.5
+    api_files = controller.output_dir / "api"
+    with api_client(
+        controller, tiny_config, session_keep_s=keep_s, session_idle_s=idle_s
+    ) as client:
+        ids = []
+        for _ in range(2):
+            session = client.post("/v1/sessions").json()["session_id"]
+            events = client.post(f"/v1/sessions/{session}/turns", json={"text": "draw a barn"})
+            assert events.json()["events"][-1]["data"]["ok"]
+            ids.append(session)
+        old, live = ids
+        old_folder, live_folder = (controller.output_dir / i for i in ids)
+        assert any(old_folder.glob("*.png")) and any(old_folder.glob("turn-*-reply.wav"))
+        live_node = client.get(f"/v1/sessions/{live}").json()["nodes"][0]
+        live_files = sorted(p.name for p in live_folder.iterdir())
+        stale_file, fresh_file = api_files / "stale.png", api_files / "fresh.png"
+        for path in (stale_file, fresh_file):
+            path.write_bytes(b"png")
+        os.utime(stale_file, (time.time() - 2 * keep_s,) * 2)
+        for session in ids:  # both unchanged for two hours...
+            _age(controller.store, session, 2 * keep_s)
+        time.sleep(idle_s + 0.1)
+        client.get(f"/v1/sessions/{live}")  # ... but this one is in use
+        assert client.post("/v1/sessions").status_code == 201  # the sweep runs here
+        assert not old_folder.exists()  # pictures and spoken replies gone with the row
+        gone = client.get(f"/v1/sessions/{old}")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "session-not-found"
+        picture = client.get(f"/v1/sessions/{live}/images/{live_node['id']}")
+        assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+        assert sorted(p.name for p in live_folder.iterdir()) == live_files  # nothing went
+        assert not stale_file.exists() and fresh_file.exists()
+        next_turn = client.post(f"/v1/sessions/{live}/turns", json={"text": "make it darker"})
+        assert next_turn.json()["events"][-1]["data"]["ok"]  # the live session goes on
+    fresh_file.unlink()
+
+
+def test_expiry_never_deletes_a_folder_that_is_not_the_sessions_own(tmp_path):
+    from assistant.expiry import expire_sessions
+    from assistant.state import DialogueState
+    from assistant.store import SessionStore
+
+    outputs = tmp_path / "outputs"
+    own, shared = outputs / "a1b2c3", tmp_path / "elsewhere"
+    for folder in (own, shared):
+        folder.mkdir(parents=True)
+        (folder / "n1.png").write_bytes(b"png")
+    store = SessionStore(outputs / "sessions.sqlite3")
+    store.save_state("a1b2c3", own, DialogueState())
+    store.save_state("d4e5f6", shared, DialogueState())  # a row naming another folder
+    store.save_state("0a0b0c", outputs, DialogueState())  # ... or the outputs folder itself
+    store.save_state("fresh1", outputs / "fresh1", DialogueState())
+    for session in ("a1b2c3", "d4e5f6", "0a0b0c"):
+        _age(store, session, 100.0)
+    deleted = expire_sessions(store, outputs, older_than_s=50.0, keep={"0a0b0c"})
+    assert sorted(deleted) == ["a1b2c3", "d4e5f6"]
+    assert not own.exists()
+    assert (shared / "n1.png").exists() and outputs.is_dir()  # rows gone, files kept
+    assert sorted(store.session_ids()) == ["0a0b0c", "fresh1"]
+
+
+# --- what one turn may cost ----------------------------------------------------------------------
+def _turn(controller, session, text: str) -> list:
+    from assistant.controller import UserInput
+
+    return list(controller.run_turn(session, UserInput(text=text)))
+
+
+def test_a_turn_over_the_budget_is_refused_with_what_would_fit(controller):
+    from assistant.events import EventType
+
+    session = controller.new_session()
+    controller.update_settings(session, width=2048, height=2048, steps=150)
+    events = _turn(controller, session, "draw a red barn in the snow")
+    errors = [e.data for e in events if e.type == EventType.ERROR]
+    assert [e["code"] for e in errors] == ["budget-exceeded"]
+    assert "api.cost_budget" in errors[0]["message"] and "at most 6 steps" in errors[0]["message"]
+    assert not any(e.type == EventType.IMAGE_START for e in events)  # refused before drawing
+    assert not session.state.nodes and not list(session.folder.glob("*.png"))
+    reply = next(e.payload for e in events if e.type == EventType.REPLY)
+    assert "megapixel-steps" in reply.text
+    controller.update_settings(session, steps=None, width=None, height=None)
+    again = _turn(controller, session, "draw a red barn in the snow")
+    assert again[-1].payload.ok and len(session.state.nodes) == 1  # the next turn works
+
+
+def test_a_turn_that_asks_for_several_pictures_counts_them_all(controller):
+    from assistant.events import EventType
+
+    budget = controller.budget.megapixel_steps
+    session = controller.new_session()
+    # One 512x512 picture fits; four of them at these steps do not.
+    steps = int(budget * 1e6 / (512 * 512 * 4)) + 1
+    controller.update_settings(session, width=512, height=512, steps=steps)
+    assert _turn(controller, session, "draw a red barn")[-1].payload.ok
+    events = _turn(controller, session, "show me 4 variations")
+    plan = next(e.payload.plan for e in events if e.type == EventType.PLAN)
+    assert plan.count == 4
+    codes = [e.data["code"] for e in events if e.type == EventType.ERROR]
+    assert codes == ["budget-exceeded"] and len(session.state.nodes) == 1
+    assert _turn(controller, session, "show me a variation")[-1].payload.ok
