@@ -34,6 +34,16 @@ from assistant.i18n import reply_languages
 from assistant.language import language_name
 
 logger = logging.getLogger(__name__)
+# Run in the browser as a request is sent: the request box is emptied at once, on the page,
+# so a second request typed while the first is answered is never erased by the first's reply.
+# The values were read before; they go to the server unchanged.
+CLEAR_REQUEST_JS = """
+(...values) => {
+  const box = document.querySelector('#request textarea');
+  if (box) { box.value = ''; box.dispatchEvent(new Event('input', {bubbles: true})); }
+  return values;
+}
+"""
 
 TITLE = "Voice & chat image assistant"
 MAX_SESSIONS_IN_MEMORY = 200  # beyond this the least recently used is dropped (it stays stored)
@@ -580,16 +590,29 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         view = [chat, image, status, speech, details_box, gallery]
         turn_outputs = [*view, session_id, remembered, text, mic, upload]
 
-        def submit(sid, user_input: UserInput, clear_inputs: bool):
-            """Queue one request and show the session's requests until all are answered."""
+        def submit(sid, user_input: UserInput, clear_inputs: bool, shown_settings=()):
+            """Queue one request and show the session's requests until all are answered.
+
+            ``shown_settings``: the settings panel's values as the request was sent; the turn
+            runs with them even when their own change event has not reached us yet.
+            """
             tab = sessions.get(sid)
             keep = (gr.skip(),) * 3
-            cleared = ("", None, None) if clear_inputs else keep
+            # The typed text was cleared in the browser when it was sent (CLEAR_REQUEST_JS):
+            # clearing it from here too would erase what the person types while this runs.
+            cleared = (gr.skip(), None, None) if clear_inputs else keep
             ids = (tab.session.id, tab.session.id)
             if not user_input.text and user_input.audio is None:
                 note = "Type a request, or record one, first."
                 yield *render(tab, View(current_picture(tab.session), note)), *ids, *keep
                 return
+            if shown_settings:
+                try:
+                    apply_shown_settings(tab.session, shown_settings)
+                except AssistantError as e:
+                    note = f"⚠️ `{e.code}`: {e.message}"
+                    yield *render(tab, View(current_picture(tab.session), note)), *ids, *keep
+                    return
             job = TurnJob(user_input, input_label(user_input))
             with tab.lock:
                 tab.jobs.append(job)
@@ -604,22 +627,29 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                 yield *update, *ids, *(cleared if first else keep)
                 first = False
 
-        def on_send(text_value, audio_value, upload_value, sid):
-            yield from submit(sid, make_input(text_value, audio_value, upload_value), True)
+        def apply_shown_settings(session, values) -> None:
+            changes = settings_changes(*values)
+            current = session.settings.model_dump()
+            if any(current.get(key) != value for key, value in changes.items()):
+                controller.update_settings(session, **changes)
 
-        def on_repaint(region_text, editor_value, sid):
+        def on_send(text_value, audio_value, upload_value, sid, *shown):
+            user_input = make_input(text_value, audio_value, upload_value)
+            yield from submit(sid, user_input, True, shown)
+
+        def on_repaint(region_text, editor_value, sid, *shown):
             # With strokes this repaints them; with none it is an ordinary edit of the picture.
-            yield from submit(sid, make_input(region_text, editor=editor_value), False)
+            yield from submit(sid, make_input(region_text, editor=editor_value), False, shown)
 
         def says(request: str):
-            def handler(sid):
-                yield from submit(sid, UserInput(request), False)
+            def handler(sid, *shown):
+                yield from submit(sid, UserInput(request), False, shown)
 
             return handler
 
-        def on_extend(direction_value, pixels_value, sid):
+        def on_extend(direction_value, pixels_value, sid, *shown):
             request = f"extend it {direction_value} by {int(pixels_value)} px"
-            yield from submit(sid, UserInput(request), False)
+            yield from submit(sid, UserInput(request), False, shown)
 
         def on_load(sid, stored_id):
             """A (re)loaded page: the browser's session back, and whatever it still runs."""
@@ -681,21 +711,32 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         # only stream, so they run at once (a second Send during a turn is queued, not lost).
         stream = {"concurrency_limit": None, "trigger_mode": "multiple"}
         send.click(
-            on_send, [text, mic, upload, session_id], turn_outputs, api_name="send", **stream
+            on_send,
+            [text, mic, upload, session_id, *settings],
+            turn_outputs,
+            api_name="send",
+            js=CLEAR_REQUEST_JS,
+            **stream,
         )
         text.submit(
-            on_send, [text, mic, upload, session_id], turn_outputs, api_name=False, **stream
+            on_send,
+            [text, mic, upload, session_id, *settings],
+            turn_outputs,
+            api_name=False,
+            js=CLEAR_REQUEST_JS,
+            **stream,
         )
+        with_settings = [session_id, *settings]
         mic.stop_recording(
-            on_send, [text, mic, upload, session_id], turn_outputs, api_name=False, **stream
+            on_send, [text, mic, upload, *with_settings], turn_outputs, api_name=False, **stream
         )
         for label, request in BUTTON_REQUESTS.items():
-            quick[label].click(says(request), [session_id], turn_outputs, api_name=False, **stream)
+            quick[label].click(says(request), with_settings, turn_outputs, api_name=False, **stream)
         extend.click(
-            on_extend, [direction, pixels, session_id], turn_outputs, api_name=False, **stream
+            on_extend, [direction, pixels, *with_settings], turn_outputs, api_name=False, **stream
         )
         repaint.click(
-            on_repaint, [region, brush, session_id], turn_outputs, api_name="repaint", **stream
+            on_repaint, [region, brush, *with_settings], turn_outputs, api_name="repaint", **stream
         )
         cancel.click(on_cancel, [session_id], [status], api_name=False, concurrency_limit=None)
         gallery.select(

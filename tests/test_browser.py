@@ -164,8 +164,7 @@ def set_steps(page, steps: int) -> None:
     box.click()  # typed as a person types (gradio's input event follows key presses)
     page.keyboard.press("Control+A")
     page.keyboard.type(str(steps))
-    page.keyboard.press("Tab")
-    page.wait_for_timeout(500)  # the settings call is quick; let it land before the next send
+    page.keyboard.press("Tab")  # no wait: a Send carries the settings shown with it
 
 
 def expect_window_as_left(page, replies: list[str], pictures: int, current: str, steps: str):
@@ -180,11 +179,6 @@ def expect_window_as_left(page, replies: list[str], pictures: int, current: str,
     expect(page.locator("#steps input")).to_have_value(steps)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing-dependent under load: in the final runs a different one of these browser "
-    "checks failed each time (a settings box or a second Send racing the turn); see #11",
-)
 def test_reload_and_restart_bring_the_conversation_back(server, page):
     from playwright.sync_api import expect
 
@@ -208,11 +202,6 @@ def test_reload_and_restart_bring_the_conversation_back(server, page):
     expect(page.locator("#details")).to_contain_text("edited from n2", timeout=60_000)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing-dependent under load: in the final runs a different one of these browser "
-    "checks failed each time (a settings box or a second Send racing the turn); see #11",
-)
 def test_cancel_mid_picture_shows_the_last_finished_one(server, page):
     from playwright.sync_api import expect
 
@@ -229,11 +218,6 @@ def test_cancel_mid_picture_shows_the_last_finished_one(server, page):
     expect(page.locator("#details")).to_contain_text("n1")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing-dependent under load: in the final runs a different one of these browser "
-    "checks failed each time (a settings box or a second Send racing the turn); see #11",
-)
 def test_two_quick_sends_are_both_answered_in_order(server, page):
     from playwright.sync_api import expect
 
