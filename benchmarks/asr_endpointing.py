@@ -19,6 +19,12 @@ A "before" row repeats the 700 ms window with the 30 s-window decode for compari
 "Speculative" rows set ``pause_ms``: recognition starts at the pause
 (:class:`voice.endpointing.SpeechPaused`) and its transcript is used when the utterance ends
 with the same speech, so the person waits ``max(pause delay + ASR, end decision delay)``.
+"Early end" rows are the voice loop's default path: when that transcript is in, the person
+is still silent and it sounds finished (:func:`voice.turn_end.sounds_finished`), the turn
+ends at once (:meth:`voice.endpointing.Endpointer.end_now`). Recognition runs for real on
+each pause, and the audio that arrives meanwhile (its wall time) is pushed before its result
+is looked at, as the voice loop's listening thread would; a guess still running delays the
+next one (one decode at a time).
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ from voice.asr import build_asr
 from voice.audio import SAMPLE_RATE
 from voice.endpointing import EndpointConfig, Endpointer, SpeechPaused, Utterance
 from voice.errors import VoiceError
+from voice.turn_end import sounds_finished
 from voice.vad import FRAME_SAMPLES, SileroVAD
 
 logger = logging.getLogger(__name__)
 
 SILENCE_WINDOWS_MS = (700, 500, 400, 300)
-SPECULATIVE = ((500, 300), (700, 300))  # (silence_ms, pause_ms) with recognition at the pause
+SPECULATIVE = ((500, 300), (700, 300), (700, 200))  # (silence_ms, pause_ms), guess at the pause
+EARLY_END = ((700, 200), (700, 300), (1000, 200))  # ... and the turn ended on a finished guess
 HESITATIONS_S = (0.25, 0.4, 0.6)
 LEAD_S, TAIL_S = 0.8, 1.5  # silence before and after each request in the stream
 NOISE_DBFS = -60.0  # noise floor of the stream (a quiet room through a microphone)
@@ -64,6 +72,7 @@ class WindowResult:
     label: str
     cut: dict[float, int] = field(default_factory=dict)  # hesitation s -> requests cut
     natural_cut: int = 0
+    ended_early: int = 0
     delays: list[float] = field(default_factory=list)
     asr: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
@@ -95,26 +104,59 @@ def _stream(parts: list[np.ndarray], gaps_s: list[float], rng) -> tuple[np.ndarr
     return stream + noise, speech_end
 
 
-def _utterances(
-    stream: np.ndarray, probabilities: np.ndarray, config: EndpointConfig
-) -> list[tuple[Utterance, int, SpeechPaused | None, int]]:
-    """Run the endpointer over a stream.
+@dataclass
+class _Heard:
+    """One utterance the live path handed back, and when its transcript was there."""
 
-    Returns each utterance with the position its end was decided at, and the last pause
-    announced before it with its position (``None, -1`` without one).
+    utterance: Utterance
+    decided_at: int  # stream position when the end was decided
+    transcript_at: int | None  # stream position when its guess's transcript was ready
+    early: bool
+
+
+def _live(
+    stream: np.ndarray, probabilities: np.ndarray, config: EndpointConfig, asr, early_end: bool
+) -> list[_Heard]:
+    """The voice loop's path over a stream: endpointer, a real guess at each pause, early end.
+
+    Positions are in samples of the stream; a guess's wall time is spent as stream time.
     """
     endpointer = Endpointer(config, clock=lambda: 0.0)
-    found = []
-    paused, paused_at = None, -1
+    heard: list[_Heard] = []
+    paused: SpeechPaused | None = None
+    ready_at, text, judged = 0, None, False
+    busy_until = 0  # one decode at a time: a stale guess delays the next
     for i, probability in enumerate(probabilities):
         frame = stream[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
-        for event in endpointer.push(frame, float(probability)):
+        events = endpointer.push(frame, float(probability))
+        position = endpointer.position
+        if (
+            early_end
+            and paused is not None
+            and not judged
+            and position >= ready_at
+            and endpointer.still_paused(paused)
+        ):
+            judged = True
+            if text and sounds_finished(text):
+                events += [(e, True) for e in endpointer.end_now(paused)]
+        for item in events:
+            event, early = item if isinstance(item, tuple) else (item, False)
             if isinstance(event, SpeechPaused):
-                paused, paused_at = event, endpointer.position
+                start = time.perf_counter()
+                try:
+                    text = asr.transcribe(event.audio).text
+                except VoiceError:
+                    text = None
+                elapsed = time.perf_counter() - start
+                begin = max(position, busy_until)
+                ready_at = busy_until = begin + int(elapsed * SAMPLE_RATE)
+                paused, judged = event, False
             elif isinstance(event, Utterance):
-                found.append((event, endpointer.position, paused, paused_at))
-                paused, paused_at = None, -1
-    return found
+                same = event.same_speech(paused)
+                heard.append(_Heard(event, position, ready_at if same else None, early))
+                paused = None
+    return heard
 
 
 def _speak(texts: list[str]) -> list[np.ndarray]:
@@ -153,39 +195,47 @@ def run_endpointing_bench(cache_dir: Path) -> list[WindowResult]:
     results = []
     rows = [(f"{ms} ms, short context", ms, 0, ours) for ms in SILENCE_WINDOWS_MS]
     rows.insert(0, ("700 ms, 30 s window (before)", 700, 0, before))
+    rows = [(label, ms, pause, asr, False) for label, ms, pause, asr in rows]
     rows += [
-        (f"{ms} ms, short context, speculative at a {pause} ms pause", ms, pause, ours)
+        (f"{ms} ms, short context, speculative at a {pause} ms pause", ms, pause, ours, False)
         for ms, pause in SPECULATIVE
     ]
-    for label, ms, pause_ms, asr in rows:
+    rows += [
+        (f"{ms} ms, speculative at {pause} ms + early end (voice loop)", ms, pause, ours, True)
+        for ms, pause in EARLY_END
+    ]
+    for label, ms, pause_ms, asr, early in rows:
         config = EndpointConfig(silence_ms=ms, pause_ms=pause_ms)
         r = WindowResult(label)
         for pause, streams in split_streams.items():
             r.cut[pause] = sum(
-                len(_utterances(s, p, config)) > 1
+                len(_live(s, p, config, asr, early)) > 1
                 for s, p in zip(streams, split_probs[pause], strict=True)
             )
         for (stream, speech_end), probs in zip(natural, natural_probs, strict=True):
-            found = _utterances(stream, probs, config)
+            found = _live(stream, probs, config, asr, early)
             r.natural_cut += len(found) > 1
             if not found:
                 continue
-            utterance, decided_at, paused, paused_at = found[-1]
-            delay = (decided_at - speech_end) / SAMPLE_RATE
+            last = found[-1]
+            r.ended_early += last.early
+            delay = (last.decided_at - speech_end) / SAMPLE_RATE
             start = time.perf_counter()
             try:
-                asr.transcribe(utterance.audio)
+                asr.transcribe(last.utterance.audio)
             except VoiceError as e:
                 logger.warning("%s: no transcript (%s)", label, e.code)
             elapsed = time.perf_counter() - start
             r.delays.append(delay)
             r.asr.append(elapsed)
-            if utterance.same_speech(paused):  # transcribed from the pause on
-                pause_delay = (paused_at - speech_end) / SAMPLE_RATE
-                r.total.append(max(pause_delay + elapsed, delay))
+            if last.transcript_at is not None:  # the guess at the pause was reused
+                r.total.append(
+                    (max(last.transcript_at, last.decided_at) - speech_end) / SAMPLE_RATE
+                )
             else:
                 r.total.append(delay + elapsed)
         results.append(r)
+        print(f"  {label}: {statistics.median(r.total):.2f} s", flush=True)
     _print(results, len(natural))
     return results
 
@@ -199,14 +249,15 @@ def _print(results: list[WindowResult], n_natural: int) -> None:
     print(
         f"| silence window, ASR | cut mid-sentence at a {hes} s pause | natural requests cut "
         "| end decision delay s (median) | ASR s (median) | end of speech to transcript s "
-        "(median / max) |"
+        "(median / max) | ended early |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     n_split = len(SPLIT_REQUESTS)
     for r in results:
         cuts = " / ".join(f"{r.cut[p]}/{n_split}" for p in HESITATIONS_S)
         print(
             f"| {r.label} | {cuts} | {r.natural_cut}/{n_natural} "
             f"| {statistics.median(r.delays):.2f} | {statistics.median(r.asr):.2f} "
-            f"| {statistics.median(r.total):.2f} / {max(r.total):.2f} |"
+            f"| {statistics.median(r.total):.2f} / {max(r.total):.2f} "
+            f"| {r.ended_early}/{n_natural} |"
         )

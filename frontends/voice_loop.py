@@ -43,18 +43,22 @@ from assistant.controller import UserInput
 from assistant.events import Event, EventType
 from assistant.i18n import t
 from assistant.plan import IMAGE_INTENTS
+from voice.asr_speculative import SpeculativeASR
 from voice.echo import EchoGuard, is_echo
 from voice.endpointing import (
     EndpointConfig,
     Endpointer,
     PushToTalk,
     SpeechDropped,
+    SpeechPaused,
     SpeechStarted,
     Utterance,
+    frames_for,
 )
 from voice.errors import VoiceError
 from voice.microphone import FrameSource
 from voice.playback import PlayedChunk, Player
+from voice.turn_end import sounds_finished
 from voice.vad import SAMPLE_RATE, SileroVAD
 from voice.wakeword import DEFAULT_ANSWER_S, WakeGate
 
@@ -65,6 +69,13 @@ IMAGE_INTENT_NAMES = frozenset(str(i.value) for i in IMAGE_INTENTS)  # generate,
 SILENT_ERROR_CODES = frozenset({"asr-no-speech"})  # a cough or noise: no reply at all
 DRAIN_TIMEOUT_S = 60.0  # s to let the last reply finish playing when the loop ends
 JOIN_TIMEOUT_S = 5.0  # s to wait for a cancelled turn to wind down at Ctrl+C
+# Silence (ms) after which recognition starts speculatively (voice.asr_speculative); with
+# the early end below, end of speech -> transcript is about this + the VAD's decay + ASR.
+DEFAULT_PAUSE_MS = 200.0
+
+
+def _default_endpoint() -> EndpointConfig:
+    return EndpointConfig(pause_ms=DEFAULT_PAUSE_MS)
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,13 @@ class VoiceLoopSettings:
     Parameters
     ----------
     endpoint:
-        When utterances start and end (VAD threshold, pre-roll, silence window, ...).
+        When utterances start and end (VAD threshold, pre-roll, silence window, ...). Its
+        ``pause_ms`` (default 200; 0: off) starts recognition at a short pause; the
+        transcript is reused when the person said no more (:mod:`voice.asr_speculative`).
+    end_on_transcript:
+        With speculative recognition: end the turn as soon as the pause's transcript sounds
+        like a finished request (:func:`voice.turn_end.sounds_finished`) and the person is
+        still silent, instead of waiting out ``silence_ms``.
     echo:
         The stricter start rule used while the assistant speaks.
     barge_in:
@@ -92,7 +109,8 @@ class VoiceLoopSettings:
         At the end, seconds to wait for the last reply to finish playing.
     """
 
-    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    endpoint: EndpointConfig = field(default_factory=_default_endpoint)
+    end_on_transcript: bool = True
     echo: EchoGuard = field(default_factory=EchoGuard)
     barge_in: bool = True
     acknowledgement: str = ACKNOWLEDGEMENT
@@ -122,15 +140,23 @@ class VoiceLoopSettings:
             value = getattr(v, name, None)
             return default if value is None else value
 
-        e, g = EndpointConfig(), EchoGuard()
+        e, g = _default_endpoint(), EchoGuard()
+        silence_ms = get("silence_ms", e.silence_ms)
+        pause_ms = get("pause_ms", e.pause_ms)
+        post_roll_ms = min(e.post_roll_ms, pause_ms or e.post_roll_ms)
+        if pause_ms and frames_for(pause_ms) >= frames_for(silence_ms):
+            pause_ms = 0.0  # a silence window this short leaves no room for a pause
         return cls(
             endpoint=EndpointConfig(
                 threshold=get("vad_threshold", e.threshold),
                 pre_roll_ms=get("pre_roll_ms", e.pre_roll_ms),
-                silence_ms=get("silence_ms", e.silence_ms),
+                silence_ms=silence_ms,
+                post_roll_ms=min(post_roll_ms, silence_ms),
                 min_speech_ms=get("min_speech_ms", e.min_speech_ms),
                 max_utterance_s=get("max_utterance_s", e.max_utterance_s),
+                pause_ms=pause_ms,
             ),
+            end_on_transcript=bool(get("end_on_transcript", True)),
             echo=EchoGuard(
                 threshold=get("barge_in_threshold", g.threshold),
                 frames=get("barge_in_frames", g.frames),
@@ -207,6 +233,8 @@ class VoiceLoopResult:
     dropped: int = 0  # too short to be speech
     ignored: int = 0  # no wake word
     barge_ins: int = 0
+    speculated: int = 0  # recognitions started at a pause
+    ended_early: int = 0  # turns ended at the pause because the transcript sounded finished
 
     @property
     def vad_ms_per_frame(self) -> float:
@@ -285,6 +313,9 @@ class VoiceLoop:
         self._barged = False  # the open utterance interrupted the assistant
         self._ack_audio = None  # in the default voice, rendered at start
         self._ack_by_language: dict[str, object] = {}  # others, rendered on first need
+        self._speculative: SpeculativeASR | None = None  # while run() has it installed
+        self._paused: SpeechPaused | None = None  # the pause being recognized speculatively
+        self._paused_judged = False  # its transcript was read and did not sound finished
 
     # --- the listening thread ------------------------------------------------------------
     def run(self) -> VoiceLoopResult:
@@ -296,6 +327,7 @@ class VoiceLoop:
         """
         self._prepare_acknowledgement()
         self.player.open()
+        plain_asr = self._install_speculation()
         worker = threading.Thread(target=self._work, name="voice-turns", daemon=True)
         worker.start()
         finished = False
@@ -315,7 +347,23 @@ class VoiceLoop:
             worker.join(None if finished else JOIN_TIMEOUT_S)
             if finished:
                 self.player.wait(self.settings.drain_timeout_s)
+            if self._speculative is not None:
+                self.controller.asr = plain_asr
+                self._speculative = None
         return self.result
+
+    def _install_speculation(self) -> Any:
+        """Put a :class:`SpeculativeASR` in front of the controller's ASR when pauses are on.
+
+        Returns the controller's own recognizer (put back when the loop ends).
+        """
+        asr = getattr(self.controller, "asr", None)
+        config = getattr(self.endpointer, "config", None)
+        if asr is None or not isinstance(self.endpointer, Endpointer) or not config.pause_ms:
+            return asr
+        self._speculative = SpeculativeASR(asr)
+        self.controller.asr = self._speculative
+        return asr
 
     def stop(self) -> None:
         """Stop listening, cancel the running turn, and silence the player."""
@@ -344,8 +392,47 @@ class VoiceLoop:
             frame, probability, start_threshold=threshold, start_frames=frames
         ):
             self._on_endpoint(event, playing)
+        if self._paused is not None and self.settings.end_on_transcript:
+            self._end_if_finished(playing)
+
+    def _on_pause(self, paused: SpeechPaused) -> None:
+        """Start recognizing the audio so far, when nothing else needs the CPU."""
+        spec = self._speculative
+        if spec is None or self.wake is not None:  # the wake gate may trim the audio
+            return
+        if self._running is not None or not self._requests.empty():
+            return  # a turn is drawing or talking: do not slow it down on a guess
+        settings = getattr(self.session, "settings", None)
+        language = getattr(settings, "speech_language", None) or None
+        # The arguments the controller's own call will have (assistant.controller._transcribe).
+        spec.speculate(paused.audio, language=language, task="transcribe")
+        self._paused, self._paused_judged = paused, False
+        self.result.speculated += 1
+
+    def _end_if_finished(self, playing: bool) -> None:
+        """End the turn now when the pause's transcript is in, sounds finished, and the person
+        has stayed silent since the pause."""
+        if self._paused_judged or not self.endpointer.still_paused(self._paused):
+            return
+        transcript = self._speculative.ready() if self._speculative else None
+        if transcript is None:
+            return
+        self._paused_judged = True
+        if not sounds_finished(transcript.text):
+            logger.debug("not ended early: %r sounds unfinished", transcript.text)
+            return
+        events = self.endpointer.end_now(self._paused)
+        if events:
+            self.result.ended_early += 1
+        for event in events:
+            self._on_endpoint(event, playing)
 
     def _on_endpoint(self, event, playing: bool) -> None:
+        if isinstance(event, SpeechPaused):
+            self._on_pause(event)
+            return
+        if isinstance(event, Utterance | SpeechDropped):
+            self._paused = None
         if isinstance(event, SpeechStarted):
             self._barged = False
             wake_open = self.wake is None or self.wake.is_open

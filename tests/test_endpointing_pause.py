@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voice.endpointing import EndpointConfig, Endpointer, SpeechPaused, Utterance
+from voice.endpointing import EndpointConfig, Endpointer, SpeechPaused, SpeechStarted, Utterance
 from voice.vad import FRAME_SAMPLES
 
 CONFIG = EndpointConfig(pre_roll_ms=0, silence_ms=480, pause_ms=288, post_roll_ms=192)
@@ -61,3 +61,36 @@ def test_no_pause_events_by_default():
 def test_pause_must_fall_between_post_roll_and_silence(pause_ms, post_roll_ms):
     with pytest.raises(ValueError, match="pause_ms"):
         EndpointConfig(silence_ms=480, pause_ms=pause_ms, post_roll_ms=post_roll_ms)
+
+
+def _feed(endpointer, probabilities, rng):
+    events = []
+    for p in probabilities:
+        frame = rng.normal(0, 0.1 if p > 0.5 else 0.001, FRAME_SAMPLES).astype(np.float32)
+        events += endpointer.push(frame, p)
+    return [e for e in events if not isinstance(e, SpeechStarted)]
+
+
+def test_end_now_hands_back_the_pause_audio_before_the_silence_window():
+    endpointer = Endpointer(CONFIG, clock=lambda: 0.0)
+    rng = np.random.default_rng(0)
+    (paused,) = _feed(endpointer, [0.9] * 20 + [0.05] * 9, rng)  # the 288 ms pause
+    assert isinstance(paused, SpeechPaused) and endpointer.still_paused(paused)
+    _feed(endpointer, [0.05] * 3, rng)  # still inside the 480 ms window
+    (utterance,) = endpointer.end_now(paused)
+    assert isinstance(utterance, Utterance) and utterance.same_speech(paused)
+    np.testing.assert_array_equal(utterance.audio, paused.audio)
+    # Nothing more comes at the end of the window: that utterance is over.
+    assert _feed(endpointer, [0.05] * 10, rng) == [] and not endpointer.in_speech
+
+
+def test_end_now_does_nothing_once_speech_resumed():
+    endpointer = Endpointer(CONFIG, clock=lambda: 0.0)
+    rng = np.random.default_rng(0)
+    (paused,) = _feed(endpointer, [0.9] * 20 + [0.05] * 9, rng)
+    _feed(endpointer, [0.9] * 5, rng)  # the person goes on
+    assert not endpointer.still_paused(paused)
+    assert endpointer.end_now(paused) == [] and endpointer.in_speech
+    events = _feed(endpointer, [0.05] * 20, rng)
+    (utterance,) = [e for e in events if isinstance(e, Utterance)]
+    assert utterance.speech_frames == 25  # both parts, in one utterance

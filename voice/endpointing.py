@@ -21,7 +21,8 @@ Rules (all durations in whole frames of 32 ms):
 - with ``pause_ms`` set (below ``silence_ms``), a :class:`SpeechPaused` carrying the audio so
   far is announced after that much non-speech, so recognition can start before the end is
   decided; if speech does not resume, the :class:`Utterance` that follows holds the same
-  audio (``same_speech`` tells), and its transcript is already there;
+  audio (``same_speech`` tells), and its transcript is already there. A caller that judges
+  the request finished from that transcript may end it at once (:meth:`Endpointer.end_now`);
 - utterances with less than ``min_speech_ms`` of speech frames are dropped (coughs, clicks);
 - an utterance reaching ``max_utterance_s`` is cut and handed back at once (``cut=True``).
 
@@ -348,6 +349,31 @@ class Endpointer:
         ``[Utterance]`` or ``[SpeechDropped]`` when one was open, else ``[]``.
         """
         if self._open is None:
+            return []
+        return [self._close(self._clock(), cut=False)]
+
+    def still_paused(self, paused: SpeechPaused | None) -> bool:
+        """True while the open utterance is the one ``paused`` announced, with no speech since."""
+        u = self._open
+        return (
+            paused is not None
+            and u is not None
+            and u.start_sample == paused.start_sample
+            and u.speech_frames == paused.speech_frames
+            and u.silence_run >= self._pause_frames
+        )
+
+    def end_now(self, paused: SpeechPaused) -> list[EndpointEvent]:
+        """End the open utterance before its silence window is over (a turn-end decision).
+
+        Only while :meth:`still_paused` holds; the :class:`Utterance` handed back then holds
+        the pause's audio (``same_speech(paused)`` is true).
+
+        Returns
+        -------
+        ``[Utterance]``, or ``[]`` when speech resumed (nothing is ended then).
+        """
+        if not self.still_paused(paused):
             return []
         return [self._close(self._clock(), cut=False)]
 
