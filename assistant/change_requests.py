@@ -20,7 +20,7 @@ _WRAPPER = re.compile(
     r"(?!composition|layout|shapes?|structure|pose|outlines?|edges?|lines)[a-z]+)?|"
     r"(?:re)?do (?:it|that|this|the last one|the same) again|"
     r"redo (?:it|that|this|the last one|the picture|the \w+)|"
-    r"again|"
+    r"again|the whole thing|everything|all of it|(?:just )?like before|as before|"
     r"this time|like (?:this|that)|keep (?:it|everything)(?: the same)?)\s*,?\s*"
     r"(?:but|and|only|just)\s+"
 )
@@ -54,7 +54,8 @@ _REPLACE = re.compile(
 )
 # "the dog should be wearing a red collar", "the sign should say closed", "the sky should be pink"
 _SHOULD = re.compile(
-    r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:should|could|must|needs to|has to)"
+    r"^(?:(?:the|his|her|its|their) (?P<object>[\w' -]+?)|(?P<pronoun>he|she|they|it)) "
+    r"(?:should|could|must|needs to|has to)"
     r" (?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
 # "could the teapot be green", "can the sky look stormier", "could he wear a raincoat"
@@ -69,10 +70,34 @@ _THERE_BE = re.compile(
     r"i want|i'd like|i would like|it needs|it should have|it could use) "
     r"(?P<value>(?:a|an|some|more|two|three|lots of|many) .+?)(?: in (?:it|there|the picture))?$"
 )
-_GIVE = re.compile(r"^give (?:the )?(?P<object>[\w'-]+(?: [\w'-]+)?) (?P<value>(?:a|an|some) .+)$")
+# "make the puppy wear a little red hat", "the girl is wearing sunglasses"
+_WEAR = re.compile(
+    r"^(?:make |let |have )?(?:the |his |her |its |their )?(?P<object>[\w' -]+?) "
+    r"(?:is |are )?(?:like )?(?P<verb>wear|wearing|hold|holding|have|having|carry|carrying) "
+    r"(?P<value>(?:(?:a|an|some|the|his|her|their|two|three) )?.+)$"
+)
+# "the leaves are more orange", "the sky is too grey"
+_IS = re.compile(
+    r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:is|are|looks?) (?P<value>(?:more |"
+    r"less |a bit |much |too )?[\w-]+)$"
+)
+# "make him smile": an action of the person or animal in the picture
+_DO = re.compile(
+    r"^(?:make|let|have) (?:him|her|them|it|the [\w-]+) (?P<verb>smile|laugh|cry|sleep|dance|"
+    r"run|jump|fly|sit|stand|swim|sing|wave|look up|look down|look away|frown|wink|yawn)$"
+)
+# "strawberries on top instead of the candles"
+_INSTEAD = re.compile(
+    r"^(?!(?:make|turn|change|paint|colou?r|put|set)\b)(?P<value>(?:a |an |some )?[\w' -]+?) "
+    r"instead of (?:the |a |an |those |that )?(?P<object>[\w' -]+)$"
+)
+_GIVE = re.compile(
+    r"^give (?!(?:him|her|them|it)\b)(?:the )?(?P<object>[\w'-]+(?: [\w'-]+)?) "
+    r"(?P<value>(?:a|an|some) .+)$"
+)
 # "it's a bit too dark for me": a complaint names the quality to take away.
 _TOO = re.compile(
-    r"^(?:(?:i think |hmm |well )?(?:it's|it is|that's|this is|it looks|it seems|looks|"
+    r"^(?:(?:i think |hmm |well )?(?:it's|its|it is|that's|this is|it looks|it seems|looks|"
     r"seems|a bit|way|much|a little|still|bit)\s*)*(?:a bit |a little |way |much )?"
     r"too (?P<quality>[\w-]+)(?: for me| to me| now)?$"
 )
@@ -92,7 +117,8 @@ _SETTING = re.compile(
     r"(?P<value>(?:on|in|at|into|onto|inside|under|near|by|to) .+)$"
 )
 _ADD = re.compile(
-    r"^(?:add|include|put in|throw in|give (?:it|him|her|them)|with|plus|and)\s+"
+    r"^(?:add|include|put in|throw in|give (?:it|him|her|them)|with|plus|and|"
+    r"put (?=(?:a|an|some|two|three) ))\s*"
     r"(?P<value>.+)$"
 )
 _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
@@ -120,7 +146,10 @@ def _clean(said: str) -> str:
 def parse_change(said: str) -> tuple[Change, bool] | None:
     """The change a normalised request asks for, and whether it was wrapped as a scene change
     ("same thing but ..."), or None when it does not read as a change."""
-    said = _clean(said)
+    if m := _INSTEAD.match(_SOFTENERS.sub("", said).strip(" ,")):
+        obj, value = m.group("object").strip(), m.group("value").strip()
+        return Change(kind=ChangeKind.REPLACE, object=obj, value=value), False
+    said = _clean(re.sub(r"^(?:make it so|make it look like) (?=(?:the|his|her) )", "", said))
     wrapped = False
     if m := _WRAPPER.match(said):
         said, wrapped = _clean(said[m.end() :]), True
@@ -147,7 +176,23 @@ def _structured(said: str) -> Change | None:
         return Change(kind=ChangeKind.ADD, value=m.group("value").strip())
     if m := _GIVE.match(said):
         obj, value = m.group("object").strip(), m.group("value").strip()
-        return Change(kind=ChangeKind.ADD, value=f"{value} on the {obj}")
+        return Change(kind=ChangeKind.ADD, object=obj, value=f"{value} on the {obj}")
+    if m := _DO.match(said):
+        verb = m.group("verb").split()
+        ing = (verb[0][:-1] if verb[0].endswith("e") and verb[0] != "see" else verb[0]) + "ing"
+        ing = {"runing": "running", "swiming": "swimming", "siting": "sitting"}.get(ing, ing)
+        return Change(kind=ChangeKind.FREE, value=" ".join([ing, *verb[1:]]))
+    if (m := _WEAR.match(said)) and not said.startswith(("add ", "put ", "give ")):
+        obj, verb = m.group("object").strip(), m.group("verb")
+        verb = _VERB_ING.get(verb, verb if verb.endswith("ing") else verb + "ing")
+        return Change(kind=ChangeKind.ADD, object=obj, value=f"the {obj} {verb} {m.group('value')}")
+    if m := _IS.match(said):
+        value = m.group("value")
+        if value.startswith("too "):
+            quality = value[4:]
+            return Change(kind=ChangeKind.ADJUST, object=m.group("object"),
+                          value=TOO_MUCH.get(quality, f"less {quality}"))  # fmt: skip
+        return _attribute(m.group("object"), value)
     if m := (_SHOULD.match(said) or _COULD.match(said)):
         obj = m.groupdict().get("object") or ""
         verb, value = m.group("verb"), m.group("value").strip()
@@ -199,7 +244,7 @@ def _phrase_change(value: str) -> Change | None:
     value = _TRAILING.sub("", value.strip(" ,"))
     if m := _SCENE.match(value):
         value = m.group("value")
-    bare = re.sub(r"^(?:at|in|by|during|on|into|to|a|an|the)\s+", "", value)
+    bare = re.sub(r"^(?:at|in|by|during|on|into|to|as|a|an|the)\s+", "", value)
     bare = re.sub(r"^(?:the|a|an)\s+", "", bare).removesuffix(" time").strip()
     for table, kind in ((TIME_OF_DAY, ChangeKind.TIME_OF_DAY), (SEASONS, ChangeKind.SEASON)):
         if bare in table or bare.removesuffix("time") in table:

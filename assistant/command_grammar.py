@@ -12,7 +12,8 @@ from assistant.plan import Intent, Transform
 
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
-    r"like|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually)[\s,]+)+|"
+    r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
+    r"um+|uh+)[\s,.]+)+|"
     r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )
 # "thanks, now make it darker": the thanks is politeness, the request follows it.
@@ -26,9 +27,15 @@ _THANKS_THEN = re.compile(
 )
 
 
+# A laugh or a quip after the request: ", safety first haha".
+_LAUGH_AFTER = re.compile(r",\s*(?:[\w' ]{0,25} )?(?:haha+|hehe+|lol|lmao)$")
+_HESITATION_IN = re.compile(r"(?<=\w) (?:um+|uh+|erm+),?(?= \w)")
+
+
 def normalise(text: str) -> str:
     """Lower case, no trailing punctuation, fillers and politeness trimmed."""
     text = text.lower().strip().replace("’", "'")
+    text = _HESITATION_IN.sub("", _LAUGH_AFTER.sub("", text.rstrip(" !?.…")))
     text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
     previous = None
     while previous != text:
@@ -48,10 +55,13 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         Intent.UNDO,
         _rx(
             r"^undo(?: that| it| this| the last (?:one|change|step|edit)| (?:the|that|what)"
-            r" (?:thing|change|edit|step)?(?: (?:you|i) (?:just )?(?:did|made|added))?)?$",
+            r" (?:thing|change|edit|step)?(?: (?:you|i) (?:just )?(?:did|made|added))?|"
+            r" the (?!undo\b)[\w-]+(?: [\w-]+)?)?$",
             r"^(?:go |step )?back(?: one step| a step)?$",
             r"^revert(?: that| it)?$",
             r"^take (?:that|it|the|that last|the last) ?(?:change|edit|step)? back$",
+            r"^(?:no,? )*(?:put|set|change|make|turn) it back(?: (?:to )?(?:how|the way|what) it "
+            r"(?:was|looked))?(?: before)?$",
             r"^(?:it|that|this) (?:was|looked) better before$",
             r"^(?:i )?(?:liked|preferred) it (?:better|more) (?:before|the way it was)$",
             r"^(?:go back to|back to) (?:how it was|the way it was) before\b.*",
@@ -124,6 +134,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^same again$",
             r"^(?:i )?(?:don't|do not) (?:like|love) (?:it|this|that|this one|that one)\b.*",
             r"^(?:not (?:quite|great|good)|meh|nope|nah)\b[, ]*(?:try again|another)?$",
+            r"^(?:hmm+ )?(?:no,? )?not like (?:that|this)(?:,? try again)?$",
             r"^(?:try|give me|show me|make) (?:something|anything|one) (?:else|different)$",
             r"^(?:try|give me) (?:a different|another) (?:one|version|take)$",
         ),
@@ -155,6 +166,9 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r" at the start| at first)?$",
             r"^(?:remind me )?what (?:did i|i) (?:first |originally )?(?:ask|asked)(?: for)?.*",
             r"^(?:where|how) did we start$",
+            r"^(?:show|tell) me what (?:we|i|you) (?:made|drew|did|asked for)\b.*",
+            r"^which (?:one|picture|image) did (?:i|we) (?:ask for|make|draw|want) (?:first|"
+            r"second|third|last|before)$",
             r"^what (?:colou?r|size|style) (?:was|were) the [\w ]+ (?:originally|at first|"
             r"at the start|in the first (?:one|picture)|before)$",
             r"^what (?:was|were) the (?:very )?(?:first|last|previous) (?:picture|image|thing)s?$",
@@ -181,6 +195,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:who|what) are you$",
             r"^how are you\b.*",
             r"^(?:ok|okay|good|fine|bye|goodbye|see you(?: later)?|good ?night|night night)$",
+            r"\b(?:bye|goodbye|bye bye|see you(?: later| tomorrow)?|good ?night)$",
             r"\b(?:ignore|disregard|forget) (?:all |the |your )?(?:previous|prior|"
             r"above)? ?(?:instructions|rules|prompts?)\b",
             r"^(?:you are now|pretend to be|act as)\b",
@@ -221,8 +236,8 @@ VARIATIONS = re.compile(
     r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
 )
 SAME_SEED = re.compile(
-    r"^(?:(?:use |keep |with )?the )?(?:same )?seed(?: as (?:before|last time|that one|"
-    r"the last one))?"
+    r"^(?:(?:can|could) we |let's )?(?:do |use |keep |with )?(?:the )?(?:same )?seed"
+    r"(?: as (?:before|last time|that one|the last one))?"
     r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
 )
 UNDO_STEPS = re.compile(
@@ -269,7 +284,7 @@ SELECT = _rx(
     r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
     r"use|i (?:like|prefer|want|liked)|let's (?:go with|use|see)|go with|(?:can|could|may) "
     r"(?:i|we) (?:see|have|get|go back to)(?: back)?|let me see|bring back|give me back|"
-    r"i'll take|i will take) the (?P<ref>.+?)"
+    r"i'll take|i will take|(?:can|could) you bring back) the (?P<ref>.+?)"
     r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*$",
     r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
@@ -280,10 +295,11 @@ SELECT = _rx(
     r"five|six|seven|eight|nine))$",
     r"^(?P<ref6>number (?:\d+|one|two|three|four|five|six|seven|eight|nine))$",
     r"^(?:no,? )?(?:not this one,? )?(?:the )?other one,? (?:the )?(?P<ref7>[\w' -]+?)(?: one)?$",
+    r"^(?:bring|give me|put) (?:the )?(?P<ref8>[\w' -]+?)(?: one| picture| version)? back$",
 )
 # An edit or transform that names its picture: "make the second one bigger".
 TARGET_PHRASE = re.compile(
-    r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other)"
+    r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other|middle)"
     r"(?: one| picture| image| version| pic)\b|"
     r"\bthe (?P<words>[\w-]+(?: [\w-]+)?) (?:one|picture|image|pic)\b"
 )
@@ -295,6 +311,8 @@ OUTPAINT = _rx(
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
     r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
+    r"^more (?:sky|space|room|ground|floor|sea|water|background|scenery) (?:at|on|to|above|"
+    r"below) the (?P<dir3>top|bottom|left|right)(?: side)?$",
 )
 DIRECTIONS = {
     "top": "up",
@@ -313,8 +331,10 @@ UPSCALE = re.compile(
     r"(?:upscale|enlarge|make it bigger|bigger|higher resolution|high resolution|more pixels|"
     r"(?:bigger|larger|high-?res|higher-?res|print|hd) (?:version|copy)|"
     r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
-    r"make (?:it|this) (?:larger|higher resolution)|hd|make it hd)"
-    r"(?: it| this| that)?(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
+    r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|hd|4k|print quality)|hd|"
+    r"make it hd)"
+    r"(?: it| this| that)?(?: version| copy| one)?"
+    r"(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
 )
 
 _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
@@ -342,7 +362,13 @@ _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [
             r"\b2:3\b|\b9:16\b",
         ),
     ),
-    (Transform.WIDE, _rx(r"\b(?:widescreen|wide ?screen|16:9|cinematic (?:crop|format))\b")),
+    (
+        Transform.WIDE,
+        _rx(
+            r"\b(?:widescreen|wide ?screen|16:9|cinematic (?:crop|format))\b",
+            r"^(?:make it|crop it|turn it|as a|make it a) (?:wide|wider|panorama|panoramic)\b",
+        ),
+    ),
     (
         Transform.LANDSCAPE,
         _rx(
@@ -378,7 +404,8 @@ _TRANSFORM_WORDS = re.compile(
     r"down|around|over|square|portrait|landscape|wide|widescreen|tall|zoom|zoomed|closer|close-up|"
     r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
     r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
-    r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|"
+    r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|desktop|"
+    r"wider|panorama|panoramic|"
     r"looking|pic|avatar)\b"
 )
 
@@ -420,8 +447,10 @@ COMBINE_REFS = re.compile(
     r"^(?:merge|combine|blend|mix|fuse|join|put) (?:the )?(?P<a>first|second|third|fourth|"
     r"last|previous|\w+)(?: one| picture| image)? (?:and|with) (?:the )?(?P<b>first|second|"
     r"third|fourth|last|previous|\w+)(?: one| picture| image)?(?: side by side| together)?$|"
-    r"^(?:merge|combine|blend|mix|fuse|join|put) (?:the two|both|them|these|those|these two|"
-    r"those two)(?: pictures| images| ones)?(?: side by side| together| into one)?$"
+    r"^(?:(?:can|could) you )?(?:merge|combine|blend|mix|fuse|join|put|mash|stick|bring) "
+    r"(?:the two|both|them|these|those|these two|those two|the 2|these 2|those 2)"
+    r"(?: pictures| images| ones)?(?: side by side| together| into one(?: picture| image)?)?$|"
+    r"^(?:both|the two|these two) (?:in|into) one (?:picture|image)$"
 )
 COMBINE = _rx(
     r"^(?:(?:can|could|would) you |please |let's )?"

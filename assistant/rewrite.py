@@ -34,9 +34,10 @@ _COMMAND_PREFIX = re.compile(
     r"i want|i'd like|i would like|i'd love|i would love|let's|lets|go ahead and|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
     r"(?:next|new|another|a new|a different) (?:picture|one|image)\s*[:,-]|"
-    r"something (?:different|else|new)(?: now)?\s*[:,-])\s*,?\s*)*"
+    r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
+    r"\s*,?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce)"
-    r"(?:\s+(?:me|us))?\s+)?"
+    r"(?:\s+(?:me|us|(?:my|our) \w+(?= (?:a|an|some|two|three) )))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.
     r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s+(?:of\s+)?)?",
     re.IGNORECASE,

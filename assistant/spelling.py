@@ -48,6 +48,13 @@ _HEARD_AS = {
     "free more": "three more",
     "free more of those": "three more of those",
 }
+# Chat-speak and common typos of the little words requests are built from.
+_CHAT_WORDS = {
+    "u": "you", "ur": "your", "pls": "please", "plz": "please", "cna": "can", "wat": "what",
+    "teh": "the", "nd": "and", "thx": "thanks", "mkae": "make", "amke": "make",
+    "rmeove": "remove", "chnage": "change", "im": "i'm", "dont": "don't",
+    "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
+}  # fmt: skip
 _AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
 _WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previous) won\b")
 _WORD = re.compile(r"[a-z]+")
@@ -57,6 +64,12 @@ def repair_heard(text: str) -> str:
     """``text`` with the mishearings of whole short commands that cannot mean anything else
     repaired ("Un do.", "Start offer.", "Show me the first won."); else ``text`` as it was."""
     said = re.sub(r"\s+", " ", re.sub(r"[^\w' -]+", " ", text.lower())).strip()
+    if said in ("ctrl z", "control z", "command z", "cmd z"):
+        return "undo"
+    if any(w in _CHAT_WORDS for w in said.split()):
+        words = text.split()
+        text = " ".join(_CHAT_WORDS.get(w.lower(), w) for w in words)
+        said = " ".join(_CHAT_WORDS.get(w, w) for w in said.split())
     repaired = _HEARD_AS.get(said) or _AND_DO.sub("undo that", said)
     repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", repaired)
     return repaired if repaired != said else text

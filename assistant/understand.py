@@ -50,6 +50,14 @@ WHICH_TRANSFORM = N_(
 )
 NO_EARLIER = N_("This is the first picture, there's no earlier one. What should I change?")
 WHAT_TO_DRAW = N_("I didn't catch what to draw. Could you describe the picture?")
+BRUSH_FIRST = N_(
+    "Nothing is brushed yet. Brush over the part to change (under the picture), then say what "
+    "goes there."
+)
+CANT_DO = N_(
+    "I can't post, send, print or delete pictures. I can save them (say: save), draw, change "
+    "or undo. What should I do?"
+)
 WHAT_TO_CHANGE = N_("What should I change in the picture? For example: make the sky darker.")
 
 # A request that starts like this changes the picture in focus rather than starting anew.
@@ -61,6 +69,19 @@ _EDIT_CUE = re.compile(
     r"happier|scarier|softer|sharper|calmer|busier|simpler)\b|"
     r"(?:but|now) (?:with|make|add|in)\b|in the style of\b|as an? (?:oil painting|watercolou?r|"
     r"sketch|photo|cartoon|anime)\b)"
+)
+# A repaint of the part brushed, asked for with nothing brushed.
+_BRUSHED = re.compile(
+    r"\b(?:where i (?:painted|brushed|marked|drew|scribbled)|the (?:bit|part|area|spot|place) "
+    r"i (?:brushed|painted|marked|drew|selected|scribbled))\b"
+)
+# What the assistant cannot do, asked for plainly: said so, never drawn or read as an edit.
+_CANT_DO = re.compile(
+    r"^(?:(?:can|could) you |please )?(?:post|share|upload|send|email|e-mail|tweet|text|print|"
+    r"publish)(?: (?:it|this|that|them|these|the (?:picture|image|\w+ one)))?(?: (?:on|to|for)"
+    r" .+)?$|"
+    r"^(?:(?:can|could) you |please )?(?:delete|erase|trash|bin) (?:it|this|that|them|all|"
+    r"everything|the (?:picture|image|pictures|images|session|history|\w+ one|\w+ picture))$"
 )
 # "change it", "edit this": an edit that says nothing of what to change.
 _NO_CHANGE_NAMED = re.compile(
@@ -83,8 +104,11 @@ _DRAW_CUE = re.compile(
     r"watercolou?r|sketch|portrait) of)\b|"
     r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
     r"maybe|now) (?:an?|some|two|three|four|five|a few|the) \w|"
-    r"^(?:(?:next|new|another|a new|a different) (?:picture|one|image)|something (?:different|"
-    r"else|new)(?: now)?) ?[:,-] ?\w"
+    r"^(?:(?:next|new|another|a new|a different) (?:picture|one|image|idea)|something (?:different|"
+    r"else|new)(?: now)?|different idea) ?[:,-] ?\w|"
+    r"^(?:\w+ ){0,5}(?:an? |some )?(?:picture|image|photo|drawing|painting) (?:of|from|with)"
+    r" (?:an?|some|the|two|three|my)\b|"
+    r"^(?:and )?(?:one more|another one|another) of (?:an?|some|two|three) \w"
 )
 _NOT_A_PICTURE = re.compile(
     r"^(?:what|why|how|who|when|where|which|is|are|was|were|do|does|did|can|could|would|will|"
@@ -96,7 +120,8 @@ _NOT_A_PICTURE = re.compile(
 _STYLE_REQUEST = re.compile(
     r"^(?:(?:can|could|may) i (?:see|have|get) (?:it|this|that)(?: as| in)?|"
     r"(?:could you |can you |please )?(?:make|turn|render|redo|do|paint|draw|change|"
-    r"restyle|switch|convert|show)(?: it| this| that| everything| the (?:picture|image))?"
+    r"restyle|switch|convert|show)(?: it| this one| that one| this| that| everything|"
+    r" the (?:picture|image))?"
     r"(?: look| looking)?(?: like| into| as| in| to)?|change (?:the )?style to|as|in|like|"
     r"more like|in the style of)?\s*(?:an? |the )?(?P<name>.+?)"
     r"(?: style| version| one| painting| illustration| drawing| look| effect| instead)*$"
@@ -152,6 +177,10 @@ def understand(
     if has_mask and current is not None:
         change = Change(kind=ChangeKind.ADD, value=subject_of(split_negatives(text)[0]))
         return _change_plan(Intent.INPAINT, text, change, current, rewriter, "inpaint")
+    if not has_mask and _BRUSHED.search(said):
+        return _clarify(text, BRUSH_FIRST if current else NOTHING_TO_CHANGE)
+    if plan := _command_in_parts(text, said, state, rewriter, style):
+        return plan
     if plan := _grammar_plan(text, said, state, rewriter, style):
         return plan
     if plan := _second_reading(text, said, state, rewriter, style):
@@ -190,6 +219,30 @@ _REASON = re.compile(
 )
 
 
+_SENTENCE_BREAK = re.compile(r"(?<=[a-z])[.?!]+\s+")
+
+
+def _command_in_parts(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
+) -> Plan | None:
+    """A command said with more around it: "Make this high resolution so I can print it.",
+    "um. The balloon. Can I see the balloon?" (the last sentence that is a command)."""
+    parts = [p.strip(" ,") for p in _SENTENCE_BREAK.split(said) if p.strip(" ,")]
+    core = _REASON.sub("", said).strip(" ,")
+    variants = [core] if core != said else []
+    if len(parts) > 1:
+        variants += [_REASON.sub("", p).strip(" ,") or p for p in reversed(parts)]
+    for variant in variants:
+        plan = _grammar_plan(text, variant, state, rewriter, style)
+        if plan is None or plan.intent not in _SECOND_READING_INTENTS:
+            continue
+        others = [p for p in parts if p != variant and _REASON.sub("", p).strip(" ,") != variant]
+        if any(parse_change(p) or _DRAW_CUE.match(p) for p in others):
+            return None  # "undo. and make it blue": two requests, not one command with words
+        return plan
+    return None
+
+
 def _second_reading(
     text: str, said: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
 ) -> Plan | None:
@@ -197,7 +250,10 @@ def _second_reading(
     spelling repaired, when that makes it a command (or, without a reason, an edit)."""
     core = _REASON.sub("", said).strip(" ,")
     keep = {w for node in state.nodes.values() for w in words(node.prompt)}
-    for variant, edits_too in ((core, True), (repair_command_words(core, keep), False)):
+    variants = [(core, True), (repair_command_words(core, keep), False)]
+    if "," in core:  # "why does she look so angry, she should be happy": the request is last
+        variants.append((core.rsplit(",", 1)[1].strip(), True))
+    for variant, edits_too in variants:
         if variant == said or not variant:
             continue
         plan = _grammar_plan(text, variant, state, rewriter, style)
@@ -214,6 +270,14 @@ def _grammar_plan(
 ) -> Plan | None:
     """What the local grammar makes of the request, or None when it does not know it."""
     current = state.current
+    if _CANT_DO.match(said):
+        return _clarify(text, CANT_DO)
+    if re.fullmatch(
+        r"(?:i want|i'd like|can i (?:have|get)|give me|make|draw|do|create)(?: me)? "
+        r"(?:an?|another) (?:new )?(?:picture|image|drawing|painting|photo)",
+        said,
+    ):
+        return _clarify(text, WHAT_TO_DRAW)  # a picture of what, though?
     for intent, pattern in g.COMMANDS:
         if pattern.search(said):
             return _command_plan(intent, text, state)
@@ -228,6 +292,8 @@ def _grammar_plan(
             return Plan(intent=Intent.SELECT, request=text, target_id=target.id)
         if state.nodes and ref.removeprefix("the ").split(" ")[0] in ("previous", "earlier"):
             return _clarify(text, NO_EARLIER)
+        if said.startswith("bring") and state.can_redo:  # "bring the storm back": undone
+            return Plan(intent=Intent.REDO, request=text)
         if state.nodes and not _describes_new_thing(ref):
             return _clarify(text, WHICH_PICTURE)
 
@@ -263,7 +329,7 @@ def _grammar_plan(
     if m := g.OUTPAINT.match(said):
         if current is None:
             return _clarify(text, NOTHING_YET)
-        side = m.group("dir") or m.group("dir2")
+        side = m.group("dir") or m.group("dir2") or m.group("dir3")
         direction = g.DIRECTIONS.get(side, side)
         pixels = int(m.group("px")) // 8 * 8 if m.group("px") else 128
         return _keep_scene_plan(
@@ -315,6 +381,12 @@ def _grammar_plan(
         plan = _change_plan(Intent.SAME_SEED, text, change, current, rewriter, "generate")
         return plan.model_copy(update={"target_id": None, "seed": current.seed})
 
+    # "make it spring, no snow", "... and also the leaves more orange": every change, in turn
+    several = _several_changes(said) if current is not None else None
+    if several and len(several) > 1:
+        first, *rest = several
+        return _change_plan(Intent.EDIT, text, first, current, rewriter, "img2img", then=rest)
+
     parsed = parse_change(said)
     if parsed is not None and parsed[1]:  # "same thing but ...", "redo the last one but ..."
         if current is None:
@@ -356,6 +428,9 @@ def _grammar_plan(
         if target is None:  # "the teapot should be green" while another picture is in view
             current = _owner_of(change.object, state) or current
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
+    if current is not None and (changes := _several_changes(said)):
+        first, *rest = changes
+        return _change_plan(Intent.EDIT, text, first, current, rewriter, "img2img", then=rest)
     if _EDIT_CUE.match(said):
         if current is None:
             return _clarify(text, NOTHING_TO_CHANGE)
@@ -366,6 +441,36 @@ def _grammar_plan(
     if _DRAW_CUE.match(said) and content_words(subject_of(split_negatives(text)[0])):
         return _generate_plan(text, text, rewriter, style)
     return None
+
+
+# Between the changes of one request: "..., and also ...", "... and then ...".
+_CLAUSE_BREAK = re.compile(r",\s*(?:and\s+)?(?:also\s+)?|\s+and also\s+|\s+and then\s+|;\s*")
+# A clause that is no change: a laugh, a reason said in passing.
+_ASIDE = re.compile(
+    r"^(?:[\w' ]{0,20} )?(?:haha+|lol|hehe|lmao)$|^[\w ]+ first(?: haha)?$|^please$|"
+    r"^(?:no|yes|ok|okay|nah|hmm+|well|oh)(?: (?:no|yes|ok|okay))*$"
+)
+
+
+def _several_changes(said: str) -> list[Change] | None:
+    """The changes of a request that asks for more than one ("remove the porch, just grass",
+    "make it spring, no snow"), each structured; None unless every clause is one."""
+    kept, negatives = split_negatives(said)
+    clauses = [c.strip() for c in _CLAUSE_BREAK.split(kept) if c.strip()]
+    changes: list[Change] = []
+    for clause in clauses:
+        if _ASIDE.match(clause):
+            continue
+        if m := re.match(r"^(?:just|only) (?P<x>[\w' -]+)$", clause):
+            changes.append(Change(kind=ChangeKind.ADD, value=m.group("x")))
+            continue
+        parsed = parse_change(clause)
+        if parsed is None:
+            return None
+        changes.append(parsed[0])
+    changes += [Change(kind=ChangeKind.REMOVE, object=n) for n in negatives]
+    several = len(changes) > 1 or bool(negatives) or len(clauses) > 1
+    return changes if changes and several else None
 
 
 def _routed_plan(
@@ -474,6 +579,8 @@ def _edit_floor(
         return _more_of_last_change(text, state, rewriter)
     if _QUESTION.match(said) or not content_words(said) or not _speaks_of(said, current):
         return None
+    if _describes_another(said, current):
+        return None
     parsed = parse_change(said)
     change = parsed[0] if parsed else Change(kind=ChangeKind.FREE, value=_tidy_change(said))
     if change.kind == ChangeKind.FREE and not content_words(change.value):
@@ -481,7 +588,7 @@ def _edit_floor(
     return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
 
 
-def _speaks_of(said: str, node: ImageNode, allow_draw_cue: bool = False) -> bool:
+def _speaks_of(said: str, node: ImageNode) -> bool:
     """Whether a request speaks of ``node``: names a thing of its prompt, refers to it ("it",
     "he", "there should be"), or starts like an edit. A description of something else is a
     new picture, whatever a small model makes of it."""
@@ -489,14 +596,14 @@ def _speaks_of(said: str, node: ImageNode, allow_draw_cue: bool = False) -> bool
         _REFERS_TO_PICTURE.search(said)
         or _EDIT_CUE.match(said)
         or any(_prompt_names(node, w) for w in content_words(said))
-    ) and (allow_draw_cue or not _DRAW_CUE.match(said))
+    ) and not _DRAW_CUE.match(said)
 
 
 def _describes_another(said: str, node: ImageNode) -> bool:
     """ "a watercolor of a fox in the snow": a new scene described, not ``node`` changed."""
-    return bool(
-        _DRAW_CUE.match(said) or re.match(r"^(?:an?|some|two|three|four|\d+) \w", said)
-    ) and not _speaks_of(said, node, allow_draw_cue=True)
+    starts_new = _DRAW_CUE.match(said) or re.match(r"^(?:an?|some|two|three|four|\d+) \w", said)
+    # "an astronaut on a horse but make it look old": "it" is the new thing, not the picture
+    return bool(starts_new) and not any(_prompt_names(node, w) for w in content_words(said))
 
 
 def _more_of_last_change(text: str, state: DialogueState, rewriter: PromptRewriter) -> Plan:
@@ -541,6 +648,17 @@ def _fallback_plan(
 
 
 # --- plan builders --------------------------------------------------------------------------
+_HESITATIONS_IN = re.compile(r"\b(?:um+|uh+|erm+|er)\b[,.]?\s*", re.I)
+# "an astronaut on a horse but make it look like an old photograph": the style, not the words
+_BUT_MAKE_IT = re.compile(r",? but make it (?:look )?(?:like )?", re.I)
+# "..., he loves fire trucks": who it is for, not what to draw
+_ASIDE_AFTER = re.compile(
+    r",\s*(?:he|she|they|my \w+|i|we) (?:really )?(?:loves?|likes?|wants?|adores?|is|are|'s|"
+    r"was|were|can't wait)\b.*$",
+    re.I,
+)
+
+
 def _clarify(text: str, question: str, planner: str = "grammar") -> Plan:
     return Plan(intent=Intent.CLARIFY, request=text, question=question, planner=planner)
 
@@ -554,6 +672,8 @@ def _generate_plan(
     planner: str = "grammar",
 ) -> Plan:
     """A new picture of ``describe`` (the request, or the LLM's subject), in ``style`` if any."""
+    described = _ASIDE_AFTER.sub("", _BUT_MAKE_IT.sub(", ", _HESITATIONS_IN.sub("", describe)))
+    describe = described.strip(" ,") or describe
     rewrite = rewriter.generate(describe)
     style = style if style in rewriter.styles else None
     if style:
@@ -580,18 +700,21 @@ def _change_plan(
     rewriter: PromptRewriter,
     operation: str,
     planner: str = "grammar",
+    then: list[Change] | tuple[Change, ...] = (),
     **fields: Any,
 ) -> Plan:
-    """A plan that changes ``current`` as ``change`` says; its prompt describes the new scene."""
+    """A plan that changes ``current`` as ``change`` says, and then as each of ``then`` says;
+    its prompt describes the new scene."""
     if rewriter.raw:  # raw mode: the words as said are the prompt
         rest, negatives = split_negatives(change.value or text)
         prompt, negative = rest or text, rewriter.rules.negative_for(negatives)
         note = None
     else:
-        compiled = compile_edit(
-            current.prompt, current.negative_prompt, change, rewriter.rules.quality_terms
-        )
-        prompt, negative, note = compiled.prompt, compiled.negative_prompt, compiled.note
+        prompt, negative, note = current.prompt, current.negative_prompt, None
+        for step in (change, *then):
+            compiled = compile_edit(prompt, negative, step, rewriter.rules.quality_terms)
+            prompt, negative = compiled.prompt, compiled.negative_prompt
+            note = note or compiled.note
     values: dict[str, Any] = {
         "intent": intent,
         "request": text,
@@ -713,7 +836,7 @@ def _from_llm_plan(
     avoid = [a for a in llm_plan.avoid if a.strip()]
     said = normalise(text)
     if _NEEDS_A_CUE.get(llm_plan.intent, _ANY).search(said) is None or (
-        llm_plan.intent == "select" and not _SELECT_CUE.search(said)
+        llm_plan.intent == "select" and (not _SELECT_CUE.search(said) or _QUESTION.match(said))
     ):
         logger.info("LLM plan %r ignored: nothing in %r asks for it", llm_plan.intent, said)
         return None
@@ -722,8 +845,8 @@ def _from_llm_plan(
             return _clarify(text, NOT_SURE, planner="llm")
         case "generate":
             return _generate_plan(text, llm_plan.subject, rewriter, style, avoid, planner="llm")
-        case "edit" if current is not None and llm_plan.kind and not _describes_another(
-            said, current
+        case "edit" if (
+            current is not None and llm_plan.kind and not _describes_another(said, current)
         ):
             change = repair_change(llm_plan.kind, llm_plan.object, llm_plan.value)
             plan = _change_plan(
@@ -768,6 +891,14 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
         index = g.NUMBERS.get(number.group(1), number.group(1))  # "number two" -> 2
         return state.nodes.get(f"n{index}")
+    if ref == "middle" and len(nodes) >= 3:
+        return nodes[len(nodes) // 2]
+    if (m := re.fullmatch(r"(\w+) ([\w' -]+)", ref)) and m.group(1) in g.ORDINALS:
+        # "the first kitten": by order among the pictures that show a kitten
+        named = [n for n in nodes if _prompt_names(n, m.group(2))]
+        index = g.ORDINALS[m.group(1)]
+        if named and -len(named) <= index < len(named):
+            return named[index]
     if ref in g.ORDINALS:
         index = g.ORDINALS[ref]
         return nodes[index] if -len(nodes) <= index < len(nodes) else None

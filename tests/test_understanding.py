@@ -326,3 +326,67 @@ def test_an_edit_or_command_that_names_nothing_asks_back(said):
 def test_an_outpaint_to_one_side_keeps_the_side():
     plan = understand("show more of the beach on the left side", session(CAR), REWRITER)
     assert (plan.intent, plan.direction) == (Intent.OUTPAINT, "left")
+
+
+def test_a_request_of_several_changes_makes_every_one():
+    state = session("a snowy village with a church and a frozen pond, highly detailed")
+    plan = understand("make it spring, no snow", state, REWRITER)
+    assert plan.intent == Intent.EDIT
+    assert "spring" in plan.prompt and "snow" not in plan.prompt and "snow" in plan.negative_prompt
+    plan = understand(
+        "can you make it so the church is like wearing lights and also the pond is more blue",
+        state,
+        REWRITER,
+    )
+    assert "lights" in plan.prompt and "blue" in plan.prompt and "also" not in plan.prompt
+
+
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("Make this high resolution so I can print it.", Intent.UPSCALE),
+        ("um. The car. Can I see the first one?", Intent.SELECT),
+        ("cna u flip it", Intent.TRANSFORM),
+        ("ctrl z", Intent.UNDO),
+        ("post this on facebook for me", Intent.CLARIFY),
+        ("delete the car one", Intent.CLARIFY),
+        ("fix his eyes where I painted", Intent.CLARIFY),
+        ("i want a picture", Intent.CLARIFY),
+        ("that's enough for today, bye", Intent.CHITCHAT),
+    ],
+)
+def test_commands_with_words_around_them_and_what_cannot_be_done(said, intent):
+    plan = understand(said, session(CAR, GARDEN), REWRITER)
+    assert plan.intent == intent, plan
+    if intent == Intent.CLARIFY:
+        assert plan.expects_answer and plan.question
+
+
+def test_cant_do_and_brush_first_say_what_is_possible():
+    state = session(CAR)
+    assert "save" in understand("post this on facebook", state, REWRITER).question
+    assert "Brush" in understand("change the bit I brushed to gold", state, REWRITER).question
+
+
+def test_the_first_of_several_similar_pictures_is_found_by_order_among_them():
+    state = session("a kitten on a rug", "a red barn", "a kitten in a box", "a kitten asleep")
+    plan = understand("go back to the first kitten", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
+
+
+@pytest.mark.parametrize(
+    ("said", "has", "lacks"),
+    [
+        ("um so I want like a picture of a cat um in space", ["cat", "space"], ["um"]),
+        ("draw my grandson a fire truck, he loves fire trucks", ["fire truck"], ["grandson"]),
+        ("ok different idea: a city skyline at night", ["city skyline"], ["idea"]),
+        ("an astronaut on a horse but make it look like an old photograph", ["photograph"], ["make"]),
+    ],
+)
+def test_new_pictures_said_casually_inside_a_session_are_new_pictures(said, has, lacks):
+    plan = understand(said, session(CAR), REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.target_id is None
+    for word in has:
+        assert word in plan.prompt, (word, plan.prompt)
+    for word in lacks:
+        assert word not in plan.prompt, (word, plan.prompt)
