@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         help="bench load: MALLOC_ARENA_MAX for the server process (glibc malloc arenas)",
     )
     bench.add_argument(
+        "--probe-memory",
+        action="store_true",
+        help="bench load: tracemalloc, object counts and malloc arenas of the server per run",
+    )
+    bench.add_argument(
         "--split",
         choices=["tune", "heldout", "fresh", "fresh2"],
         help="bench understand: only this split (fresh, fresh2: benchmarks/understand_fresh*.yaml)",
@@ -155,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if (args.command or "chat") in ("serve", "chat"):
+        from common.malloc import limit_arenas
+
+        limit_arenas()  # before the servers' threads: free memory is not kept per thread
     config = _load_config(args)
     command = args.command or "chat"
     if command == "once":
@@ -198,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.seconds,
                 clients=args.clients,
                 malloc_arena_max=args.malloc_arena_max,
+                probe_memory=args.probe_memory,
             )
         if args.what == "startup":
             from benchmarks.startup import run_startup_bench

@@ -15,13 +15,17 @@ was given (those are counted as queue refusals, not errors).
 Printed: throughput, p50/p95 latency per kind, errors, 429s, the p95 of cheap requests made
 while a picture was being drawn, and the server's resident memory (RSS) before, after run 1
 and after run 2. ``--malloc-arena-max N`` sets MALLOC_ARENA_MAX for the server (glibc's
-malloc otherwise keeps up to 8 arenas per core for a threaded process).
+malloc otherwise keeps up to 8 arenas per core for a threaded process). ``--probe-memory``
+runs the server under ``benchmarks/memory_probe.py`` and prints, after the warm-up, each run
+and a ``malloc_trim``, what Python holds (tracemalloc, object counts) beside what malloc keeps.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,6 +44,7 @@ MB = 1024 * 1024
 START_TIMEOUT_S = 600.0  # a cold server start on a busy 2-core machine stays below this
 REQUEST_TIMEOUT_S = 300.0
 MAX_BACKOFF_S = 5.0  # the longest a refused client waits before trying again
+PROBE_TIMEOUT_S = 120.0  # a probe walks every object of a big process (seconds)
 KINDS = ("image", "turn", "transcription", "speech", "health", "session")
 CHEAP = ("health", "session")
 # Which kind each client sends, by its index modulo this list (20 clients: 2 image, 2 turn,
@@ -92,14 +97,45 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(
-    config_args: list[str], port: int, env: dict[str, str], log: Path
+    config_args: list[str], port: int, env: dict[str, str], log: Path, probe: bool = False
 ) -> subprocess.Popen:
     """``serve`` in its own process; its log goes to a file (a pipe nobody reads fills up
-    and stops the server at its next log line)."""
-    cmd = [sys.executable, str(REPO / "run_assistant.py"), "serve", "--host", HOST]
+    and stops the server at its next log line). ``probe``: under ``benchmarks.memory_probe``."""
+    entry = ["-m", "benchmarks.memory_probe"] if probe else [str(REPO / "run_assistant.py")]
+    cmd = [sys.executable, *entry, "serve", "--host", HOST]
     cmd += ["--port", str(port), *config_args]
     with log.open("w") as out:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def read_probe(server: subprocess.Popen, path: Path, signum: int) -> dict:
+    """Signal the probed server and wait for the JSON line it appends (``memory_probe``)."""
+    before = len(path.read_text().splitlines()) if path.exists() else 0
+    server.send_signal(signum)
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) > before:
+            return json.loads(lines[-1])
+        time.sleep(0.5)
+    raise RuntimeError(f"the memory probe did not answer within {PROBE_TIMEOUT_S:.0f} s")
+
+
+def print_probe(label: str, record: dict) -> None:
+    malloc, arenas = record.get("malloc", {}), record.get("arenas", {})
+    print(
+        f"  {label}: RSS {record['rss_mb']:.0f} MB; Python traced {record['traced_mb']:.0f} MB "
+        f"(peak {record['traced_peak_mb']:.0f}); {record['gc_objects']} gc objects; malloc "
+        f"in use {malloc.get('in_use_mb', float('nan')):.0f} MB, free but kept "
+        f"{malloc.get('free_kept_mb', float('nan')):.0f} MB, mmapped "
+        f"{malloc.get('mmapped_mb', float('nan')):.0f} MB, {arenas.get('count', '?')} arenas; "
+        f"{record['threads']} threads"
+    )
+    if record.get("traced_growth"):
+        print("    traced growth since the last probe: " + "; ".join(record["traced_growth"][:6]))
+    if record.get("objects_growth"):
+        what = "most common objects" if label == "ready" else "objects by type since"
+        print(f"    {what}: " + ", ".join(record["objects_growth"][:8]))
 
 
 def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
@@ -248,8 +284,14 @@ def run_load_bench(
     seconds: float = 120.0,
     clients: int = 20,
     malloc_arena_max: int | None = None,
+    probe_memory: bool = False,
 ) -> int:
-    """Serve the configured assistant on 127.0.0.1 and load it twice; print the figures."""
+    """Serve the configured assistant on 127.0.0.1 and load it twice; print the figures.
+
+    ``probe_memory``: run the server under ``benchmarks.memory_probe`` (tracemalloc, object
+    counts and malloc's arenas after the warm-up and after each run, then after
+    ``malloc_trim``), to tell a leak from memory the allocator keeps.
+    """
     config_args = (["--config", str(config_path)] if config_path else []) + (
         ["--profile", profile] if profile else []
     )
@@ -268,7 +310,13 @@ def run_load_bench(
         f"(profile {config.profile}, image {config.image.model}, MALLOC_ARENA_MAX "
         f"{malloc_arena_max or 'unset'}; load average {load[0]:.1f}, {os.cpu_count()} CPUs)"
     )
-    server = start_server(config_args, port, env, log)
+    probe_file = Path(tempfile.gettempdir()) / f"bench-load-probe-{port}.jsonl"
+    if probe_memory:
+        from benchmarks.memory_probe import PROBE_ENV  # noqa: PLC0415
+
+        probe_file.unlink(missing_ok=True)
+        env[PROBE_ENV] = str(probe_file)
+    server = start_server(config_args, port, env, log, probe=probe_memory)
     print(f"server log: {log}")
     try:
         started = time.monotonic()
@@ -282,17 +330,27 @@ def run_load_bench(
             ).content
             c.post("/v1/images/generations", json={"prompt": REQUEST_TEXT})  # warm
         rss = {"ready": rss_mb(server.pid)}
+        probes = {}
+        if probe_memory:
+            probes["ready"] = read_probe(server, probe_file, signal.SIGUSR1)
         results = []
         for index in (1, 2):
             run = load_once(base, clients, seconds, session_id, spoken)
             rss[f"after run {index}"] = rss_mb(server.pid)
             results.append(report(f"run {index}", run))
+            if probe_memory:
+                probes[f"after run {index}"] = read_probe(server, probe_file, signal.SIGUSR1)
         growth = rss["after run 2"] / rss["after run 1"] - 1
         print(
             "\nserver RSS: "
             + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items())
             + f"; run 2 vs run 1: {growth:+.1%}"
         )
+        if probe_memory:
+            probes["after malloc_trim"] = read_probe(server, probe_file, signal.SIGUSR2)
+            print(f"memory probe ({probe_file}):")
+            for label, record in probes.items():
+                print_probe(label, record)
         errors = sum(r["errors"] for r in results)
         return 0 if errors == 0 else 1
     finally:
