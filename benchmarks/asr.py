@@ -66,20 +66,7 @@ DEFAULT_ROWS = (
     ("openai-whisper 30 s window (before)", "openai-whisper", {"short_context": False}, None),
     ("openai-whisper short context (ours)", "openai-whisper", {}, None),
     ("openai-whisper short context, en (ours)", "openai-whisper", {}, "en"),
-    (
-        "openai-whisper short context, margin 10",
-        "openai-whisper",
-        {"context_margin_frames": 10},
-        None,
-    ),
-    (
-        "openai-whisper short context, margin 150",
-        "openai-whisper",
-        {"context_margin_frames": 150},
-        None,
-    ),
     (PLAIN_FASTER, PLAIN_FASTER, {}, None),
-    ("faster-whisper int8 30 s window (before)", "faster-whisper", {"short_context": False}, None),
     ("faster-whisper int8 short context (ours)", "faster-whisper", {}, None),
     ("faster-whisper int8 short context, en (ours)", "faster-whisper", {}, "en"),
 )

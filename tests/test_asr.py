@@ -182,9 +182,9 @@ def test_bounded_encoder_equals_whispers_on_the_full_window(asr, request_wav):
 
 
 def test_context_is_the_audio_plus_a_margin_within_bounds():
-    assert audio_context_frames(2.0) == 400  # the minimum: 8 s
-    assert audio_context_frames(10.0, margin=50) == 550
-    assert audio_context_frames(7.0, margin=50) == 400
+    assert audio_context_frames(2.0) == 750  # the minimum: 15 s
+    assert audio_context_frames(16.0, margin=50) == 850
+    assert audio_context_frames(7.0, margin=50) == 750
     assert audio_context_frames(10.0, margin=0, minimum=0) == 500
     assert audio_context_frames(29.5) == 1500  # never beyond Whisper's window
 

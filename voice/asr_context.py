@@ -19,10 +19,17 @@ FULL_CONTEXT_FRAMES = 1500  # 30 s: Whisper's own window
 # Silence kept after the audio, in frames (1 s): room for Whisper to "hear" the end and
 # emit end-of-text instead of looping. Chosen in benchmarks/asr.py (see docs/BENCHMARKS.md).
 CONTEXT_MARGIN_FRAMES = 50
-# Shortest context, in frames (8 s): with 4-6 s Whisper base misheard words of some 2-3 s
-# requests that the full window heard ("Chomi Akose kitchen", "sailbooks"). Also keeps
-# CTranslate2 from reading encoded features of n_mels (80/128) frames as a mel spectrogram.
-CONTEXT_MIN_FRAMES = 400
+# Shortest context, in frames (15 s). `bench asr` 2026-12-02 (44 clips of 0.7-3.3 s, Whisper
+# base): 8 s gave 21.5% WER against 15.8% for plain whisper.transcribe and 14.7% for the full
+# window (the first words went wrong: "Chomia, cozy kitchen", "and do that", and espeak
+# requests were heard as Latvian or Finnish); 15 s gave 15.7%, the same words as 30 s on the
+# Piper voice. Also keeps CTranslate2 from reading encoded features of n_mels (80/128)
+# frames as a mel spectrogram.
+CONTEXT_MIN_FRAMES = 750
+# A short-context decode less sure than this (mean token log probability) is decoded again
+# on the full 30 s window and that result is kept: 6 of 44 clips in the bench above, the
+# misheard ones ("make a ninja chat" -0.85, "Pintamoulun frutin" -1.01); WER 15.7% -> 14.1%.
+FALLBACK_LOGPROB = -0.5
 # Audio longer than this (s) keeps the full 30 s window; beyond 30 s the sliding window.
 SHORT_CONTEXT_MAX_SECONDS = 25.0
 
@@ -38,6 +45,11 @@ REPEAT_STOP = 3
 REPEAT_MIN_TOKENS = 6
 LONG_PHRASE_TOKENS = 5
 REPEAT_MAX_NGRAM = 24  # longest repeated phrase looked for, in tokens
+
+
+def needs_full_window(avg_logprob: float, n_frames: int) -> bool:
+    """True when a decode on ``n_frames`` is unsure enough to be redone on the full window."""
+    return n_frames < FULL_CONTEXT_FRAMES and avg_logprob < FALLBACK_LOGPROB
 
 
 def uses_short_context(seconds: float) -> bool:

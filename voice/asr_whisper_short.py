@@ -31,9 +31,11 @@ from whisper.utils import compression_ratio
 from voice.asr_context import (
     CONTEXT_MARGIN_FRAMES,
     CONTEXT_MIN_FRAMES,
+    FULL_CONTEXT_FRAMES,
     MEL_FRAMES_PER_FRAME,
     audio_context_frames,
     cut_repetition,
+    needs_full_window,
     repeated_tail_start,
 )
 from voice.audio import SAMPLE_RATE
@@ -150,12 +152,15 @@ def decode_short(
 
     Returns
     -------
-    whisper's ``DecodingResult``, with a looping tail's extra copies removed.
+    whisper's ``DecodingResult``, with a looping tail's extra copies removed; from the
+    full 30 s window when the short one was unsure (:func:`voice.asr_context.needs_full_window`).
     """
     n_frames = audio_context_frames(samples.size / SAMPLE_RATE, margin, minimum)
     mel = bounded_mel(samples, n_frames, model.dims.n_mels, str(model.device))
     task = ShortContextDecoding(model, options)
     result = task.run(mel.unsqueeze(0))[0]
+    if needs_full_window(result.avg_logprob, n_frames):
+        return decode_short(model, samples, options, margin, FULL_CONTEXT_FRAMES)
     tokens = cut_repetition(list(result.tokens))
     if len(tokens) == len(result.tokens):
         return result
