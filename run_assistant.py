@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--split",
-        choices=["tune", "heldout", "fresh", "fresh2"],
+        choices=["tune", "heldout", "fresh", "fresh2", "fresh3"],
         help="bench understand: only this split (fresh, fresh2: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")

@@ -22,7 +22,9 @@ SET_PATH = Path(__file__).with_name("understand_set.yaml")
 FRESH_PATH = Path(__file__).with_name("understand_fresh.yaml")
 # A third, written the same way later still (split "fresh2"), read only when asked for.
 FRESH2_PATH = Path(__file__).with_name("understand_fresh2.yaml")
-SPLITS = ("tune", "heldout", "fresh", "fresh2")
+# A fourth, written the same way later still (split "fresh3"), read only when asked for.
+FRESH3_PATH = Path(__file__).with_name("understand_fresh3.yaml")
+SPLITS = ("tune", "heldout", "fresh", "fresh2", "fresh3")
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -61,9 +63,10 @@ class Case:
 
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
-    """Read the set; ``split`` keeps only "tune", "heldout", "fresh" or "fresh2" cases (the fresh
-    ones come from FRESH_PATH / FRESH2_PATH, when it exists, and only with that ``split``)."""
-    fresh_paths = {"fresh": FRESH_PATH, "fresh2": FRESH2_PATH}
+    """Read the set; ``split`` keeps only "tune", "heldout", "fresh", "fresh2" or "fresh3" cases
+    (the fresh ones come from FRESH_PATH / FRESH2_PATH / FRESH3_PATH, when it exists, and only
+    with that ``split``)."""
+    fresh_paths = {"fresh": FRESH_PATH, "fresh2": FRESH2_PATH, "fresh3": FRESH3_PATH}
     if split in fresh_paths and path == SET_PATH:
         path = fresh_paths[split]
         if not path.exists():
