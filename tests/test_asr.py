@@ -430,3 +430,12 @@ def test_hub_name_offline_is_model_missing(tmp_path, monkeypatch):
     assert err.value.code == "model-missing"
     assert "asr.model" in err.value.message and "packaged:base" in err.value.message
     assert os.fspath(tmp_path) in err.value.message
+
+
+def test_asr_device_choice_is_the_common_one_without_mps():
+    from voice.asr_base import pick_device
+
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") in ("cpu", "cuda")  # never "mps": CTranslate2 has none
+    with pytest.raises(ValueError, match="Unknown device"):
+        pick_device("warp-drive")

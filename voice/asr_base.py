@@ -334,12 +334,16 @@ def recognize_checked(
 
 
 def pick_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; other values unchanged."""
-    if device == "auto":
-        import torch  # noqa: PLC0415 (only to look for a GPU)
+    """The ASR device: :func:`common.devices.pick_device` (the one place that decides), except
+    that ``"auto"`` means CUDA or the CPU, never MPS (CTranslate2 has no MPS, and Whisper's
+    sparse alignment-head buffer does not move there). An unavailable GPU falls back to the
+    CPU with a warning; an unknown name raises ``ValueError`` naming ``device``."""
+    from common.devices import has_cuda  # noqa: PLC0415 (imports torch only when asked)
+    from common.devices import pick_device as pick_torch_device  # noqa: PLC0415
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    if (device or "auto").strip().lower() == "auto":
+        return "cuda" if has_cuda() else "cpu"
+    return pick_torch_device(device)
 
 
 class GuardedRecognizer:
