@@ -592,22 +592,13 @@ class Controller:
         params = dict(result.params)
         parent_id = source.id if source is not None else parent.id if parent else None
         node_id, path = self._write_new_image(session, result.image, params, parent_id)
+        # One record from the engine to the node: the result says what its node holds.
         node = ImageNode(
             id=node_id,
             parent_id=parent_id,
-            operation=params.get("operation", operation),
-            prompt=params["prompt"],
-            negative_prompt=params.get("negative_prompt", ""),
-            seed=int(params.get("seed", 0)),  # an upscale by resampling has no seed or steps
-            steps=int(params.get("steps", 0)),
-            guidance=float(params.get("guidance", 0.0)),
-            strength=params.get("strength"),
-            width=int(params["width"]),
-            height=int(params["height"]),
-            model=str(params.get("model", "")),
             path=str(path),
             request=plan.request,
-            placeholder=bool(params.get("placeholder", False)),
+            **result.node_fields(),
         )
         session.state.add_node(node)
         self._persist(session, node)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
+
+from pipelines.image_types import ImageResult
 
 # Aspect ratios (width / height) of the crop shapes.
 _ASPECTS = {"square": 1.0, "portrait": 2 / 3, "landscape": 3 / 2, "wide": 16 / 9}
@@ -77,20 +78,12 @@ def _resize(image: Image.Image, factor: float) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-@dataclass(frozen=True)
-class TransformResult:
-    """A transformed picture and its parameters (the engine's result shape)."""
-
-    image: Image.Image
-    params: dict[str, Any]
-
-
 def transformed(
     image: Image.Image,
     names: Sequence[str],
     parent: dict[str, Any],
     size: tuple[int, int] | None = None,
-) -> TransformResult:
+) -> ImageResult:
     """``image`` after ``names`` in order, with the parent's parameters and its new size."""
     start = time.perf_counter()
     for name in names:
@@ -107,4 +100,4 @@ def transformed(
         placeholder=bool(parent.get("placeholder", False)),
         elapsed_s=time.perf_counter() - start,
     )
-    return TransformResult(image, params)
+    return ImageResult(image, params)

@@ -173,6 +173,9 @@ def test_cancel_stops_the_image_and_keeps_the_session(controller):
     import threading
 
     session = controller.new_session()
+    # Enough steps that the picture cannot finish before the first progress event is read,
+    # even on a busy machine (with the model's 2 steps it sometimes did).
+    controller.update_settings(session, steps=60)
     cancel = threading.Event()
     events = []
     for event in controller.run_turn(session, UserInput(text="a tall tower"), cancel=cancel):
@@ -181,6 +184,7 @@ def test_cancel_stops_the_image_and_keeps_the_session(controller):
             cancel.set()
     assert error_code(events) == "image-cancelled"
     assert not session.state.nodes
+    controller.update_settings(session, steps=None)
     assert done_image(run(controller, session, text="a tall tower"))["node_id"] == "n1"
 
 
