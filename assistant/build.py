@@ -88,6 +88,8 @@ def build_image_engine(config: Config, device: str):
         attention=im.attention,
         cpu_speedups=im.cpu_speedups,
         tiny_vae=im.tiny_vae,
+        cpu_runtime=im.cpu_runtime,
+        runtime_cache=config.cache_dir,
     )
     # GPU speed path: TF32/cuDNN autotuning on CUDA (nothing elsewhere), then image.compile.
     applied = cuda_fast_defaults(info.device) + compile_pipeline(pipe, im.compile, info.device)
@@ -210,6 +212,9 @@ def build_controller(
     )
     # The session database lives beside the images it points to.
     store = SessionStore(config.output_dir.expanduser() / "sessions.sqlite3")
+    planner = LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None
+    if planner is not None and config.warm_up:  # in the background, behind the LLM's lock
+        later("planner prompt", planner.warm_up)
     controller = Controller(
         image_engine,
         rewriter,
@@ -234,7 +239,7 @@ def build_controller(
             and str(getattr(tts, "name", "")).startswith(config.tts.engine)
             else None,
         ),
-        planner=LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None,
+        planner=planner,
         router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None

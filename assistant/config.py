@@ -86,6 +86,7 @@ class ImageConfig(_Section):
     cpu_speedups: list[Literal["channels_last", "bf16_autocast", "prompt_cache"]] = []
     tiny_vae: str | None = None
     compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
+    cpu_runtime: Literal["torch", "openvino"] = "torch"  # the UNet's runtime on a CPU
 
 
 class TtsConfig(_Section):

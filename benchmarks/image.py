@@ -110,6 +110,8 @@ def run_image_bench(
         device=device,
         cpu_speedups=list(image.cpu_speedups),
         tiny_vae=image.tiny_vae,
+        cpu_runtime=image.cpu_runtime,
+        runtime_cache=config.cache_dir,
         attention=image.attention,
         tokenizer_cache=tokenizer_cache,
     )
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--speedups", nargs="*", default=[], help="image.cpu_speedups names")
     parser.add_argument("--tiny-vae", default=None, help="TAESD: random, an id or a folder")
+    parser.add_argument("--cpu-runtime", default=None, help="image.cpu_runtime: torch, openvino")
     parser.add_argument(
         "--compare",
         nargs="*",
@@ -168,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
             cpu_speedups=args.speedups,
             tiny_vae=args.tiny_vae,
+            cpu_runtime=args.cpu_runtime,
         )
         print_image_table(result)
     if args.json:

@@ -44,6 +44,8 @@ def bench_image(
     *,
     cpu_speedups: list[str] | None = None,
     tiny_vae: str | None = None,
+    cpu_runtime: str | None = None,
+    runtime_cache: str | None = None,
     **load_kwargs: Any,
 ) -> dict[str, Any]:
     """Benchmark one model at one size and step count, ours beside plain diffusers.
@@ -58,6 +60,9 @@ def bench_image(
     device: "auto", "cpu", "cuda", "mps".
     cpu_speedups, tiny_vae: the engine's speed-ups (``image.cpu_speedups``,
         ``image.tiny_vae``); the plain reference never gets them.
+    cpu_runtime: ``image.cpu_runtime`` (``openvino``: the UNet in OpenVINO). When set, a
+        third side runs ours with the PyTorch UNet, interleaved too (``torch_unet_*`` keys).
+    runtime_cache: where the converted UNet is kept (``pipelines.cpu_runtime``).
     load_kwargs: passed to ``load_pipeline`` (dtype, cache_dir, tokenizer_cache, ...).
 
     Returns
@@ -87,6 +92,12 @@ def bench_image(
     applied = apply_speedups(
         pipe, cpu_speedups, info.device, tiny_vae=tiny_vae, dtype=own_vae.dtype
     )
+    runtime = None
+    if cpu_runtime and cpu_runtime != "torch":
+        from pipelines.cpu_runtime import apply_cpu_runtime, remove_cpu_runtime
+
+        applied += apply_cpu_runtime(pipe, cpu_runtime, info.device, runtime_cache)
+        runtime = remove_cpu_runtime(pipe)  # attached around our own calls only
     info = replace(info, speedups=tuple(info.speedups) + tuple(applied))
     engine = ImageEngine(pipe, info)
     load_s = time.perf_counter() - start
@@ -126,7 +137,8 @@ def bench_image(
             "unet": ModuleTimer(pipe.unet, sync),
             "vae": ModuleTimer(module.decoder, sync),
         }
-        for side, module in (("ours", pipe.vae), ("plain", own_vae))
+        for side, module in (("ours", pipe.vae), ("plain", own_vae), ("torch", pipe.vae))
+        if side != "torch" or runtime is not None
     }
 
     def activate(side: str | None) -> None:
@@ -136,24 +148,34 @@ def bench_image(
 
     request = ImageRequest(BENCH_PROMPT, seed=0, steps=steps, width=size, height=size)
 
-    # 2. First calls (kernel selection, caches), untimed in the table.
+    def run_ours(seed: int, with_runtime: bool = True) -> float:
+        if runtime is not None and with_runtime:
+            runtime.attach()
+        try:
+            begin = time.perf_counter()
+            engine.generate(replace(request, seed=seed))
+            sync()
+            return time.perf_counter() - begin
+        finally:
+            if runtime is not None:
+                runtime.detach()
+
+    # 2. First calls (kernel selection, caches, the OpenVINO compile), untimed in the table.
     activate(None)
-    begin = time.perf_counter()
-    engine.generate(request)
-    sync()
-    first_call_s = time.perf_counter() - begin
+    first_call_s = run_ours(0)
     reference_first_s = run_plain()
+    torch_first_s = run_ours(0, with_runtime=False) if runtime is not None else None
 
     # 3. Steady state: ours and plain taking turns.
-    times, ref_times = [], []
+    times, ref_times, torch_times = [], [], []
     for i in range(repeats):
         activate("ours")
-        begin = time.perf_counter()
-        engine.generate(replace(request, seed=i + 1))
-        sync()
-        times.append(time.perf_counter() - begin)
+        times.append(run_ours(i + 1))
         activate("plain")
         ref_times.append(run_plain())
+        if runtime is not None:
+            activate("torch")
+            torch_times.append(run_ours(i + 1, with_runtime=False))
     activate(None)
     for group in timers.values():
         for timer in group.values():
@@ -189,13 +211,26 @@ def bench_image(
         "prompt_cache_hits": engine.prompt_cache_hits,
         "peak_rss_mb": peak_rss_mb(),
     }
+    if runtime is not None:
+        best_torch_s = min(torch_times)
+        result.update(
+            {
+                "cpu_runtime": cpu_runtime,
+                "runtime_precision": runtime.precision,
+                "torch_unet_first_call_s": round(torch_first_s, 3),
+                "torch_unet_steady_s": round(statistics.median(torch_times), 3),
+                "torch_unet_min_s": round(best_torch_s, 3),
+                **{f"torch_unet_{key}": value for key, value in breakdown("torch").items()},
+                "torch_unet_speedup": round(best_reference_s / best_torch_s, 2),
+            }
+        )
     if cuda:
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     logger.info("Image bench: %s", result)
     return result
 
 
-ROWS = [  # (label, our key, plain key)
+ROWS = [  # (label, our key, plain key); the torch-UNet column (when there) adds torch_unet_
     ("first call", "first_call_s", "reference_first_call_s"),
     ("per image (median)", "steady_s", "reference_steady_s"),
     ("per image (best)", "steady_min_s", "reference_min_s"),
@@ -203,6 +238,9 @@ ROWS = [  # (label, our key, plain key)
     ("text encoder", "text_encode_s", "reference_text_encode_s"),
     ("VAE decode", "vae_decode_s", "reference_vae_decode_s"),
 ]
+
+
+TORCH_KEYS = {"steady_s": "torch_unet_steady_s", "steady_min_s": "torch_unet_min_s"}
 
 
 def print_image_table(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
@@ -216,14 +254,30 @@ def print_image_table(result: dict[str, Any], out: Callable[[str], None] = print
         + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
         + "\n"
     )
-    out("| seconds | plain AutoPipelineForText2Image | ours |")
-    out("|---|---|---|")
-    for label, ours, plain in ROWS:
-        out(f"| {label} | {result[plain]:.3f} | {result[ours]:.3f} |")
-    out(
-        f"| **plain / ours (best)** | | **{result['speedup']:.2f}x faster** "
-        f"(ratio {result['ratio']}) |"
-    )
+    torch_side = "torch_unet_min_s" in result
+    if not torch_side:
+        out("| seconds | plain AutoPipelineForText2Image | ours |")
+        out("|---|---|---|")
+        for label, ours, plain in ROWS:
+            out(f"| {label} | {result[plain]:.3f} | {result[ours]:.3f} |")
+        out(
+            f"| **plain / ours (best)** | | **{result['speedup']:.2f}x faster** "
+            f"(ratio {result['ratio']}) |"
+        )
+    else:
+        runtime = f"ours, UNet in {result['cpu_runtime']} ({result['runtime_precision']})"
+        out(f"| seconds | plain AutoPipelineForText2Image | ours, UNet in torch | {runtime} |")
+        out("|---|---|---|---|")
+        for label, ours, plain in ROWS:
+            torch_key = TORCH_KEYS.get(ours, "torch_unet_" + ours)
+            out(
+                f"| {label} | {result[plain]:.3f} | {result[torch_key]:.3f} | "
+                f"{result[ours]:.3f} |"
+            )
+        out(
+            f"| **plain / ours (best)** | | **{result['torch_unet_speedup']:.2f}x faster** | "
+            f"**{result['speedup']:.2f}x faster** |"
+        )
     cuda = f", peak CUDA {result['peak_cuda_mb']} MiB" if "peak_cuda_mb" in result else ""
     out(
         f"\nload {result['load_s']:.1f} s, prompt cache hits {result['prompt_cache_hits']}, "

@@ -29,6 +29,7 @@ from common.hub import first_line as _first_line
 from common.hub import hub_offline as _hub_offline
 from common.hub import hub_reachable as _hub_reachable
 from pipelines.errors import ImageError
+from pipelines.cpu_runtime import apply_cpu_runtime, check_cpu_runtime
 from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
 
 if TYPE_CHECKING:
@@ -296,6 +297,8 @@ def load_pipeline(
     attention: str = "sdpa",
     cpu_speedups: list[str] | None = None,
     tiny_vae: str | None = None,
+    cpu_runtime: str | None = None,
+    runtime_cache: str | os.PathLike | None = None,
 ) -> tuple[DiffusionPipeline, ModelInfo]:
     """Load the one text-to-image pipeline the engine runs on.
 
@@ -318,6 +321,9 @@ def load_pipeline(
     cpu_speedups: names from ``pipelines.speedups.SPEEDUPS`` (``channels_last``); None/[] off.
     tiny_vae: None (the model's own VAE), or a TAESD to decode with instead: a hub id
         (``madebyollin/taesd``), a local folder, or ``random`` (placeholder weights).
+    cpu_runtime: ``image.cpu_runtime`` (``torch`` or None: as is; ``openvino``: the UNet
+        converted once and run by OpenVINO, see ``pipelines.cpu_runtime``).
+    runtime_cache: where the converted UNet is kept (the assistant's data folder).
 
     Returns
     -------
@@ -333,6 +339,7 @@ def load_pipeline(
     torch_dtype = resolve_dtype(device, dtype)
     offload = _check_offload(cpu_offload, device)
     speedups = check_speedups(cpu_speedups)
+    runtime = check_cpu_runtime(cpu_runtime)
     if (attention or "sdpa").strip().lower() not in ATTENTION_MODES:
         raise ImageError(
             "input-invalid",
@@ -409,6 +416,8 @@ def load_pipeline(
     pipe.set_progress_bar_config(disable=True)
     # 5. Speed-ups and memory options (all off by default).
     applied += apply_speedups(pipe, speedups, device)
+    if runtime != "torch":
+        applied += apply_cpu_runtime(pipe, runtime, device, runtime_cache)
     apply_memory_options(pipe, vae_tiling=vae_tiling, vae_slicing=vae_slicing, attention=attention)
     info = ModelInfo(
         label=model,
