@@ -212,9 +212,6 @@ def build_controller(
     )
     # The session database lives beside the images it points to.
     store = SessionStore(config.output_dir.expanduser() / "sessions.sqlite3")
-    planner = LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None
-    if planner is not None and config.warm_up:  # in the background, behind the LLM's lock
-        later("planner prompt", planner.warm_up)
     controller = Controller(
         image_engine,
         rewriter,
@@ -239,7 +236,7 @@ def build_controller(
             and str(getattr(tts, "name", "")).startswith(config.tts.engine)
             else None,
         ),
-        planner=planner,
+        planner=LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None,
         router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None
