@@ -155,7 +155,7 @@ class OpenVINOForward:
 
     def __init__(self, unet, ir_path: Path, precision: str = "auto", threads: int | None = None):
         openvino = import_openvino()
-        self.unet = unet
+        self.unet, self.ir_path = unet, Path(ir_path)
         self.eager = type(unet).forward.__get__(unet)
         self.core = openvino.Core()
         self.model = self.core.read_model(str(ir_path))

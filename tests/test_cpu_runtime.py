@@ -132,3 +132,31 @@ def test_openvino_unet_agrees_with_torch_and_draws_the_same_size(tokenizer_cache
     applied = apply_cpu_runtime(engine.pipe, "openvino", "cpu", runtime_cache)
     assert applied == ["cpu_runtime:openvino"]
     assert irs[0].stat().st_mtime_ns == mtime
+
+
+def test_bench_image_times_the_runtime_beside_the_torch_unet_and_plain(
+    tokenizer_cache, runtime_cache
+):
+    pytest.importorskip("openvino")
+    from benchmarks.image_speed import bench_image, print_image_table
+
+    result = bench_image(
+        "tiny",
+        steps=1,
+        size=64,
+        repeats=1,
+        tiny_vae="random",
+        cpu_runtime="openvino",
+        runtime_cache=runtime_cache,
+        tokenizer_cache=tokenizer_cache,
+    )
+    assert result["speedups"] == ["tiny_vae:random", "cpu_runtime:openvino"]
+    assert result["runtime_precision"] in ("f32", "bf16", "f16")
+    for key in ("steady_s", "reference_steady_s", "torch_unet_steady_s", "torch_unet_per_step_s"):
+        assert result[key] > 0, key
+    lines: list[str] = []
+    print_image_table(result, out=lines.append)
+    header = next(line for line in lines if line.startswith("| seconds"))
+    assert "plain AutoPipelineForText2Image" in header and "ours, UNet in torch" in header
+    assert "UNet in openvino" in header
+    assert sum("x faster" in line for line in lines) == 1 and lines[-1].startswith("\nload")
