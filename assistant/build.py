@@ -212,6 +212,9 @@ def build_controller(
     )
     # The session database lives beside the images it points to.
     store = SessionStore(config.output_dir.expanduser() / "sessions.sqlite3")
+    planner = LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None
+    if planner is not None and config.warm_up:  # in the background, behind the LLM's lock
+        later("planner prompt", planner.warm_up)
     controller = Controller(
         image_engine,
         rewriter,
@@ -236,7 +239,7 @@ def build_controller(
             and str(getattr(tts, "name", "")).startswith(config.tts.engine)
             else None,
         ),
-        planner=LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None,
+        planner=planner,
         router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None
@@ -246,7 +249,8 @@ def build_controller(
         language_voices=config.tts.language_voices,
         image_model_choices=list(dict.fromkeys([config.image.model, *config.ui.image_models])),
         voice_choices=list(dict.fromkeys([config.tts.engine, *config.ui.voices])),
-        budget=budget_for(config.api.cost_budget, image_engine.info.device),
+        # The resolved device, not image_engine.info: that would wait for the background load.
+        budget=budget_for(config.api.cost_budget, device),
     )
     if loader is not None:
         loader.start()  # after the foreground loads, which then had the cores to themselves

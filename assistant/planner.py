@@ -143,6 +143,15 @@ class LLMPlanner:
         self.last_answer: str | None = None
         self.last_seconds = 0.0
 
+    def warm_up(self) -> None:
+        """Evaluate the fixed instructions and examples once (the prefix cache keeps them), so
+        the first open request pays only for its own words, not ~15 s of prompt on a CPU."""
+        self.llm.chat(
+            plan_messages("a red ball", PlanContext([], None, [])),
+            json_schema=plan_schema(),
+            max_tokens=1,
+        )
+
     def plan(self, request: str, context: PlanContext | None = None) -> LLMPlan | None:
         context = context or PlanContext([], None, [])
         start = time.perf_counter()
