@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting, e.g. image.steps=4",
     )
+    common.add_argument(
+        "--language",
+        type=_language_code,
+        help="the language you speak: an ISO 639-1 code (en, de, ...) or auto to detect it "
+        "(asr.language; the chat window and the API can also choose it per session)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     parser = argparse.ArgumentParser(
@@ -144,11 +150,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _language_code(value: str) -> str:
+    """``auto`` or a two-letter language code, lower case ("EN" is "en")."""
+    value = value.strip().lower()
+    if value != "auto" and not (len(value) == 2 and value.isalpha()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a language: use auto or a two-letter code such as en or de"
+        )
+    return value
+
+
 def _load_config(args):
     from assistant.config import ConfigError, load_config, parse_override
 
     try:
         overrides = [parse_override(o) for o in args.overrides]
+        if getattr(args, "language", None):  # what the person speaks; auto detects it
+            code = "null" if args.language == "auto" else args.language
+            overrides.append(parse_override(f"asr.language={code}"))
         return load_config(args.config, overrides=overrides, profile=args.profile)
     except ConfigError as e:
         sys.exit(f"error: {e}")

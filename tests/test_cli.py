@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 from pipelines.metadata import read_png_params
@@ -61,3 +62,15 @@ def test_once_reports_a_bad_setting_by_name(tmp_path):
     result = run_cli("once", "--profile", "tiny", "--set", "image.width=123", "a cat")
     assert result.returncode != 0
     assert "image.width" in result.stderr and "multiple of 8" in result.stderr
+
+
+def test_language_flag_sets_the_spoken_language_or_detection():
+    import run_assistant
+
+    args = run_assistant._parser().parse_args(["voice", "--language", "EN"])
+    assert run_assistant._load_config(args).asr.language == "en"
+    args = run_assistant._parser().parse_args(["once", "--language", "auto", "a cat"])
+    assert run_assistant._load_config(args).asr.language is None
+    with pytest.raises(SystemExit) as refused:  # argparse: a clear message, exit status 2
+        run_assistant._parser().parse_args(["once", "--language", "english", "a cat"])
+    assert refused.value.code == 2
