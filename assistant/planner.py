@@ -146,11 +146,8 @@ class LLMPlanner:
     def warm_up(self) -> None:
         """Evaluate the fixed instructions and examples once (the prefix cache keeps them), so
         the first open request pays only for its own words, not ~15 s of prompt on a CPU."""
-        self.llm.chat(
-            plan_messages("a red ball", PlanContext([], None, [])),
-            json_schema=plan_schema(),
-            max_tokens=1,
-        )
+        # No schema: one token of a plan is not JSON yet, and the grammar is not in the prefix.
+        self.llm.chat(plan_messages("a red ball", PlanContext([], None, [])), max_tokens=1)
 
     def plan(self, request: str, context: PlanContext | None = None) -> LLMPlan | None:
         context = context or PlanContext([], None, [])

@@ -169,3 +169,10 @@ def test_a_hesitation_never_reaches_the_llm():
     llm = ScriptedLLM({"intent": "undo"})
     plan = understand("er", with_picture(), REWRITER, planner=LLMPlanner(llm))
     assert plan.intent == Intent.CLARIFY and llm.calls == []
+
+
+def test_the_warm_up_reads_the_planner_prompt_once_without_asking_for_a_plan():
+    llm = ScriptedLLM('{"')  # one token of an answer: not a plan, and no error either
+    LLMPlanner(llm).warm_up()
+    (call,) = llm.calls
+    assert call["schema"] is None and "planner" in call["messages"][0]["content"]
