@@ -12,6 +12,9 @@ Routes (every /v1 route needs ``Authorization: Bearer <key>`` when ASSISTANT_API
   ``GET /v1/sessions/{id}``, ``GET /v1/sessions/{id}/images/{node}``,
   ``GET /v1/sessions/{id}/speech/{turn}`` (``frontends/api_sessions.py``).
 - ``GET /health`` (open): models loaded, placeholder flag.
+- ``GET /docs`` (Swagger UI) and ``GET /redoc``: their scripts and styles are served by this
+  server from the pinned ``fastapi-offline`` package (``/docs-assets/``), never from a CDN,
+  so the pages work with no network.
 
 Every error is ``{"error": {"code", "message", "type", "param"}}`` with a stable code
 (``frontends/api_errors.py``). Importing this module loads no model: ``create_app`` takes a
@@ -31,8 +34,17 @@ import logging
 import os
 from typing import Any
 
-from fastapi import FastAPI
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from frontends.api_audio import audio_router
 from frontends.api_errors import ErrorResponse, install_error_handlers
@@ -50,6 +62,14 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_UPLOAD_MB = 25.0  # MiB per request body
 TITLE = "Voice & chat image assistant API"
 VERSION = "1"
+DOCS_ASSETS = "/docs-assets"  # where Swagger UI's and ReDoc's scripts and styles are served
+
+
+def docs_assets_dir() -> Path:
+    """The folder of Swagger UI's and ReDoc's files in the pinned ``fastapi-offline``."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(
@@ -76,7 +96,14 @@ def create_app(
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     settings = settings or ApiConfig()
-    app = FastAPI(title=TITLE, version=VERSION, description=__doc__.split("\n\n", 1)[1])
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        description=__doc__.split("\n\n", 1)[1],
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN
+        redoc_url=None,
+    )
+    _install_docs(app)
     setattr(app.state, PUBLIC_URL_STATE, settings.public_url)
     install_error_handlers(app)
     app.add_middleware(
@@ -121,6 +148,39 @@ def create_app(
 
     app.openapi = lambda: _openapi(app, secured=bool(api_key))
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs and /redoc with every script, style and icon served by this server."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{redirect_url}",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _openapi(app: FastAPI, secured: bool) -> dict[str, Any]:

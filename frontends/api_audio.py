@@ -1,14 +1,15 @@
 """OpenAI-shaped audio routes: /v1/audio/transcriptions (Whisper) and /v1/audio/speech (TTS).
 
-Both call the controller's loaded engines (``controller.asr``, ``controller.tts``); neither
-loads a model per request. What differs from OpenAI, on purpose:
+Both use the models the server loaded at start (speech goes through ``Controller.speak``);
+neither loads a model per request. What differs from OpenAI, on purpose:
 
 - ``model``, ``voice``, ``temperature`` and ``instructions`` are accepted and ignored (one
   model of each kind is loaded; Whisper decodes greedily).
-- ``language`` must match the configured ``asr.language`` (or that be null = detect):
-  the loaded recogniser's language is fixed when it loads.
+- ``language`` (an ISO-639-1 code) is honoured per request: Whisper decodes that request in
+  it, whatever ``asr.language`` says; ``auto`` or none keeps ``asr.language`` (null: detect);
+  a code Whisper does not know is refused.
 - ``speed`` other than 1.0 is refused: the voice's pace is fixed when it loads (tts.speed).
-- ``response_format`` for speech defaults to wav (OpenAI: mp3); srt/vtt transcripts and
+- ``response_format`` for speech defaults to mp3, as OpenAI's; srt/vtt transcripts and
   aac speech are refused with a clear message.
 """
 
@@ -50,6 +51,24 @@ def _loaded(engine: Any, what: str, setting: str) -> Any:
     return engine
 
 
+def request_language(language: str | None) -> str | None:
+    """The request's ``language`` as Whisper's code, None to detect; else ``input-invalid``."""
+    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+    code = (language or "").strip().lower()
+    if code in ("", "auto"):
+        return None
+    code = TO_LANGUAGE_CODE.get(code, code)  # "english" -> "en", as Whisper takes both
+    if code not in LANGUAGES:
+        raise ApiError(
+            "input-invalid",
+            f"`language` {language!r} is not a language Whisper knows: send an ISO-639-1 "
+            "code such as en or de, or auto to detect it.",
+            param="language",
+        )
+    return code
+
+
 def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
     """The /v1/audio routes, bound to ``controller``, within ``limits``."""
     router = APIRouter(tags=["audio"])
@@ -74,7 +93,7 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
         model: Annotated[str, Form(description="Accepted and ignored (e.g. whisper-1).")] = "",
         language: Annotated[
             str | None,
-            Form(description="ISO-639-1 code; must match asr.language unless that detects."),
+            Form(description="ISO-639-1 code of the speech (e.g. en); auto: asr.language."),
         ] = None,
         prompt: Annotated[str | None, Form(description="Accepted and ignored.")] = None,
         response_format: Annotated[TranscriptFormat, Form()] = "json",
@@ -91,20 +110,12 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
                 f"supported here: use one of {', '.join(TRANSCRIPT_FORMATS)}.",
                 param="response_format",
             )
-        configured = getattr(asr, "language", None)
-        if language and configured and language.lower() != configured.lower():
-            raise ApiError(
-                "input-invalid",
-                f"This server recognises {configured!r} only "
-                f"(asr.language); got `language` {language!r}. Leave it out, or "
-                "set asr.language to null to detect the language.",
-                param="language",
-            )
+        language = request_language(language)
         data = await file.read()
 
         def job(cancel: threading.Event) -> Any:
             with cancellable(asr, cancel):
-                return asr.transcribe(data)
+                return asr.transcribe(data, **({"language": language} if language else {}))
 
         transcript = await run_blocking(request, job, limits.queue("transcription"))
         usage = TranscriptionUsage(seconds=round(transcript.duration_s, 3))
@@ -156,8 +167,10 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
             raise ApiError("input-invalid", "`input` has no text to speak.", param="input")
 
         def job(cancel: threading.Event) -> tuple[bytes, str]:
-            speech = tts.synthesize(text)
-            return encode_speech(speech.samples, speech.sample_rate, body.response_format)
+            samples, rate = controller.speak(text)  # setting names and paths are not read out
+            if not len(samples):
+                raise ApiError("input-invalid", "`input` has nothing to say.", param="input")
+            return encode_speech(samples, rate, body.response_format)
 
         audio, media_type = await run_blocking(request, job, limits.queue("speech"))
         return Response(

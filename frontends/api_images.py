@@ -175,15 +175,12 @@ class ImageService:
         mask: Any = None,
     ) -> list[Drawn]:
         """Run each request (img2img from ``init_image``, inpaint with ``mask``) and save it."""
-        engine = self.controller.image_engine
         drawn = []
-        for image_request in requests:
+        for image_request in requests:  # the controller's verbs: draw, edit
             if init_image is None:
-                result = engine.generate(image_request, cancel=cancel)
-            elif mask is not None:
-                result = engine.inpaint(image_request, init_image, mask, cancel=cancel)
+                [result] = self.controller.draw(image_request, cancel=cancel)
             else:
-                result = engine.img2img(image_request, init_image, cancel=cancel)
+                result = self.controller.edit(image_request, init_image, mask, cancel=cancel)
             path = self.files_dir / f"{uuid.uuid4().hex}.png"
             params = {**result.params, "request": request_text}
             self.controller.save_png(result.image, path, params)

@@ -129,9 +129,9 @@ class SpeechRequest(_Lenient):
         "in the `X-TTS-Voice` response header.",
     )
     response_format: SpeechFormat = Field(
-        "wav",
-        description="wav (default here), mp3, flac, opus (Ogg) or pcm (raw 16-bit "
-        "little-endian mono at 24 kHz, as OpenAI's); aac is refused.",
+        "mp3",
+        description="mp3 (the default, as OpenAI's), wav, flac, opus (Ogg) or pcm (raw "
+        "16-bit little-endian mono at 24 kHz, as OpenAI's); aac is refused.",
     )
     speed: float = Field(
         1.0,

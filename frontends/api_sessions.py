@@ -65,12 +65,32 @@ SWEEP_EVERY_S = 60.0  # seconds between two looks for expired stored sessions
 
 @dataclass
 class SessionEntry:
-    """A session, the lock that keeps its turns one at a time, and its reply audio files."""
+    """A session and the lock that keeps its turns one at a time."""
 
     session: Session
     lock: threading.Lock = field(default_factory=threading.Lock)
-    speech: dict[int, str] = field(default_factory=dict)  # turn number -> reply WAV path
     last_used: float = field(default_factory=time.monotonic)
+    # turn -> reply WAV named by a tts.end just sent, until the turn records it in its exchange
+    live_speech: dict[int, str] = field(default_factory=dict)
+
+    def speech_path(self, turn: int) -> Path | None:
+        """The reply WAV of ``turn``, from the session's recorded exchanges (so a link
+        handed out before a restart still answers); None when it has none."""
+        name = next(
+            (
+                x.speech
+                for x in reversed(self.session.state.history)
+                if getattr(x, "turn", None) == turn and x.speech
+            ),
+            None,
+        )
+        if name is not None:
+            path = Path(self.session.folder) / Path(name).name  # a name in the session's folder
+        elif turn in self.live_speech:
+            path = Path(self.live_speech[turn])
+        else:
+            return None
+        return path if path.is_file() else None
 
     def idle_s(self, now: float) -> float:
         """Seconds since it was last used; 0 while a turn runs."""
@@ -321,11 +341,17 @@ class TurnStream:
             data["url"] = self.url_for(
                 "get_session_image", session_id=session_id, node_id=data["node_id"]
             )
-        elif wire["type"] == "tts.end" and event.data.get("path") and self._turn is not None:
-            # The wire form names no server path; the live event still holds it, in process.
-            self.entry.speech[self._turn] = event.data["path"]
+        elif wire["type"] == "tts.end" and self._turn is not None and (path := _path(event)):
+            # The wire form names no server path; the session's record names the file (and
+            # until the turn has recorded it, this in-process note does).
+            self.entry.live_speech[self._turn] = path
             data["url"] = self.url_for("get_session_speech", session_id=session_id, turn=self._turn)
         return wire
+
+
+def _path(event: Any) -> str | None:
+    data = event.data
+    return data.get("path") if isinstance(data, dict) else getattr(data, "path", None)
 
 
 async def queued(queue: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -500,9 +526,9 @@ def sessions_router(
         },
     )
     async def get_session_speech(session_id: str, turn: int) -> FileResponse:
-        """The reply audio the turn's `tts.end` event links to."""
-        path = store.get(session_id).speech.get(turn)
-        if path is None or not Path(path).is_file():
+        """The reply audio the turn's `tts.end` event links to (kept across restarts)."""
+        path = store.get(session_id).speech_path(turn)
+        if path is None:
             raise ApiError(
                 "file-not-found", f"Turn {turn} of session {session_id} has no spoken reply."
             )
