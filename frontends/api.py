@@ -32,9 +32,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (

@@ -264,7 +264,9 @@ async def read_turn_input(request: Request, max_image_pixels: int | None = None)
 
 
 def _node_json(node: Any, url: str) -> dict[str, Any]:
-    return {**node.to_json(), "url": url}
+    """The node as a client sees it: its link, never its file's path on this machine."""
+    fields = {k: v for k, v in node.to_json().items() if k != "path"}
+    return {**fields, "url": url}
 
 
 class TurnStream:
