@@ -96,7 +96,9 @@ def bench_runtime(
         sides["torch bf16 autocast + channels_last"] = torch_bf16
     sides["openvino (auto)"] = lambda: ov_auto(sample, t, states, return_dict=False)[0]
     if f32:
-        ov_f32 = OpenVINOForward(unet, ov_auto.ir_path, precision="f32", threads=torch.get_num_threads())
+        ov_f32 = OpenVINOForward(
+            unet, ov_auto.ir_path, precision="f32", threads=torch.get_num_threads()
+        )
         sides["openvino f32"] = lambda: ov_f32(sample, t, states, return_dict=False)[0]
 
     def prepare(name):

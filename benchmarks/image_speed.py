@@ -270,10 +270,7 @@ def print_image_table(result: dict[str, Any], out: Callable[[str], None] = print
         out("|---|---|---|---|")
         for label, ours, plain in ROWS:
             torch_key = TORCH_KEYS.get(ours, "torch_unet_" + ours)
-            out(
-                f"| {label} | {result[plain]:.3f} | {result[torch_key]:.3f} | "
-                f"{result[ours]:.3f} |"
-            )
+            out(f"| {label} | {result[plain]:.3f} | {result[torch_key]:.3f} | {result[ours]:.3f} |")
         out(
             f"| **plain / ours (best)** | | **{result['torch_unet_speedup']:.2f}x faster** | "
             f"**{result['speedup']:.2f}x faster** |"

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,20 +134,27 @@ def export_unet_ir(unet, path: Path) -> Path:
     start = time.perf_counter()
     previous = unet.__dict__.pop("forward", None)  # convert the module's own forward
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The trace holds diffusers' shape checks as constants: expected, and the sizes
+            # where that would be wrong run the PyTorch UNet (``OpenVINOForward.__call__``).
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = openvino.convert_model(
                 _export_module(unet), example_input=example, input=shapes
             )
     finally:
         if previous is not None:
             unet.forward = previous
-    for port, name in zip(model.inputs, ("sample", "timestep", "encoder_hidden_states")):
+    for port, name in zip(
+        model.inputs, ("sample", "timestep", "encoder_hidden_states"), strict=True
+    ):
         port.get_tensor().set_names({name})
     tmp = path.with_name(path.stem + ".partial.xml")
     openvino.save_model(model, str(tmp), compress_to_fp16=True)
     tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
     tmp.replace(path)
-    logger.info("Converted the UNet to OpenVINO IR in %.1f s: %s", time.perf_counter() - start, path)
+    logger.info(
+        "Converted the UNet to OpenVINO IR in %.1f s: %s", time.perf_counter() - start, path
+    )
     return path
 
 

@@ -28,8 +28,8 @@ from common.hub import HUB_ID as _HUB_ID
 from common.hub import first_line as _first_line
 from common.hub import hub_offline as _hub_offline
 from common.hub import hub_reachable as _hub_reachable
-from pipelines.errors import ImageError
 from pipelines.cpu_runtime import apply_cpu_runtime, check_cpu_runtime
+from pipelines.errors import ImageError
 from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
 
 if TYPE_CHECKING:

@@ -47,9 +47,7 @@ def test_missing_openvino_names_the_package_to_install(tokenizer_cache, monkeypa
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     with pytest.raises(ImageError) as info:
-        load_pipeline(
-            "random:tiny", "cpu", tokenizer_cache=tokenizer_cache, cpu_runtime="openvino"
-        )
+        load_pipeline("random:tiny", "cpu", tokenizer_cache=tokenizer_cache, cpu_runtime="openvino")
     assert info.value.code == "model-missing"
     message = str(info.value)
     assert "image.cpu_runtime" in message and f"pip install {OPENVINO_PIN}" in message
