@@ -154,6 +154,11 @@ class TurnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="What the person typed, e.g. 'draw a red barn'.")
+    language: str | None = Field(
+        None,
+        description="The language the person speaks in this session from now on (an "
+        "ISO-639-1 code such as en), or auto to detect it; left out: unchanged.",
+    )
 
 
 class WireEvent(BaseModel):

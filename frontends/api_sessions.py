@@ -38,6 +38,7 @@ from starlette.datastructures import UploadFile
 from assistant.controller import Session, UserInput
 from assistant.errors import AssistantError
 from assistant.expiry import expire_files, expire_sessions
+from frontends.api_audio import request_language
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_images import decode_image
 from frontends.api_limits import ApiLimits
@@ -218,16 +219,22 @@ def wants_stream(request: Request, stream: bool) -> bool:
     return stream or SSE_MEDIA_TYPE in request.headers.get("accept", "")
 
 
-async def read_turn_input(request: Request, max_image_pixels: int | None = None) -> UserInput:
-    """A UserInput from a JSON body ``{"text": ...}`` or a multipart form.
+async def read_turn_input(
+    request: Request, max_image_pixels: int | None = None
+) -> tuple[UserInput, str | None]:
+    """(a UserInput, the ``language`` field) from a JSON body ``{"text": ...}`` or a form.
 
     The form takes ``text`` or an ``audio`` file (one of them), and optionally an ``image``
-    file to start from (the request then edits it).
+    file to start from (the request then edits it) and a ``language`` field (the language
+    the person speaks from now on, or auto; None when left out).
     """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
         text, audio, image = form.get("text"), form.get("audio"), form.get("image")
+        language = form.get("language")
+        if language is not None and not isinstance(language, str):
+            raise ApiError("input-invalid", "`language` is a field, not a file.", param="language")
         if audio is not None and isinstance(text, str) and not text.strip():
             text = None  # an empty text box beside a recording, as forms send it
         if (
@@ -253,14 +260,14 @@ async def read_turn_input(request: Request, max_image_pixels: int | None = None)
                 'A turn is JSON like {"text": "draw a red barn"} '
                 f"or a multipart form with text or audio ({problems}).",
             ) from e
-        text, audio_bytes, image_bytes = body.text, None, None
+        text, audio_bytes, image_bytes, language = body.text, None, None, body.language
     if (text is None) == (audio_bytes is None):
         raise ApiError("input-invalid", "Send `text` or an `audio` file (one of them).")
     picture = None
     if image_bytes is not None:
         limit = {"max_pixels": max_image_pixels} if max_image_pixels else {}
         picture = await run_in_threadpool(decode_image, image_bytes, "image", **limit)
-    return UserInput(text=text, audio=audio_bytes, image=picture)
+    return UserInput(text=text, audio=audio_bytes, image=picture), language
 
 
 def _node_json(node: Any, url: str) -> dict[str, Any]:
@@ -286,11 +293,13 @@ class TurnStream:
         entry: SessionEntry,
         user_input: UserInput,
         url_for: Callable[..., str],
+        language: str | None = None,
     ):
         self.controller = controller
         self.entry = entry
         self.user_input = user_input
         self.url_for = url_for
+        self.language = language  # "auto" or a code: the session's speech language from now
         self.cancel = threading.Event()
         self._turn: int | None = None
 
@@ -308,6 +317,11 @@ class TurnStream:
             try:
                 # A spoken request stops being transcribed once its client has left.
                 with self.entry.lock, cancellable(self.controller.asr, self.cancel):
+                    if self.language is not None:  # the session's setting, persisted
+                        self.controller.update_settings(
+                            self.entry.session,
+                            speech_language=None if self.language == "auto" else self.language,
+                        )
                     for event in self.controller.run_turn(
                         self.entry.session, self.user_input, cancel=self.cancel
                     ):
@@ -389,6 +403,11 @@ def _turn_openapi() -> dict[str, Any]:
                 "format": "binary",
                 "description": "A picture to start from; the request edits it.",
             },
+            "language": {
+                "type": "string",
+                "description": "The language the person speaks from now on (en, de, ...), "
+                "or auto to detect it.",
+            },
         },
     }
     return {
@@ -443,9 +462,15 @@ def sessions_router(
         """One turn of the conversation. A failing stage does not fail the request: the
         events end with an `error` event (stable `code`) and a reply saying what to do."""
         entry = store.get(session_id)
-        user_input = await read_turn_input(request, limits.max_image_pixels)
+        user_input, language = await read_turn_input(request, limits.max_image_pixels)
+        if language is not None:
+            language = request_language(language) or "auto"
         turn = TurnStream(
-            controller, entry, user_input, lambda name, **p: public_url_for(request, name, **p)
+            controller,
+            entry,
+            user_input,
+            lambda name, **p: public_url_for(request, name, **p),
+            language,
         )
         events = queued(limits.queue("turn"), turn.events())  # full: 429 before the turn
         first = await anext(events)  # started: the place is given back however it ends

@@ -354,3 +354,32 @@ def test_transcription_honours_language_per_request(api, tmp_path):
     assert bad.json()["error"]["code"] == "input-invalid"
     assert bad.json()["error"]["param"] == "language"
     assert transcribe("auto").status_code == 200
+
+
+def test_a_turn_takes_the_language_the_person_speaks(api, tmp_path):
+    clip = say("Draw a red barn by the sea.", tmp_path / "barn.wav").read_bytes()
+    session_id = new_session(api.http)
+
+    def spoken_turn(**fields: str) -> httpx.Response:
+        return api.http.post(
+            f"/v1/sessions/{session_id}/turns",
+            files={"audio": ("barn.wav", clip, "audio/wav")},
+            data=fields,
+        )
+
+    bad = spoken_turn(language="klingon")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "language"
+    forced = spoken_turn(language="fr")  # honoured: Whisper hears it as French
+    assert forced.status_code == 200, forced.text
+    [heard] = of_type(forced.json()["events"], "asr.end")
+    assert heard["language"] == "fr", heard
+    english = spoken_turn(language="en")
+    [heard] = of_type(english.json()["events"], "asr.end")
+    assert heard["language"] == "en" and "red barn" in heard["text"].lower(), heard
+    kept = spoken_turn()  # the setting stays for the session's later turns
+    [heard] = of_type(kept.json()["events"], "asr.end")
+    assert heard["language"] == "en", heard
+    typed = api.http.post(
+        f"/v1/sessions/{session_id}/turns", json={"text": "make it darker", "language": "auto"}
+    )
+    assert typed.status_code == 200 and of_type(typed.json()["events"], "image.done")
