@@ -3,7 +3,10 @@
 A turn runs in its own worker thread, one turn at a time per session (a per-session lock),
 and hands the controller's events to the event loop as they happen. Streamed as SSE, a
 client that disconnects cancels the turn (the image stops within one step, the session
-keeps everything it had); answered as JSON, the turn runs to its end.
+keeps everything it had, and nothing is spoken or written after it); answered as JSON, the
+turn runs to its end. A turn's ``language`` field sets the session's speech language.
+Responses carry links, never a file's path on this machine; a reply's speech link is read
+from the session's recorded exchange, so it answers after a restart too.
 
 Sessions stay in memory while they are used; the controller's session store (SQLite) keeps
 them across restarts, and an id the server has not seen yet is resumed from it. At most
