@@ -223,7 +223,7 @@ class LlamaCppChat:
         path: Path,
         name: str,
         threads: int = 1,
-        context_tokens: int = 4096,
+        context_tokens: int = 2048,
         slots: int = 3,
         prefix_cache: bool = True,
         repeat_penalty: float = 1.0,
