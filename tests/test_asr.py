@@ -439,3 +439,16 @@ def test_asr_device_choice_is_the_common_one_without_mps():
     assert pick_device("auto") in ("cpu", "cuda")  # never "mps": CTranslate2 has none
     with pytest.raises(ValueError, match="Unknown device"):
         pick_device("warp-drive")
+
+
+def test_whisper_loads_without_numba_until_word_timestamps_are_used():
+    code = (
+        "import sys, voice.asr_whisper, whisper, whisper.timing as t\n"
+        "before = 'numba' in sys.modules\n"
+        "f = t.find_alignment\n"
+        "print(before, 'numba' in sys.modules, f.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout.split()
+    assert out == ["False", "True", "whisper.timing"]
