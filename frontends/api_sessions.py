@@ -4,7 +4,8 @@ A turn runs in its own worker thread, one turn at a time per session (a per-sess
 and hands the controller's events to the event loop as they happen. Streamed as SSE, a
 client that disconnects cancels the turn (the image stops within one step, the session
 keeps everything it had, and nothing is spoken or written after it); answered as JSON, the
-turn runs to its end. A turn's ``language`` field sets the session's speech language.
+turn runs to its end unless its client disconnects (then it is cancelled the same way).
+A turn's ``language`` field sets the session's speech language.
 Responses carry links, never a file's path on this machine; a reply's speech link is read
 from the session's recorded exchange, so it answers after a restart too.
 
@@ -44,6 +45,7 @@ from assistant.expiry import expire_files, expire_sessions
 from frontends.api_audio import request_language
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_images import decode_image
+from frontends.api_jobs import DISCONNECT_POLL_S
 from frontends.api_limits import ApiLimits
 from frontends.api_links import public_url_for
 from frontends.api_schemas import (
@@ -389,6 +391,33 @@ async def queued(queue: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
         queue.leave(time.perf_counter() - started)
 
 
+async def _unless_client_leaves(
+    request: Request, turn: TurnStream, events: AsyncIterator[Any]
+) -> list[Any]:
+    """The rest of the turn's events; a client that disconnects first cancels the turn (no
+    more picture steps, no spoken reply, no WAV), as a streamed turn's does."""
+
+    async def collect() -> list[Any]:
+        return [wire async for wire in events]
+
+    task = asyncio.ensure_future(collect())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                logger.info("Client left its turn of session %s: cancelling", turn.entry.session.id)
+                turn.cancel.set()
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await events.aclose()  # gives the turn queue's place back
+                return []
+    finally:
+        if not task.done():  # cancelled ourselves (server shutdown)
+            turn.cancel.set()
+
+
 def sse_frame(index: int, wire: dict[str, Any]) -> bytes:
     """One Server-Sent Event: ``id``, ``event`` (the event type) and ``data`` (its JSON)."""
     data = json.dumps(wire, ensure_ascii=False, default=str)
@@ -491,7 +520,7 @@ def sessions_router(
                 media_type=SSE_MEDIA_TYPE,
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        rest = [wire async for wire in events]
+        rest = await _unless_client_leaves(request, turn, events)
         return TurnResponse(session_id=session_id, events=[first, *rest])
 
     @router.get(

@@ -252,7 +252,8 @@ class SlowEngine:
         return self.engine.generate(request, on_progress=on_progress, cancel=cancel)
 
 
-def test_a_client_that_leaves_mid_turn_leaves_no_reply_and_no_work(api, monkeypatch):
+@pytest.mark.parametrize("mode", ["sse", "json"])
+def test_a_client_that_leaves_mid_turn_leaves_no_reply_and_no_work(api, monkeypatch, mode):
     controller = api.controller
     slow = SlowEngine(controller.image_engine)
     monkeypatch.setattr(controller, "engine_for", lambda session: slow)
@@ -263,15 +264,24 @@ def test_a_client_that_leaves_mid_turn_leaves_no_reply_and_no_work(api, monkeypa
     )
     session_id = new_session(api.http)
     folder = Path(controller.output_dir) / session_id
-    with api.http.stream(
-        "POST",
-        f"/v1/sessions/{session_id}/turns?stream=true",
-        json={"text": "draw a lighthouse at night"},
-    ) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line == "event: image.progress":
-                break  # the picture is being drawn: leave
+    if mode == "sse":
+        with api.http.stream(
+            "POST",
+            f"/v1/sessions/{session_id}/turns?stream=true",
+            json={"text": "draw a lighthouse at night"},
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line == "event: image.progress":
+                    break  # the picture is being drawn: leave
+    else:  # a JSON client that gives up waiting (its connection closes)
+        timeout = httpx.Timeout(TIMEOUT_S, read=1.5)
+        with httpx.Client(base_url=api.url, timeout=timeout, trust_env=False) as impatient:
+            with pytest.raises(httpx.ReadTimeout):
+                impatient.post(
+                    f"/v1/sessions/{session_id}/turns", json={"text": "draw a lighthouse at night"}
+                )
+        assert slow.started.is_set()
     assert slow.cancelled.wait(10), "the picture was still being drawn after the client left"
     time.sleep(1.0)  # time for the turn to (wrongly) go on to its reply
     assert not list(folder.glob("*.wav")), list(folder.glob("*"))
