@@ -72,9 +72,10 @@ _THERE_BE = re.compile(
 )
 # "make the puppy wear a little red hat", "the girl is wearing sunglasses"
 _WEAR = re.compile(
-    r"^(?:make |let |have )?(?:the |his |her |its |their )?(?P<object>[\w' -]+?) "
-    r"(?:is |are )?(?:like )?(?P<verb>wear|wearing|hold|holding|have|having|carry|carrying) "
-    r"(?P<value>(?:(?:a|an|some|the|his|her|their|two|three) )?.+)$"
+    r"^(?:(?:make|let|have) (?:the |his |her |its |their )?(?P<o1>[\w' -]+?) (?P<v1>wear|hold|"
+    r"have|carry)|(?:i want |i'd like )?(?:the|his|her|its|their) (?P<o2>[\w' -]+?) (?:is |are |"
+    r"to be )(?:like )?(?P<v2>wearing|holding|having|carrying)) "
+    r"(?P<value>(?:(?:a|an|some|the|his|her|their|two|three|little) )?.+)$"
 )
 # "the leaves are more orange", "the sky is too grey"
 _IS = re.compile(
@@ -183,7 +184,8 @@ def _structured(said: str) -> Change | None:
         ing = {"runing": "running", "swiming": "swimming", "siting": "sitting"}.get(ing, ing)
         return Change(kind=ChangeKind.FREE, value=" ".join([ing, *verb[1:]]))
     if (m := _WEAR.match(said)) and not said.startswith(("add ", "put ", "give ")):
-        obj, verb = m.group("object").strip(), m.group("verb")
+        obj = (m.group("o1") or m.group("o2")).strip()
+        verb = m.group("v1") or m.group("v2")
         verb = _VERB_ING.get(verb, verb if verb.endswith("ing") else verb + "ing")
         return Change(kind=ChangeKind.ADD, object=obj, value=f"the {obj} {verb} {m.group('value')}")
     if m := _IS.match(said):

@@ -82,7 +82,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
     (
         Intent.CANCEL,
         _rx(
-            r"^(?:cancel|stop|abort|halt)(?: that| it| this| right there| now)?"
+            r"^(?:no,? )*(?:cancel|stop|abort|halt)(?: that| it| this| right there| now)?"
             r"(?:,? (?:stop|cancel|forget)(?: it| that)?)*$",
             r"^scratch that(?: idea)?$",
             r"^never ?mind\b.*",
@@ -94,7 +94,9 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         Intent.HELP,
         _rx(
             r"^(?:can you |could you )?help(?: me)?$",
-            r"^what (?:kind of |sort of )?things can i (?:ask|say|do)(?: for)?$",
+            r"^what (?:kind of |sort of )?things can i (?:ask|say|do)(?: you)?(?: for)?$",
+            r"^how (?:do|can|should) i (?:save|keep|download|export|get) (?:it|this|these|them|"
+            r"the pictures|my pictures|these pictures)\b.*",
             r"^what (?:else )?can you do$",
             r"^how does this work$",
             r"^what (?:can|do|should) i (?:say|do|ask)$",
@@ -284,15 +286,17 @@ SELECT = _rx(
     r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
     r"use|i (?:like|prefer|want|liked)|let's (?:go with|use|see)|go with|(?:can|could|may) "
     r"(?:i|we) (?:see|have|get|go back to)(?: back)?|let me see|bring back|give me back|"
-    r"i'll take|i will take|(?:can|could) you bring back) the (?P<ref>.+?)"
+    r"i'll take|i will take|(?:can|could) you bring back|take me back to|bring me back to) the "
+    r"(?P<ref>.+?)"
     r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*$",
     r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
     r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
     r"^(?:i (?:liked|preferred) )?(?:the )?(?P<ref4>[\w' -]+?) one (?:was|is) better$",
     r"^(?:(?:go )?back to|show(?: me)?|select|pick|switch to|use|open|let's go with|go with|"
-    r"i'll take|i want) (?P<ref5>(?:picture |image |number |n|#) ?(?:\d+|one|two|three|four|"
-    r"five|six|seven|eight|nine))$",
+    r"i'll take|i want|let me see|can i see|could i see) "
+    r"(?P<ref5>(?:picture |image |number |n|#) ?(?:\d+|one|two|three|four|five|six|seven|eight|"
+    r"nine))$",
     r"^(?P<ref6>number (?:\d+|one|two|three|four|five|six|seven|eight|nine))$",
     r"^(?:no,? )?(?:not this one,? )?(?:the )?other one,? (?:the )?(?P<ref7>[\w' -]+?)(?: one)?$",
     r"^(?:bring|give me|put) (?:the )?(?P<ref8>[\w' -]+?)(?: one| picture| version)? back$",
@@ -311,7 +315,8 @@ OUTPAINT = _rx(
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
     r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
-    r"^more (?:sky|space|room|ground|floor|sea|water|background|scenery) (?:at|on|to|above|"
+    r"^(?:add |give it |i want |can i have )?more (?:sky|space|room|ground|floor|sea|water|"
+    r"background|scenery) (?:at|on|to|above|"
     r"below) the (?P<dir3>top|bottom|left|right)(?: side)?$",
 )
 DIRECTIONS = {

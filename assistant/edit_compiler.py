@@ -22,6 +22,12 @@ COLOURS = frozenset(
     scarlet emerald indigo""".split()
 )
 
+# What a thing is made of: a new material replaces the old one ("make the table marble").
+MATERIALS = frozenset(
+    """wooden wood metal metallic stone marble glass plastic steel iron brass copper concrete
+    brick leather velvet paper cardboard crystal ceramic porcelain""".split()
+)
+
 # Groups of mutually exclusive scene words: a change to one member removes the others.
 # Phrases are matched whole-word, longest first.
 TIME_OF_DAY = {
@@ -219,15 +225,17 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
     tokens = scene.split()
     target = {_stem(w) for w in words(obj)}
     value_words = value.split()
-    is_colour = bool(value_words) and value_words[-1].lower() in COLOURS
+    is_colour = any(w.lower() in COLOURS for w in value_words)  # "blue and shiny" too
+    is_material = any(w.lower() in MATERIALS for w in value_words)
     for j in range(len(tokens) - 1, -1, -1):
         if target and _stem(_bare(tokens[j])) in target:
             start = j
             while start > 0 and _bare(tokens[start - 1]) not in _DETERMINERS | _PHRASE_BREAK:
                 start -= 1
             adjectives = tokens[start:j]
-            if is_colour:
-                adjectives = [a for a in adjectives if _bare(a) not in COLOURS]
+            if is_colour or is_material:
+                replaced = (COLOURS if is_colour else set()) | (MATERIALS if is_material else set())
+                adjectives = [a for a in adjectives if _bare(a) not in replaced]
             else:  # a quality replaces its opposite, if any
                 drop = {o for o in OPPOSITES.get(value.lower(), []) if " " not in o}
                 adjectives = [a for a in adjectives if _bare(a) not in drop | {value.lower()}]

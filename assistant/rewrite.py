@@ -36,7 +36,8 @@ _COMMAND_PREFIX = re.compile(
     r"(?:next|new|another|a new|a different) (?:picture|one|image)\s*[:,-]|"
     r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
     r"\s*,?\s*)*"
-    r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce)"
+    r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce|"
+    r"do(?= (?:one of|another of|an?|some|two|three|four|a few) )(?: one of| another of)?)"
     r"(?:\s+(?:me|us|(?:my|our) \w+(?= (?:a|an|some|two|three) )))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.
     r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s+(?:of\s+)?)?",

@@ -46,13 +46,21 @@ _HEARD_AS = {
     "start offer": "start over",
     "start a fresh": "start afresh",
     "free more": "three more",
+    "on do": "undo",
+    "on do that": "undo that",
+    "on do it": "undo it",
+    "we do": "redo",
+    "we do that": "redo that",
+    "to more": "two more",
+    "to more like that": "two more like that",
+    "too more like that": "two more like that",
     "free more of those": "three more of those",
 }
 # Chat-speak and common typos of the little words requests are built from.
 _CHAT_WORDS = {
     "u": "you", "ur": "your", "pls": "please", "plz": "please", "cna": "can", "wat": "what",
     "teh": "the", "nd": "and", "thx": "thanks", "mkae": "make", "amke": "make",
-    "rmeove": "remove", "chnage": "change", "im": "i'm", "dont": "don't",
+    "mak": "make", "rmeove": "remove", "chnage": "change", "im": "i'm", "dont": "don't",
     "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
 }  # fmt: skip
 _AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
@@ -66,13 +74,32 @@ def repair_heard(text: str) -> str:
     said = re.sub(r"\s+", " ", re.sub(r"[^\w' -]+", " ", text.lower())).strip()
     if said in ("ctrl z", "control z", "command z", "cmd z"):
         return "undo"
-    if any(w in _CHAT_WORDS for w in said.split()):
-        words = text.split()
-        text = " ".join(_CHAT_WORDS.get(w.lower(), w) for w in words)
+    if any(w in _CHAT_WORDS for w in text.lower().split()):  # the words, punctuation kept
+        text = " ".join(_CHAT_WORDS.get(w.lower(), w) for w in text.split())
         said = " ".join(_CHAT_WORDS.get(w, w) for w in said.split())
+    if re.match(r"^ad (?:a|an|some|the|more)\b", said):  # "ad a rainbow"
+        return "add " + text.split(" ", 1)[1]
     repaired = _HEARD_AS.get(said) or _AND_DO.sub("undo that", said)
     repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", repaired)
     return repaired if repaired != said else text
+
+
+def repair_from_prompt(said: str, prompt_words: Iterable[str]) -> str:
+    """``said`` with a word whose letters are a picture's word with two swapped ("the trian"
+    for "the train") written as the picture has it. Only swaps: a word one letter away from
+    a prompt word is too often another real word ("plane", "plant")."""
+    known = {w for w in prompt_words if len(w) >= 4}
+
+    def fix(m: re.Match) -> str:
+        word = m.group()
+        if len(word) < 4 or word in known:
+            return word
+        for w in known:
+            if sorted(w) == sorted(word) and OSA.distance(word, w, score_cutoff=1) <= 1:
+                return w
+        return word
+
+    return _WORD.sub(fix, said)
 
 
 def repair_command_words(said: str, keep: Iterable[str] = ()) -> str:

@@ -26,7 +26,7 @@ from assistant.plan import Change, ChangeKind, Intent, Plan, Transform
 from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
 from assistant.rewrite import PromptRewriter, content_words, split_negatives, subject_of, words
-from assistant.spelling import repair_command_words, repair_heard
+from assistant.spelling import repair_command_words, repair_from_prompt, repair_heard
 from assistant.state import DialogueState, ImageNode
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ BRUSH_FIRST = N_(
     "goes there."
 )
 CANT_DO = N_(
-    "I can't post, send, print or delete pictures. I can save them (say: save), draw, change "
-    "or undo. What should I do?"
+    "I can't do that: I make still pictures, and I can't post, send, print or delete them. I "
+    "can save them (say: save), draw, change or undo. What should I do?"
 )
 WHAT_TO_CHANGE = N_("What should I change in the picture? For example: make the sky darker.")
 
@@ -73,7 +73,13 @@ _EDIT_CUE = re.compile(
 # A repaint of the part brushed, asked for with nothing brushed.
 _BRUSHED = re.compile(
     r"\b(?:where i (?:painted|brushed|marked|drew|scribbled)|the (?:bit|part|area|spot|place) "
-    r"i (?:brushed|painted|marked|drew|selected|scribbled))\b"
+    r"i (?:brushed|painted|marked|drew|selected|scribbled)|i (?:painted|brushed|scribbled) "
+    r"(?:over|on)|i scribbled)\b"
+)
+_NEW_PICTURE = re.compile(
+    r"^(?:(?:now|ok|okay|and|then|next|please|can you|could you|would you|will you|"
+    r"i want you to|let's) )*(?:draw|paint|sketch|generate|render|imagine|illustrate|create|"
+    r"do (?:one of |another of )?(?:an?|some|two|three|four|a few)) \w"
 )
 # What the assistant cannot do, asked for plainly: said so, never drawn or read as an edit.
 _CANT_DO = re.compile(
@@ -81,7 +87,9 @@ _CANT_DO = re.compile(
     r"publish)(?: (?:it|this|that|them|these|the (?:picture|image|\w+ one)))?(?: (?:on|to|for)"
     r" .+)?$|"
     r"^(?:(?:can|could) you |please )?(?:delete|erase|trash|bin) (?:it|this|that|them|all|"
-    r"everything|the (?:picture|image|pictures|images|session|history|\w+ one|\w+ picture))$"
+    r"everything|the (?:picture|image|pictures|images|session|history|\w+ one|\w+ picture))$|"
+    r"^(?:(?:can|could) you )?(?:make|turn) (?:it|this|them|him|her) (?:move|animated|into an "
+    r"animation|into a video|a video|a gif|into a gif|talk|sing|speak)\b.*"
 )
 # "change it", "edit this": an edit that says nothing of what to change.
 _NO_CHANGE_NAMED = re.compile(
@@ -127,6 +135,8 @@ _STYLE_REQUEST = re.compile(
     r"(?: style| version| one| painting| illustration| drawing| look| effect| instead)*$"
 )
 _STYLE_SYNONYMS = {
+    "water colour": "watercolor",
+    "water color": "watercolor",
     "watercolour": "watercolor",
     "pencil drawing": "pencil sketch",
     "sketch": "pencil sketch",
@@ -174,6 +184,8 @@ def understand(
     """
     said = normalise(repair_heard(text))
     current = state.current
+    if current is not None:
+        said = repair_from_prompt(said, words(current.prompt))
     if has_mask and current is not None:
         change = Change(kind=ChangeKind.ADD, value=subject_of(split_negatives(text)[0]))
         return _change_plan(Intent.INPAINT, text, change, current, rewriter, "inpaint")
@@ -302,6 +314,11 @@ def _grammar_plan(
         return plan
     if (m := g.COMBINE.match(said)) and (plan := _combine_plan(text, m, state, rewriter)):
         return plan
+
+    # A new picture asked for in so many words: "draw two otters holding hands".
+    if _NEW_PICTURE.match(said) and not _REFERS_TO_PICTURE.search(said):
+        if content_words(subject_of(split_negatives(text)[0])):
+            return _generate_plan(text, text, rewriter, style)
 
     # A request about a named picture: "make the second one bigger".
     target, said = _named_target(said, state)
@@ -444,7 +461,10 @@ def _grammar_plan(
 
 
 # Between the changes of one request: "..., and also ...", "... and then ...".
-_CLAUSE_BREAK = re.compile(r",\s*(?:and\s+)?(?:also\s+)?|\s+and also\s+|\s+and then\s+|;\s*")
+_CLAUSE_BREAK = re.compile(
+    r",\s*(?:and\s+)?(?:also\s+)?|\s+and also\s+|\s+and then\s+|;\s*|"
+    r"\s+and (?=(?:it should|it's|make it|there should|the \w+ should)\b)"
+)
 # A clause that is no change: a laugh, a reason said in passing.
 _ASIDE = re.compile(
     r"^(?:[\w' ]{0,20} )?(?:haha+|lol|hehe|lmao)$|^[\w ]+ first(?: haha)?$|^please$|"
@@ -885,7 +905,7 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     nodes = list(state.nodes.values())
     if not nodes or not ref:
         return None
-    ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip())
+    ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip()).replace("very first", "first")
     if not re.fullmatch(r"number \w+", ref):  # "number one" is a number, not "number"
         ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
     if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
@@ -908,15 +928,21 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     wanted = set(content_words(ref))
     if not wanted:
         return None
+    if len(wanted) > 4 or len(ref.split()) > 7 or _NOT_A_NAME.search(ref):
+        return None  # "the penguins to be wearing little scarves ...": a change, not a name
+    joined = {"".join(content_words(ref))}  # "the jelly fish" is the jellyfish
     best, best_score = None, 0
     for node in nodes:
         have = set(words(node.prompt)) | (set() if strict else set(words(node.request)))
-        score = len(wanted & have)
+        score = len(wanted & have) or len(wanted) * bool(joined & have)
         if score >= best_score and score > 0:
             best, best_score = node, score
     if strict and best is not None and best_score < len(wanted):
         return None
     return best
+
+
+_NOT_A_NAME = re.compile(r"\b(?:to be|should|would|could|and it|and make|and add|is wearing)\b")
 
 
 def _previous(state: DialogueState) -> ImageNode | None:

@@ -149,7 +149,7 @@ def test_a_loosely_named_change_kind_is_repaired_from_its_words(kind, obj, value
     [
         # A small model's guesses that nothing in the words supports are not carried out.
         ("a sailboat on a calm lake at dawn", {"intent": "select", "target": "n1"}, "generate"),
-        ("We do.", {"intent": "undo"}, "clarify"),
+        ("do the thing", {"intent": "undo"}, "clarify"),
         (
             "something different now: a watercolor of a fox in the snow",
             {"intent": "edit", "kind": "style", "value": "watercolor"},

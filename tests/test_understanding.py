@@ -380,7 +380,11 @@ def test_the_first_of_several_similar_pictures_is_found_by_order_among_them():
         ("um so I want like a picture of a cat um in space", ["cat", "space"], ["um"]),
         ("draw my grandson a fire truck, he loves fire trucks", ["fire truck"], ["grandson"]),
         ("ok different idea: a city skyline at night", ["city skyline"], ["idea"]),
-        ("an astronaut on a horse but make it look like an old photograph", ["photograph"], ["make"]),
+        (
+            "an astronaut on a horse but make it look like an old photograph",
+            ["photograph"],
+            ["make"],
+        ),
     ],
 )
 def test_new_pictures_said_casually_inside_a_session_are_new_pictures(said, has, lacks):
@@ -390,3 +394,42 @@ def test_new_pictures_said_casually_inside_a_session_are_new_pictures(said, has,
         assert word in plan.prompt, (word, plan.prompt)
     for word in lacks:
         assert word not in plan.prompt, (word, plan.prompt)
+
+
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("draw two otters holding hands", Intent.GENERATE),
+        ("now do a shark with a party hat!!", Intent.GENERATE),
+        ("on do that", Intent.UNDO),
+        ("we do", Intent.REDO),
+        ("oh no no stop that", Intent.CANCEL),
+        ("make it move like a video", Intent.CLARIFY),
+    ],
+)
+def test_more_ways_people_say_it(said, intent):
+    assert understand(said, session(CAR), REWRITER).intent == intent
+
+
+def test_a_new_material_or_colour_replaces_the_old_one():
+    state = session("a green beetle on a wooden table, highly detailed")
+    assert "wooden" not in understand("make the table marble", state, REWRITER).prompt
+    plan = understand("make the beetle blue and shiny", state, REWRITER)
+    assert "blue" in plan.prompt and "green" not in plan.prompt
+
+
+def test_pictures_are_found_by_their_words_even_misspelt_or_split():
+    state = session("a red train in the hills", "a jellyfish in the deep sea", CAR)
+    plan = understand("go back to the jelly fish", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n2")
+    state.select("n1")
+    plan = understand("mak the trian green", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "green train" in plan.prompt
+    plan = understand("take me back to the very first train", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
+
+
+def test_a_style_said_in_two_words_is_the_style():
+    from assistant.understand import style_named
+
+    assert style_named("make it water colour", {"watercolor": "..."}) == "watercolor"
