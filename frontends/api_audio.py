@@ -1,6 +1,6 @@
 """OpenAI-shaped audio routes: /v1/audio/transcriptions (Whisper) and /v1/audio/speech (TTS).
 
-Both use the models the server loaded at start (speech goes through ``Controller.speak``);
+Both use the models the server loaded at start (``controller.asr``, ``controller.tts``);
 neither loads a model per request. What differs from OpenAI, on purpose:
 
 - ``model``, ``voice``, ``temperature`` and ``instructions`` are accepted and ignored (one
@@ -167,10 +167,10 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
             raise ApiError("input-invalid", "`input` has no text to speak.", param="input")
 
         def job(cancel: threading.Event) -> tuple[bytes, str]:
-            samples, rate = controller.speak(text)  # setting names and paths are not read out
-            if not len(samples):
-                raise ApiError("input-invalid", "`input` has nothing to say.", param="input")
-            return encode_speech(samples, rate, body.response_format)
+            # The loaded engine, not Controller.speak: that rewrites a *reply* for the ear
+            # (setting names, paths), and a client's text is spoken as sent ("and/or").
+            speech = tts.synthesize(text)
+            return encode_speech(speech.samples, speech.sample_rate, body.response_format)
 
         audio, media_type = await run_blocking(request, job, limits.queue("speech"))
         return Response(

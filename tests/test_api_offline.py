@@ -153,14 +153,19 @@ def test_speech_defaults_to_mp3_that_decodes_to_speech(api):
         http_client=openai.DefaultHttpxClient(trust_env=False),
     ) as client:
         response = client.audio.speech.create(
-            model="tts-1", voice="alloy", input="Here is your red barn by the sea."
+            model="tts-1", voice="alloy", input="Paint the red barn and/or the blue boat."
         )
-    data = response.content
-    assert response.response.headers["content-type"] == "audio/mpeg"
-    assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0), data[:4]
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32")  # libsndfile decodes MP3
-    assert len(samples) / rate > 1.0
-    assert np.sqrt(np.mean(samples**2)) > 0.01  # not silence
+        data = response.content
+        assert response.response.headers["content-type"] == "audio/mpeg"
+        assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0), data[:4]
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32")  # libsndfile decodes MP3
+        assert len(samples) / rate > 1.0
+        assert np.sqrt(np.mean(samples**2)) > 0.01  # not silence
+        # The words sent are the words spoken (a client's text is not rewritten as a reply).
+        heard = client.audio.transcriptions.create(
+            model="whisper-1", file=("speech.mp3", data, "audio/mpeg"), language="en"
+        ).text.lower()
+    assert "barn" in heard and "boat" in heard and "outputs" not in heard, heard
 
 
 # --- 3. speech links survive a restart -------------------------------------------------------
