@@ -309,7 +309,7 @@ def test_no_server_path_or_setting_name_reaches_a_client(api, monkeypatch, tmp_p
     )
     session_id = new_session(api.http)
     bodies = []
-    for text in ("draw a red barn", "make it darker", "undo", "upscale it", "\x00"):
+    for text in ("draw a red barn", "make it darker", "undo", "upscale it", "\x00", "x" * 5000):
         response = api.http.post(f"/v1/sessions/{session_id}/turns", json={"text": text})
         bodies.append(response.text)
     with api.http.stream(
@@ -339,6 +339,8 @@ def test_no_server_path_or_setting_name_reaches_a_client(api, monkeypatch, tmp_p
             assert s not in body, f"{s!r} reached a client: {body[:300]}"
     setting = re.compile(r"\b(asr|rewrite|image|tts|voice|ui|api)\.[a-z_]+\b")
     assert spoken, "no reply was spoken"
+    # A shown reply names a setting (the upscale: "(image.upscaler_model)"); none is said.
+    assert setting.search(" ".join(bodies)), "no reply named a setting: the check is idle"
     for text in spoken:
         assert not setting.search(text), text
         assert "/" not in text, text
