@@ -14,8 +14,9 @@ was given (those are counted as queue refusals, not errors).
 
 Printed: throughput, p50/p95 latency per kind, errors, 429s, the p95 of cheap requests made
 while a picture was being drawn, and the server's resident memory (RSS) before, after run 1
-and after run 2. ``--malloc-arena-max N`` sets MALLOC_ARENA_MAX for the server (glibc's
-malloc otherwise keeps up to 8 arenas per core for a threaded process). ``--probe-memory``
+and after run 2. ``--malloc-arena-max N`` sets MALLOC_ARENA_MAX for the server; without
+it ``serve`` caps glibc's arenas at 2 itself (``common/malloc.py``); 16 is glibc's own default
+on 2 cores (8 per core), the behaviour before that cap. ``--probe-memory``
 runs the server under ``benchmarks/memory_probe.py`` and prints, after the warm-up, each run
 and a ``malloc_trim``, what Python holds (tracemalloc, object counts) beside what malloc keeps.
 """
@@ -308,7 +309,8 @@ def run_load_bench(
     print(
         f"bench load: {clients} clients x {seconds:.0f} s, twice, against serve on {base} "
         f"(profile {config.profile}, image {config.image.model}, MALLOC_ARENA_MAX "
-        f"{malloc_arena_max or 'unset'}; load average {load[0]:.1f}, {os.cpu_count()} CPUs)"
+        f"{malloc_arena_max or 'unset, serve caps arenas at 2'}; load average {load[0]:.1f}, "
+        f"{os.cpu_count()} CPUs)"
     )
     probe_file = Path(tempfile.gettempdir()) / f"bench-load-probe-{port}.jsonl"
     if probe_memory:
