@@ -816,7 +816,13 @@ class Controller:
 # "exports/3f9c-20260101" (a setting's dotted name, a file name or folder).
 _SETTING_IN_PARENS = re.compile(r"\s*\((?:[a-z_]+\.)+[a-z_]+(?: / (?:[a-z_]+\.)+[a-z_]+)*\)")
 _SETTING = re.compile(r"\b(asr|rewrite|image|tts|voice|ui)\.([a-z_]+)\b")
-_PATHLIKE = re.compile(r"(?<![\w.])(?:[\w.-]+/)+[\w-]+(?:\.\w+)*")
+# A path: absolute or from home, two or more slashes, or a folder and a file name with its
+# extension. Not "and/or" or "24/7".
+_PATHLIKE = re.compile(
+    r"(?<![\w.])(?:~?/{seg}(?:/{seg})*|{seg}(?:/{seg}){{2,}}|{seg}/[\w-]+\.[a-z]\w*)".format(
+        seg=r"[\w-]+(?:\.[\w-]+)*"  # a name; a sentence's full stop is not part of it
+    )
+)
 
 
 def spoken_text(reply: str) -> str:

@@ -328,3 +328,13 @@ def test_a_part_named_by_position_is_repainted_and_the_rest_kept(controller, mon
     assert error_code(events) == "input-invalid"
     assert "segmentation model" in of(events, EventType.REPLY)[0]["text"]
     assert len(session.state.nodes) == 2
+
+
+def test_spoken_replies_say_no_paths_or_setting_names_but_keep_slashed_words():
+    from assistant.controller import spoken_text
+
+    assert spoken_text("I saved it to outputs/ab12/n1.png.") == "I saved it to the outputs folder."
+    assert "/tmp" not in spoken_text("The file is /tmp/x/reply.wav")
+    kept = "a red barn and/or a boat, open 24/7"
+    assert spoken_text(kept) == kept
+    assert "image.model" not in spoken_text("Set image.model to a model folder.")
