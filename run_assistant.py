@@ -24,28 +24,48 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common_options(top_level: bool) -> argparse.ArgumentParser:
+    """The options every command takes. They may come before the command too ("--profile tiny
+    once ..."): under a command their defaults are left out, so they do not overwrite what was
+    given before it."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="a config.yaml (default: the repository's)")
-    common.add_argument("--profile", choices=["offline", "hub", "tiny"], help="model profile")
+
+    def default(value):
+        return value if top_level else argparse.SUPPRESS
+
+    common.add_argument(
+        "--config", type=Path, default=default(None), help="a config.yaml (default: the repo's)"
+    )
+    common.add_argument(
+        "--profile", choices=["offline", "hub", "tiny"], default=default(None), help="model profile"
+    )
     common.add_argument(
         "--set",
         dest="overrides",
         action="append",
-        default=[],
+        default=default([]),
         metavar="KEY=VALUE",
         help="override a setting, e.g. image.steps=4",
     )
     common.add_argument(
         "--language",
         type=_language_code,
+        default=default(None),
         help="the language you speak: an ISO 639-1 code (en, de, ...) or auto to detect it "
         "(asr.language; the chat window and the API can also choose it per session)",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="debug logging"
+    )
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options(top_level=False)
     parser = argparse.ArgumentParser(
-        description=__doc__, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        parents=[_common_options(top_level=True)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
     chat = sub.add_parser("chat", parents=[common], help="the chat window (default)")

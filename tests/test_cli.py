@@ -74,3 +74,13 @@ def test_language_flag_sets_the_spoken_language_or_detection():
     with pytest.raises(SystemExit) as refused:  # argparse: a clear message, exit status 2
         run_assistant._parser().parse_args(["once", "--language", "english", "a cat"])
     assert refused.value.code == 2
+
+
+def test_common_options_work_before_the_command_too():
+    import run_assistant
+
+    for argv in (["--profile", "tiny", "once", "a cat"], ["once", "--profile", "tiny", "a cat"]):
+        args = run_assistant._parser().parse_args(argv)
+        assert args.profile == "tiny" and args.text == ["a cat"]
+    args = run_assistant._parser().parse_args(["--set", "image.steps=3", "bench", "understand"])
+    assert run_assistant._load_config(args).image.steps == 3
