@@ -48,7 +48,8 @@ class RewriteConfig(_Section):
     llm_backend: Literal["auto", "llama.cpp", "transformers"] = "auto"
     # llama.cpp threads; 1 measured fastest on a busy 2-core CPU (2 spin-wait: 10-15x slower).
     llm_threads: int = Field(1, ge=1, le=256)
-    llm_context_tokens: int = Field(4096, ge=512, le=32768)  # instructions + request + answer
+    # instructions + request + answer: the planner's longest prompt is ~1,200 tokens
+    llm_context_tokens: int = Field(2048, ge=512, le=32768)
     llm_repeat_penalty: float = Field(1.3, ge=1.0, le=2.0)  # free text only, never JSON
     max_new_tokens: int = Field(48, ge=8, le=512)
     max_prompt_words: int = Field(60, ge=5, le=200)
@@ -112,6 +113,10 @@ class VoiceConfig(_Section):
     barge_in_frames: int = Field(6, ge=1, le=32)
     acknowledgement: str = N_("On it.")  # said in the talk's language when a catalog has it
     answer_window_s: float = Field(10, ge=0, le=120)
+    # Speculative recognition starts at a pause this long; the turn ends at once when that
+    # transcript sounds finished and the person stayed silent (frontends/voice_loop.py).
+    pause_ms: int = Field(200, ge=0, le=2000)  # 0: no speculative recognition
+    end_on_transcript: bool = True
 
 
 class UiConfig(_Section):
