@@ -213,8 +213,6 @@ def build_controller(
     # The session database lives beside the images it points to.
     store = SessionStore(config.output_dir.expanduser() / "sessions.sqlite3")
     planner = LLMPlanner(llm) if config.rewrite.plan_with_llm and llm is not None else None
-    if planner is not None and config.warm_up:  # in the background, behind the LLM's lock
-        later("planner prompt", planner.warm_up)
     controller = Controller(
         image_engine,
         rewriter,
@@ -252,6 +250,10 @@ def build_controller(
         # The resolved device, not image_engine.info: that would wait for the background load.
         budget=budget_for(config.api.cost_budget, device),
     )
+    # Last in the background queue (after the router), behind the LLM's lock: ~12 s of prompt
+    # on one CPU thread that the first request the planner is asked about no longer pays.
+    if planner is not None and config.warm_up:
+        later("planner prompt", planner.warm_up)
     if loader is not None:
         loader.start()  # after the foreground loads, which then had the cores to themselves
     return controller, report
