@@ -13,9 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
-import threading
-import time
 from types import SimpleNamespace
 
 import httpx
@@ -26,12 +23,11 @@ import soundfile as sf
 from PIL import Image
 
 from pipelines.metadata import read_png_params
+from tests.servers import served
 from tests.speech import say
 
 API_KEY = "test-key-123"
 MAX_UPLOAD_MB = 1.0  # small, so the 413 test sends little
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 60.0
 SSE = "text/event-stream"
 
@@ -39,31 +35,13 @@ SSE = "text/event-stream"
 @pytest.fixture(scope="module")
 def api(tiny_config):
     """The app on a free loopback port in a background thread, stopped after the module."""
-    import uvicorn
-
     from assistant.build import build_controller
     from frontends.api import create_app
 
     controller, _ = build_controller(tiny_config)
     app = create_app(controller, api_key=API_KEY, max_upload_mb=MAX_UPLOAD_MB)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Without it, small responses wait ~40 ms for a delayed ACK (Nagle) on a passed socket.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with served(app) as port:
         yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, controller=controller)
-    finally:
-        server.should_exit = True
-        thread.join(STOP_TIMEOUT_S)
-        sock.close()
 
 
 def openai_client(api, key: str = API_KEY) -> openai.OpenAI:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 import tempfile
 import threading
 import time
@@ -30,35 +29,18 @@ import openai
 import pytest
 import soundfile as sf
 
+from tests.servers import served
 from tests.speech import say
 from tests.test_api import read_sse
 
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 TIMEOUT_S = 60.0
 
 
 @contextmanager
-def served(app):
+def served_url(app):
     """``app`` on a free loopback port, in a background uvicorn; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(STOP_TIMEOUT_S)
-        sock.close()
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +50,10 @@ def api(tiny_config):
 
     controller, _ = build_controller(tiny_config)
     app = create_app(controller)
-    with served(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT_S, trust_env=False) as h:
+    with (
+        served_url(app) as url,
+        httpx.Client(base_url=url, timeout=TIMEOUT_S, trust_env=False) as h,
+    ):
         yield SimpleNamespace(url=url, app=app, controller=controller, http=h, config=tiny_config)
 
 
@@ -183,7 +168,7 @@ def test_speech_link_answers_the_same_audio_after_a_restart(api):
 
     controller, _ = build_controller(api.config)  # a new process would build the same
     with (
-        served(create_app(controller)) as url,
+        served_url(create_app(controller)) as url,
         httpx.Client(base_url=url, timeout=TIMEOUT_S, trust_env=False) as http,
     ):
         after = http.get(path)

@@ -18,17 +18,16 @@ import pytest
 from fastapi import FastAPI, Request
 from PIL import Image
 
+from tests.servers import served
 from tests.speech import say
 
 SLOW_S = 0.5  # the time limits under test, in seconds
-START_TIMEOUT_S = 20.0
 
 
 # --- a real server with short time limits -------------------------------------------------------
 @pytest.fixture(scope="module")
 def slow_server():
     """A small app behind the gate, served by uvicorn with 0.5 s header/body/keep-alive limits."""
-    import uvicorn
 
     from frontends.api_errors import install_error_handlers
     from frontends.api_gate import ApiGate
@@ -47,21 +46,12 @@ def slow_server():
         return {"bytes": len(await request.body())}
 
     settings = SimpleNamespace(header_timeout_s=SLOW_S, keep_alive_s=1.0)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = server_config(app, "127.0.0.1", port, settings, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield SimpleNamespace(port=port)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+
+    def make_config(port: int):
+        return server_config(app, "127.0.0.1", port, settings, log_level="warning", lifespan="off")
+
+    with served(app, make_config) as port:
+        yield SimpleNamespace(port=port)
 
 
 def connect(port: int) -> socket.socket:
