@@ -17,16 +17,7 @@ from pipelines.errors import ImageError
 TINY_REQUEST = {"prompt": "a red cube", "seed": 7, "steps": 2, "width": 64, "height": 72}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two OpenMP threads of a tiny model on a shared 2-core machine mostly
-    wait for each other (see tests/test_speedups.py)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,6 @@ from tests.images import SIZE, STEPS, request
 
 
 @pytest.fixture(scope="module")
-def tokenizer_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("tokenizer")
-
-
-@pytest.fixture(scope="module")
 def engine(tokenizer_cache):
     from pipelines.image_engine import ImageEngine
 

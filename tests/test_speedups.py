@@ -7,22 +7,7 @@ import pytest
 
 from pipelines.errors import ImageError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two OpenMP threads of a tiny model spend
-    most of their time waiting for each other (measured: 6.5 s vs 0.1 s per 64 px image)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("tokenizer")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_engine(tokenizer_cache, **load_kwargs):
