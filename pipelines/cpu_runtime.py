@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ImageError
+from pipelines.errors import ImageError, checked_choice
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +50,7 @@ def check_cpu_runtime(name: str | None) -> str:
     ------
     ImageError("input-invalid") naming ``image.cpu_runtime`` and the allowed values.
     """
-    value = "torch" if name is None else str(name).strip().lower()
-    if value not in CPU_RUNTIMES:
-        raise ImageError(
-            "input-invalid",
-            f"Unknown `image.cpu_runtime` {name!r}: use one of {', '.join(CPU_RUNTIMES)}.",
-        )
-    return value
+    return checked_choice("image.cpu_runtime", name, CPU_RUNTIMES, "torch")
 
 
 def import_openvino():

@@ -12,3 +12,14 @@ class ImageError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def checked_choice(setting: str, value: object, choices: tuple[str, ...], default: str) -> str:
+    """``value`` of a named-choice setting, trimmed and lower-cased (None: ``default``);
+    ImageError("input-invalid") naming the setting and its choices when it is none of them."""
+    name = default if value is None or value is False else str(value).strip().lower()
+    if name not in choices:
+        raise ImageError(
+            "input-invalid", f"Unknown `{setting}` {value!r}: use one of {', '.join(choices)}."
+        )
+    return name

@@ -29,7 +29,7 @@ from common.hub import first_line as _first_line
 from common.hub import hub_offline as _hub_offline
 from common.hub import hub_reachable as _hub_reachable
 from pipelines.cpu_runtime import apply_cpu_runtime, check_cpu_runtime
-from pipelines.errors import ImageError
+from pipelines.errors import ImageError, checked_choice
 from pipelines.speedups import apply_speedups, check_speedups, swap_tiny_vae
 
 if TYPE_CHECKING:
@@ -340,11 +340,7 @@ def load_pipeline(
     offload = _check_offload(cpu_offload, device)
     speedups = check_speedups(cpu_speedups)
     runtime = check_cpu_runtime(cpu_runtime)
-    if (attention or "sdpa").strip().lower() not in ATTENTION_MODES:
-        raise ImageError(
-            "input-invalid",
-            f"Unknown `image.attention` {attention!r}: use one of {', '.join(ATTENTION_MODES)}.",
-        )
+    checked_choice("image.attention", attention or None, ATTENTION_MODES, "sdpa")
     offline = _hub_offline()
     start = time.perf_counter()
 
@@ -449,12 +445,7 @@ ATTENTION_MODES = ("sdpa", "eager", "xformers")
 
 def _check_offload(cpu_offload: str | None, device: str) -> str | None:
     """Validate ``cpu_offload``; returns the mode to enable, or None (off, or not on CUDA)."""
-    mode = (cpu_offload or "none").strip().lower()
-    if mode not in OFFLOAD_MODES:
-        raise ImageError(
-            "input-invalid",
-            f"Unknown `image.cpu_offload` {cpu_offload!r}: use one of {', '.join(OFFLOAD_MODES)}.",
-        )
+    mode = checked_choice("image.cpu_offload", cpu_offload or None, OFFLOAD_MODES, "none")
     if mode == "none":
         return None
     if not device.startswith("cuda"):
@@ -487,12 +478,7 @@ def apply_memory_options(
     pipe: the loaded pipeline.
     vae_tiling, vae_slicing, attention: see ``load_pipeline``.
     """
-    mode = (attention or "sdpa").strip().lower()
-    if mode not in ATTENTION_MODES:
-        raise ImageError(
-            "input-invalid",
-            f"Unknown `image.attention` {attention!r}: use one of {', '.join(ATTENTION_MODES)}.",
-        )
+    mode = checked_choice("image.attention", attention or None, ATTENTION_MODES, "sdpa")
     if mode == "eager":
         from diffusers.models.attention_processor import AttnProcessor
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.hub import first_line, may_download
-from pipelines.errors import ImageError
+from pipelines.errors import ImageError, checked_choice
 
 if TYPE_CHECKING:
     import torch
@@ -275,14 +275,8 @@ def check_compile(mode: str | None) -> str:
     ------
     ImageError("input-invalid") naming ``image.compile`` and the allowed values.
     """
-    name = "none" if mode is None or mode is False else str(mode).strip().lower()
-    name = name.replace("_", "-")
-    if name not in COMPILE_MODES:
-        raise ImageError(
-            "input-invalid",
-            f"Unknown `image.compile` {mode!r}: use one of {', '.join(COMPILE_MODES)}.",
-        )
-    return name
+    spelled = mode.replace("_", "-") if isinstance(mode, str) else mode  # max_autotune
+    return checked_choice("image.compile", spelled, COMPILE_MODES, "none")
 
 
 def cuda_fast_defaults(device: str) -> list[str]:
