@@ -17,6 +17,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from assistant import command_grammar as g
 from assistant.change_requests import parse_change, repair_change
 from assistant.command_grammar import normalise
@@ -50,6 +52,9 @@ WHICH_TRANSFORM = N_(
 )
 NO_EARLIER = N_("This is the first picture, there's no earlier one. What should I change?")
 WHAT_TO_DRAW = N_("I didn't catch what to draw. Could you describe the picture?")
+TOO_LONG_A_CHANGE = N_(
+    "That change is too long for me to follow. Say it in a few words, one change at a time."
+)
 BRUSH_FIRST = N_(
     "Nothing is brushed yet. Brush over the part to change (under the picture), then say what "
     "goes there."
@@ -182,6 +187,21 @@ def understand(
 
     Returns a validated Plan.
     """
+    try:
+        return _understand(text, state, rewriter, has_mask, style, planner, router)
+    except ValidationError:  # a change longer than a Plan holds ("make the very very ... car")
+        return _clarify(text, TOO_LONG_A_CHANGE)
+
+
+def _understand(
+    text: str,
+    state: DialogueState,
+    rewriter: PromptRewriter,
+    has_mask: bool,
+    style: str | None,
+    planner: LLMPlanner | None,
+    router: Any,
+) -> Plan:
     said = normalise(repair_heard(text))
     current = state.current
     if current is not None:

@@ -433,3 +433,11 @@ def test_a_style_said_in_two_words_is_the_style():
     from assistant.understand import style_named
 
     assert style_named("make it water colour", {"watercolor": "..."}) == "watercolor"
+
+
+@pytest.mark.parametrize(
+    "said", ["make the " + "very " * 150 + "car blue", "make it " + "darker and " * 90]
+)
+def test_a_change_too_long_to_hold_asks_for_a_shorter_one_instead_of_failing(said):
+    plan = understand(said, session(CAR), REWRITER)
+    assert plan.intent == Intent.CLARIFY and "too long" in plan.question
