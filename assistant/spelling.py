@@ -84,6 +84,13 @@ def repair_heard(text: str) -> str:
     return repaired if repaired != said else text
 
 
+# Real words that are other real words with two letters swapped: never "repaired".
+_SWAPPED_WORDS = frozenset(
+    "from form does dose quite quiet trial trail angel angle diary dairy untied united "
+    "causal casual sacred scared silver sliver bread beard".split()
+)
+
+
 def repair_from_prompt(said: str, prompt_words: Iterable[str]) -> str:
     """``said`` with a word whose letters are a picture's word with two swapped ("the trian"
     for "the train") written as the picture has it. Only swaps: a word one letter away from
@@ -92,7 +99,7 @@ def repair_from_prompt(said: str, prompt_words: Iterable[str]) -> str:
 
     def fix(m: re.Match) -> str:
         word = m.group()
-        if len(word) < 4 or word in known:
+        if len(word) < 4 or word in known or word in _SWAPPED_WORDS:
             return word
         for w in known:
             if sorted(w) == sorted(word) and OSA.distance(word, w, score_cutoff=1) <= 1:
