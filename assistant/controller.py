@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,7 +89,29 @@ class ImageDefaults:
     )
 
 
-__all__ = ["Controller", "ImageDefaults", "Session", "SessionSettings", "UserInput"]
+@dataclass(frozen=True)
+class ControllerInfo:
+    """What the controller has loaded, read-only, for a front end's health page and limits."""
+
+    image_model: str  # the image model's label ("random:tiny", a hub id, a path's name)
+    device: str  # where pictures are made: "cpu", "cuda", "cuda:1", "mps"
+    placeholder: bool  # random weights: the pictures are noise
+    default_steps: int | None  # denoising steps when a request names none
+    rewriter: str  # "raw", "llm+rules" or "rules"
+    styles: tuple[str, ...]  # the style names a session may pick
+    asr: str | None  # "whisper" when speech input is on, else None
+    asr_task: str  # "transcribe" (keep the language) or "translate" (into English)
+    tts: str | None  # the default voice's name when speech output is on, else None
+
+
+__all__ = [
+    "Controller",
+    "ControllerInfo",
+    "ImageDefaults",
+    "Session",
+    "SessionSettings",
+    "UserInput",
+]
 
 
 class Controller:
@@ -201,6 +224,20 @@ class Controller:
         """Stored sessions, most recently used first (empty without a store)."""
         return self.store.summaries(limit) if self.store is not None else []
 
+    @property
+    def keeps_sessions(self) -> bool:
+        """Whether sessions are stored, so they can be resumed after a restart."""
+        return self.store is not None
+
+    def expire_sessions(self, older_than_s: float, keep: set[str]) -> list[str]:
+        """Delete stored sessions unchanged for ``older_than_s`` seconds, with their folders,
+        except those in ``keep`` (in use); returns their ids."""
+        from assistant.expiry import expire_sessions  # noqa: PLC0415
+
+        if self.store is None:
+            return []
+        return expire_sessions(self.store, self.output_dir, older_than_s, keep=keep)
+
     def select(self, session: Session, node_id: str) -> Event:
         """Put a recorded picture in focus (a gallery click); persisted. Returns its event."""
         try:
@@ -247,9 +284,18 @@ class Controller:
         return self._heard(heard, transcript)
 
     def speak(
-        self, text: str, voice: str | None = None, language: str | None = None
+        self,
+        text: str,
+        voice: str | None = None,
+        language: str | None = None,
+        as_reply: bool = True,
     ) -> tuple[np.ndarray, int]:
-        """Synthesize ``text`` as (float32 samples, sample rate) in a configured voice."""
+        """Synthesize ``text`` as (float32 samples, sample rate) in a configured voice.
+
+        ``as_reply``: said the way a reply is (no setting names or paths read out); False
+        speaks a client's text exactly as sent ("and/or"), in one piece (the API's speech).
+        ``model-missing`` when speech output is off.
+        """
         if voice is not None and voice not in self.voice_choices:
             listed = ", ".join(self.voice_choices) or "none are configured"
             raise AssistantError(
@@ -260,6 +306,9 @@ class Controller:
         tts = self.voice_for(probe)
         if tts is None:
             raise AssistantError("model-missing", "Speech output is off (tts.enabled).")
+        if not as_reply:
+            speech = tts.synthesize(text)
+            return speech.samples, speech.sample_rate
         chunks = list(tts.stream(spoken_text(text)))
         if not chunks:
             return np.zeros(0, dtype=np.float32), getattr(tts, "sample_rate", 22050)
@@ -278,6 +327,64 @@ class Controller:
         if mask is not None:
             return self.image_engine.inpaint(request, image, mask, cancel=cancel)
         return self.image_engine.img2img(request, image, cancel=cancel)
+
+    # --- what the front ends read and call besides turns (never the engines themselves) ---
+    @property
+    def style_choices(self) -> list[str]:
+        """The style names a session may pick (``setting "style"``); loads nothing."""
+        return list(self.rewriter.styles)
+
+    def describe(self) -> ControllerInfo:
+        """What is loaded. Waits for an image model still loading in the background."""
+        info = self.image_engine.info
+        rewriter = self.rewriter
+        writes = "raw" if rewriter.raw else "llm+rules" if rewriter.llm is not None else "rules"
+        return ControllerInfo(
+            image_model=info.label,
+            device=info.device,
+            placeholder=bool(info.placeholder),
+            default_steps=getattr(info, "default_steps", None),
+            rewriter=writes,
+            styles=tuple(self.style_choices),
+            asr="whisper" if self.asr is not None else None,
+            asr_task=str(getattr(self.asr, "task", None) or "transcribe"),
+            tts=getattr(self.tts, "name", None) if self.tts is not None else None,
+        )
+
+    @contextmanager
+    def hearing_stops_on(self, cancel: threading.Event) -> Iterator[None]:
+        """Within the block, this thread's transcriptions stop once ``cancel`` is set: the
+        decode raises ``asr-cancelled`` (already set: at once). For a turn whose client left."""
+        from voice.asr_cancel import cancellable  # noqa: PLC0415 (keeps imports light)
+
+        with cancellable(self.asr, cancel):
+            yield
+
+    def transcribe(
+        self, audio: Any, language: str | None = None, cancel: threading.Event | None = None
+    ) -> Any:
+        """Plain speech to text for the API (no session, no translation into English).
+
+        ``language``: the spoken language's code (None: ``asr.language``, else detected).
+        Returns the recogniser's ``Transcript``; ``model-missing`` without ASR,
+        ``asr-cancelled`` once ``cancel`` is set, the recogniser's codes otherwise.
+        """
+        if self.asr is None:
+            raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
+        with self.hearing_stops_on(cancel or threading.Event()):
+            return self.asr.transcribe(audio, **({"language": language} if language else {}))
+
+    def rewrite(self, prompt: str) -> Any:
+        """The rewriter's ``Rewrite`` (prompt, negative_prompt, rewriter) of a picture's
+        description, for the OpenAI image routes: a description, not a conversation."""
+        return self.rewriter.generate(prompt)
+
+    def save_image(self, result: Any, path: Path, **extra: Any) -> dict[str, Any]:
+        """Write an engine result as PNG with its parameters (and ``extra``, such as the
+        request's words) in its text; returns the parameters written."""
+        params = {**result.params, **extra}
+        self.save_png(result.image, path, params)
+        return params
 
     def _persist(self, session: Session, node: ImageNode | None = None) -> None:
         if self.store is None:

@@ -111,7 +111,7 @@ def create_app(
         max_body_bytes=int(max_upload_mb * MIB),
         body_timeout_s=settings.body_timeout_s,
     )
-    limits = build_limits(settings, controller.image_engine.info.device)
+    limits = build_limits(settings, controller.describe().device)
     app.state.limits = limits
     for router in (
         images_router(controller, limits),
@@ -128,18 +128,15 @@ def create_app(
     )
     async def health() -> HealthResponse:
         """Models per slot (None when off) and whether pictures are placeholders."""
-        info = controller.image_engine.info
-        rewriter = controller.rewriter
+        info = controller.describe()
         return HealthResponse(
             models={
-                "image": info.label,
-                "rewriter": "raw"
-                if rewriter.raw
-                else ("llm+rules" if rewriter.llm is not None else "rules"),
-                "asr": "whisper" if controller.asr is not None else None,
-                "tts": getattr(controller.tts, "name", None),
+                "image": info.image_model,
+                "rewriter": info.rewriter,
+                "asr": info.asr,
+                "tts": info.tts,
             },
-            placeholder=bool(info.placeholder),
+            placeholder=info.placeholder,
             device=info.device,
             auth=bool(api_key),
             max_upload_mb=max_upload_mb,

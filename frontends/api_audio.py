@@ -1,7 +1,8 @@
 """OpenAI-shaped audio routes: /v1/audio/transcriptions (Whisper) and /v1/audio/speech (TTS).
 
-Both use the models the server loaded at start (``controller.asr``, ``controller.tts``);
-neither loads a model per request. What differs from OpenAI, on purpose:
+Both use the models the server loaded at start, through the controller's verbs
+(``Controller.transcribe``, ``Controller.speak``); neither loads a model per request. What
+differs from OpenAI, on purpose:
 
 - ``model``, ``voice``, ``temperature`` and ``instructions`` are accepted and ignored (one
   model of each kind is loaded; Whisper decodes greedily).
@@ -34,21 +35,21 @@ from frontends.api_schemas import (
     TranscriptionVerboseResponse,
 )
 from frontends.api_speech_codecs import CODECS, encode_speech
-from voice.asr_cancel import cancellable
 
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
 
 
-def _loaded(engine: Any, what: str, setting: str) -> Any:
-    if engine is None:
+def _loaded(name: str | None, what: str, setting: str) -> str:
+    """The loaded model's name (``ControllerInfo.asr`` / ``.tts``), else ``model-missing``."""
+    if name is None:
         raise ApiError(
             "model-missing",
             f"{what} is off on this server: no model is loaded "
             f"(check `{setting}` and the server log).",
         )
-    return engine
+    return name
 
 
 def request_language(language: str | None) -> str | None:
@@ -102,7 +103,8 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
         """Speech to text. Silence, noise and Whisper's known hallucinations are refused
         with `asr-no-speech` (400), unreadable audio with `audio-invalid` (400). The audio
         is decoded from the bytes sent and nothing else; a client that leaves stops it."""
-        asr = _loaded(controller.asr, "Speech recognition", "asr.model")
+        info = controller.describe()
+        _loaded(info.asr, "Speech recognition", "asr.model")
         if response_format not in TRANSCRIPT_FORMATS:
             raise ApiError(
                 "input-invalid",
@@ -114,8 +116,7 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
         data = await file.read()
 
         def job(cancel: threading.Event) -> Any:
-            with cancellable(asr, cancel):
-                return asr.transcribe(data, **({"language": language} if language else {}))
+            return controller.transcribe(data, language=language, cancel=cancel)
 
         transcript = await run_blocking(request, job, limits.queue("transcription"))
         usage = TranscriptionUsage(seconds=round(transcript.duration_s, 3))
@@ -123,7 +124,7 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
             return PlainTextResponse(transcript.text)
         if response_format == "verbose_json":
             return TranscriptionVerboseResponse(
-                task=getattr(asr, "task", "transcribe"),
+                task=info.asr_task,
                 language=transcript.language,
                 duration=round(transcript.duration_s, 3),
                 text=transcript.text,
@@ -152,7 +153,7 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
     )
     async def speak(body: SpeechRequest, request: Request) -> Response:
         """Text to speech with the loaded engine (Piper by default), as one audio file."""
-        tts = _loaded(controller.tts, "Speech output", "tts.enabled / tts.engine")
+        voice = _loaded(controller.describe().tts, "Speech output", "tts.enabled / tts.engine")
         if body.speed != 1.0:
             raise ApiError(
                 "input-invalid",
@@ -167,14 +168,12 @@ def audio_router(controller: Any, limits: ApiLimits) -> APIRouter:
             raise ApiError("input-invalid", "`input` has no text to speak.", param="input")
 
         def job(cancel: threading.Event) -> tuple[bytes, str]:
-            # The loaded engine, not Controller.speak: that rewrites a *reply* for the ear
-            # (setting names, paths), and a client's text is spoken as sent ("and/or").
-            speech = tts.synthesize(text)
-            return encode_speech(speech.samples, speech.sample_rate, body.response_format)
+            # Not as a reply (that drops setting names and paths for the ear): a client's
+            # text is spoken as sent ("and/or"), by the voice loaded at start.
+            samples, rate = controller.speak(text, as_reply=False)
+            return encode_speech(samples, rate, body.response_format)
 
         audio, media_type = await run_blocking(request, job, limits.queue("speech"))
-        return Response(
-            audio, media_type=media_type, headers={"X-TTS-Voice": str(getattr(tts, "name", "tts"))}
-        )
+        return Response(audio, media_type=media_type, headers={"X-TTS-Voice": str(voice)})
 
     return router

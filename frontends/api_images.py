@@ -1,6 +1,6 @@
 """OpenAI-shaped image routes: /v1/images/generations, /v1/images/edits, /v1/files/{name}.
 
-Every image is written with its parameters in the PNG text (``controller.save_png``) under
+Every image is written with its parameters in the PNG text (``Controller.save_image``) under
 ``<output_dir>/api/``; ``b64_json`` returns those very PNG bytes, ``url`` returns a link to
 ``GET /v1/files/<name>.png`` on this server. A link, not a data URL: it stays short in the
 JSON, any HTTP client can fetch it, and the file stays on disk with the rest of the
@@ -123,10 +123,18 @@ def clean_field(text: str | None, field: str) -> str | None:
 
 
 def check_cost(
-    limits: ApiLimits, engine: Any, width: int, height: int, steps: int | None, n: int
+    limits: ApiLimits,
+    width: int,
+    height: int,
+    steps: int | None,
+    n: int,
+    default_steps: int | None,
 ) -> None:
-    """Refuse a bad size or step count (``input-invalid``) or one over budget, before queueing."""
-    steps = steps if steps is not None else engine.info.default_steps
+    """Refuse a bad size or step count (``input-invalid``) or one over budget, before queueing.
+
+    ``default_steps``: the model's own (``ControllerInfo.default_steps``), for ``steps=None``.
+    """
+    steps = steps if steps is not None else default_steps
     try:
         check_request(ImageRequest(prompt="-", width=width, height=height, steps=steps))
     except ImageError as e:
@@ -135,7 +143,8 @@ def check_cost(
 
 
 class ImageService:
-    """Draws for the image routes with the controller's engine, rewriter and PNG writer."""
+    """Draws for the image routes through the controller's verbs (draw, edit, rewrite,
+    save_image, describe)."""
 
     def __init__(self, controller: Any):
         self.controller = controller
@@ -144,11 +153,11 @@ class ImageService:
 
     @property
     def model(self) -> str:
-        return self.controller.image_engine.info.label
+        return self.controller.describe().image_model
 
     @property
     def placeholder(self) -> bool:
-        return bool(self.controller.image_engine.info.placeholder)
+        return self.controller.describe().placeholder
 
     def prompts(self, prompt: str, negative: str | None, raw: bool) -> tuple[str, str, str]:
         """(prompt, negative prompt, who wrote it) for the engine, from the caller's words."""
@@ -162,7 +171,7 @@ class ImageService:
             )
         if raw:
             return prompt.strip(), negative or "", "raw"
-        rewrite = self.controller.rewriter.generate(prompt)
+        rewrite = self.controller.rewrite(prompt)
         negative = rewrite.negative_prompt if negative is None else negative
         return rewrite.prompt, negative, rewrite.rewriter
 
@@ -182,8 +191,7 @@ class ImageService:
             else:
                 result = self.controller.edit(image_request, init_image, mask, cancel=cancel)
             path = self.files_dir / f"{uuid.uuid4().hex}.png"
-            params = {**result.params, "request": request_text}
-            self.controller.save_png(result.image, path, params)
+            params = self.controller.save_image(result, path, request=request_text)
             drawn.append(Drawn(path, params))
         return drawn
 
@@ -239,7 +247,7 @@ def images_router(controller: Any, limits: ApiLimits) -> APIRouter:
         when its queue is full (429 `server-busy`, with `Retry-After`) is refused at once."""
         width, height = parse_size(body.size, (defaults.width, defaults.height))
         steps = body.steps if body.steps is not None else defaults.steps
-        check_cost(limits, controller.image_engine, width, height, steps, body.n)
+        check_cost(limits, width, height, steps, body.n, controller.describe().default_steps)
         service.prompts(body.prompt, body.negative_prompt, raw=True)  # bad text: refused now
 
         def job(cancel: threading.Event) -> list[Drawn]:
@@ -334,7 +342,7 @@ def images_router(controller: Any, limits: ApiLimits) -> APIRouter:
                 )
         width, height = parse_size(size, size_for_upload(*init.size))
         edit_steps = steps if steps is not None else defaults.steps
-        check_cost(limits, controller.image_engine, width, height, edit_steps, n)
+        check_cost(limits, width, height, edit_steps, n, controller.describe().default_steps)
 
         def job(cancel: threading.Event) -> list[Drawn]:
             text, negative, _ = service.prompts(prompt, negative_prompt, raw)

@@ -41,7 +41,7 @@ from starlette.datastructures import UploadFile
 
 from assistant.controller import Session, UserInput
 from assistant.errors import AssistantError
-from assistant.expiry import expire_files, expire_sessions
+from assistant.expiry import expire_files
 from frontends.api_audio import request_language
 from frontends.api_errors import ApiError, error_responses
 from frontends.api_images import decode_image
@@ -55,7 +55,6 @@ from frontends.api_schemas import (
     TurnRequest,
     TurnResponse,
 )
-from voice.asr_cancel import cancellable
 
 logger = logging.getLogger(__name__)
 
@@ -175,15 +174,14 @@ class ApiSessions:
     def _sweep(self, force: bool = False) -> list[str]:
         """Stored sessions unchanged for ``keep_s`` and not in memory: deleted with their
         folders; ``/v1/images`` files as old too. At most once per ``SWEEP_EVERY_S``."""
-        store = getattr(self.controller, "store", None)
         now = time.monotonic()
-        if self.keep_s is None or store is None:
+        if self.keep_s is None or not self.controller.keeps_sessions:
             return []
         if not force and now - self._last_sweep < SWEEP_EVERY_S:
             return []
         self._last_sweep = now
         output_dir = Path(self.controller.output_dir)
-        deleted = expire_sessions(store, output_dir, self.keep_s, keep=set(self._sessions))
+        deleted = self.controller.expire_sessions(self.keep_s, keep=set(self._sessions))
         expire_files(output_dir / "api", self.keep_s)
         return deleted
 
@@ -211,7 +209,7 @@ class ApiSessions:
             "session-not-found",
             f"No session has the id {session_id!r}. Create one with POST /v1/sessions.",
         )
-        if getattr(self.controller, "store", None) is None or not SESSION_ID.match(session_id):
+        if not self.controller.keeps_sessions or not SESSION_ID.match(session_id):
             raise missing
         try:
             return self.controller.resume(session_id)
@@ -321,7 +319,7 @@ class TurnStream:
         def work() -> None:
             try:
                 # A spoken request stops being transcribed once its client has left.
-                with self.entry.lock, cancellable(self.controller.asr, self.cancel):
+                with self.entry.lock, self.controller.hearing_stops_on(self.cancel):
                     if self.language is not None:  # the session's setting, persisted
                         self.controller.update_settings(
                             self.entry.session,

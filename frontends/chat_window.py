@@ -476,7 +476,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
                     )
                 with gr.Row():
                     style = gr.Dropdown(
-                        ["none", *controller.rewriter.styles], value="none", label="Style"
+                        ["none", *controller.style_choices], value="none", label="Style"
                     )
                     model_choice = gr.Dropdown(
                         ["default", *controller.image_model_choices],
