@@ -140,6 +140,30 @@ class BackgroundLoader:
                 self._on_done(name, time.perf_counter() - start)
 
 
+_trimming = threading.Lock()  # one trim at a time; a turn ending meanwhile skips its own
+
+
+def release_memory_after_turn() -> bool:
+    """At a turn's end: hand back to the OS what the turn freed (for every front end).
+
+    A 512x512 turn leaves ~150-250 MB of freed image and decode buffers that glibc keeps for
+    reuse (docs/BENCHMARKS.md, "Voice speed and memory, fifth session"); trimming them costs
+    a few ms, paid after ``turn.end`` was sent. When another turn's end is trimming already,
+    this one does nothing (that trim gives back its memory too).
+
+    Returns
+    -------
+    True when this call trimmed, False when another was trimming.
+    """
+    if not _trimming.acquire(blocking=False):
+        return False
+    try:
+        release_freed_memory()
+    finally:
+        _trimming.release()
+    return True
+
+
 def release_freed_memory() -> None:
     """Hand memory that Python and the loaders freed back to the OS (glibc ``malloc_trim``).
 

@@ -10,7 +10,10 @@ Every row runs in a fresh Python process (imports and memory are only honest col
 
 For the two builds: seconds to ready (the front end could answer), seconds until the
 background warm-up is done (when there is one), resident memory (RSS) at ready and the
-process's peak (VmHWM), each build step's seconds and RSS after it, and the first turn.
+process's peak (VmHWM), each build step's seconds and RSS after it, and the first turn. The
+chat-window child caps malloc's arenas as ``run_assistant.py`` does for the window, and
+after the turn both children trim as a turn's end does
+(:func:`assistant.pool.release_memory_after_turn`); RSS before that trim is shown too.
 
 Run: ``python run_assistant.py bench startup`` (2-3 minutes on 2 busy cores).
 """
@@ -70,10 +73,15 @@ def _child_build(kind: str, config_args: list[str]) -> dict:
     import logging  # noqa: PLC0415
 
     logging.basicConfig(level=logging.WARNING)
+    if kind != "once":  # as run_assistant.py does for the chat window, before its threads
+        from common.malloc import limit_arenas  # noqa: PLC0415
+
+        limit_arenas()
     start = time.perf_counter()
     from assistant.build import build_controller  # noqa: PLC0415
     from assistant.config import load_config, parse_override  # noqa: PLC0415
     from assistant.controller import UserInput  # noqa: PLC0415
+    from assistant.pool import release_memory_after_turn  # noqa: PLC0415
 
     pairs = list(zip(config_args[::2], config_args[1::2], strict=True))
     config = load_config(
@@ -102,12 +110,18 @@ def _child_build(kind: str, config_args: list[str]) -> dict:
     events = list(controller.run_turn(controller.new_session(), UserInput(text=FIRST_REQUEST)))
     turn_s = time.perf_counter() - turn_start
     errors = [e.data.get("code") for e in events if e.type.value == "error"]
+    untrimmed, _ = rss_mb()
+    trim_start = time.perf_counter()
+    release_memory_after_turn()  # what every front end gets at a turn's end
+    trim_s = time.perf_counter() - trim_start
     now, peak = rss_mb()
     return {
         "ready_s": ready_s,
         "warm_s": warm_s,
         "ready_rss_mb": ready_rss,
         "rss_after_turn_mb": now,
+        "untrimmed_rss_mb": untrimmed,
+        "trim_s": trim_s,
         "peak_rss_mb": peak,
         "first_turn_s": turn_s,
         "turn_errors": errors,
@@ -181,8 +195,10 @@ def run_startup_bench(
             r = _run_child(["--build", kind, *config_args], Path(tmp))
             rows.append((label, r))
             failed = failed or "error" in r
-        print("\n| build | ready s | warm s | RSS at ready MB | RSS after turn MB | peak RSS MB "
-              "| first turn s | heavy modules loaded at the end |")  # fmt: skip
+        print(
+            "\n| build | ready s | warm s | RSS at ready MB | RSS after turn MB (untrimmed; "
+            "trim ms) | peak RSS MB | first turn s | heavy modules loaded at the end |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for label, r in rows:
             if "error" in r:
@@ -191,7 +207,8 @@ def run_startup_bench(
             warm = f"{r['warm_s']:.1f}" if r["warm_s"] is not None else "-"
             print(
                 f"| {label} | {r['ready_s']:.1f} | {warm} | {r['ready_rss_mb']:.0f} | "
-                f"{r['rss_after_turn_mb']:.0f} | "
+                f"{r['rss_after_turn_mb']:.0f} ({r['untrimmed_rss_mb']:.0f}; "
+                f"{1000 * r['trim_s']:.0f}) | "
                 f"{r['peak_rss_mb']:.0f} | {r['first_turn_s']:.2f} | "
                 f"{', '.join(r['heavy_modules'])} |"
             )
