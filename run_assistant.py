@@ -127,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--split",
-        choices=["tune", "heldout", "fresh", "fresh2", "fresh3"],
-        help="bench understand: only this split (fresh, fresh2: benchmarks/understand_fresh*.yaml)",
+        choices=["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"],
+        help="bench understand: only this split (fresh..fresh5: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
     bench.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from assistant.config import Config
 from assistant.controller import Controller, ImageDefaults
@@ -250,13 +251,26 @@ def build_controller(
         # The resolved device, not image_engine.info: that would wait for the background load.
         budget=budget_for(config.api.cost_budget, device),
     )
-    # Last in the background queue (after the router), behind the LLM's lock: ~12 s of prompt
-    # on one CPU thread that the first request the planner is asked about no longer pays.
-    if planner is not None and config.warm_up:
-        later("planner prompt", planner.warm_up)
+    # Last in the background queue (after the router), behind the LLM's lock: the fixed
+    # prompts' KV states, loaded from the cache in milliseconds (``prepare`` saved them), or
+    # evaluated once (~12 s each on one CPU thread) so that no request pays for them.
+    if config.warm_up:
+        for name, prompt in warmed_prompts(rewriter, planner):
+            later(name, prompt.warm_up)
     if loader is not None:
         loader.start()  # after the foreground loads, which then had the cores to themselves
     return controller, report
+
+
+def warmed_prompts(rewriter: PromptRewriter, planner: LLMPlanner | None) -> list[tuple[str, Any]]:
+    """The LLM prompts whose fixed start is worth evaluating ahead: the rewriter's (every new
+    picture), then the planner's (open requests the router is unsure of)."""
+    prompts = []
+    if isinstance(rewriter.llm, ChatPromptWriter):
+        prompts.append(("rewriter prompt", rewriter.llm))
+    if planner is not None:
+        prompts.append(("planner prompt", planner))
+    return prompts
 
 
 def is_placeholder_model(model: str) -> bool:

@@ -295,6 +295,7 @@ def load_chat_llm(
             threads=threads,
             context_tokens=context_tokens,
             repeat_penalty=repeat_penalty,
+            state_dir=cache_dir / "llm-state",
         )
     # transformers' repetition penalty also counts the prompt's tokens: keep it mild.
     return TransformersChat(source, cache_dir, device, repeat_penalty=min(repeat_penalty, 1.1))

@@ -41,6 +41,18 @@ class ChatLLM(Protocol):
         ...
 
 
+def warm_prompt(llm: ChatLLM, prompts: list[ChatMessages]) -> str:
+    """Evaluate the fixed start that ``prompts`` (calls of one kind) share, once, so the first
+    real call only pays for its own words. llama.cpp holds exactly that prefix and keeps its
+    state on disk for the next start; other backends evaluate the first prompt (their prefix
+    cache keeps it). Returns how the prefix got there."""
+    hold = getattr(llm, "hold_prefix", None)
+    if hold is not None:
+        return hold(prompts)
+    llm.chat(prompts[0], max_tokens=1)  # no schema: one token of JSON is not JSON yet
+    return "evaluated"
+
+
 @dataclass(frozen=True)
 class CallStats:
     """What the last call cost (timed here: cyllama's own timings are not reliable)."""

@@ -14,7 +14,9 @@ Speed on a busy 2-core CPU comes from three things: one thread (llama.cpp's work
 spin-wait, so two threads on two shared cores were 10-15x slower), greedy decoding, and the
 prefix cache: the fixed system prompt and examples are the same tokens in every call, so the
 context keeps the KV state of the longest common token prefix with the previous call and only
-the new tail is evaluated.
+the new tail is evaluated. The planner's and rewriter's fixed prefixes (~800 tokens, ~12 s on
+one thread) are evaluated once and their KV state saved in the cache (``hold_prefix``): a
+later start loads it in milliseconds instead.
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ class LlamaCppChat:
     slots: how many prompt prefixes stay cached at once.
     prefix_cache: reuse cached prefixes at all (off only to measure what it saves).
     repeat_penalty: llama.cpp's repetition penalty over the answer, for free text only.
+    state_dir: where ``hold_prefix`` saves and finds prefix KV states (None: never saved).
     """
 
     def __init__(
@@ -227,6 +230,7 @@ class LlamaCppChat:
         slots: int = 3,
         prefix_cache: bool = True,
         repeat_penalty: float = 1.0,
+        state_dir: Path | None = None,
     ):
         import cyllama.llama.llama_cpp as cy
 
@@ -257,6 +261,8 @@ class LlamaCppChat:
         self.context_tokens = context_tokens
         self.prefix_cache = prefix_cache
         self.repeat_penalty = repeat_penalty
+        self.state_dir = state_dir
+        self._model_id = f"{path.name}:{path.stat().st_size}"
         self._template = self.model.get_default_chat_template()
         # Per slot (= llama.cpp sequence id): the tokens whose KV state it holds, in order.
         self._slots: list[list[int]] = [[] for _ in range(slots)]
@@ -282,8 +288,7 @@ class LlamaCppChat:
         stop: list[str] | None = None,
     ) -> str:
         check_messages(messages)
-        head, prefix = answer_prefix(messages)
-        text = self.render(head) + prefix
+        text = self._prompt_text(messages)
         return self.complete(text, json_schema=json_schema, max_tokens=max_tokens, stop=stop)
 
     def complete(
@@ -295,10 +300,37 @@ class LlamaCppChat:
         stop: list[str] | None = None,
     ) -> str:
         """Greedy continuation of raw ``text`` (no chat template), up to a stop or max_tokens."""
-        tokens = self.vocab.tokenize(text, add_special=False, parse_special=True)
+        tokens = self._tokens(text)
         with self._lock:
             answer = self._generate(tokens, json_schema, max_tokens, stop or [])
         return parse_json_answer(answer, json_schema, self.name) if json_schema else answer
+
+    def hold_prefix(self, prompts: list[ChatMessages]) -> str:
+        """Put the token prefix that ``prompts`` (two or more calls of one kind) share into a
+        slot, so later calls of that kind only evaluate their own tail. Its KV state comes
+        from ``state_dir`` when one was saved for these very tokens; otherwise it is evaluated
+        and saved there. Returns "held" (already in a slot), "loaded" or "evaluated"."""
+        tokens = [self._tokens(self._prompt_text(m)) for m in prompts]
+        prefix = tokens[0]
+        for other in tokens[1:]:
+            prefix = prefix[: _common_prefix(prefix, other)]
+        if len(prefix) < _MIN_SHARED_TOKENS:
+            raise ValueError("these prompts share no prefix worth holding")
+        with self._lock:
+            seq, keep = self._choose_slot(prefix)
+            if keep >= len(prefix):
+                return "held"
+            self._last_used[seq] = time.perf_counter()
+            path = self._state_path(prefix)
+            if path is not None and self._load_state(path, seq, prefix):
+                return "loaded"
+            self.ctx.memory_seq_rm(seq, -1, -1)
+            self._slots[seq] = []
+            self._decode(prefix, 0, seq)
+            self._slots[seq] = list(prefix)
+            if path is not None:
+                self._save_state(path, seq, prefix)
+            return "evaluated"
 
     def render(self, messages: ChatMessages) -> str:
         """The prompt text of ``messages`` in the model's chat template, ready for an answer."""
@@ -312,6 +344,51 @@ class LlamaCppChat:
         """Free the context and the model now (otherwise when garbage-collected)."""
         self.ctx.close()
         self.model.close()
+
+    def _prompt_text(self, messages: ChatMessages) -> str:
+        head, prefix = answer_prefix(messages)  # an answer's given start follows the template
+        return self.render(head) + prefix
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.vocab.tokenize(text, add_special=False, parse_special=True)
+
+    # --- saved prefix states ----------------------------------------------------------------
+    def _state_path(self, prefix: list[int]) -> Path | None:
+        """Where the KV state of ``prefix`` is saved: named by everything it depends on (the
+        model file, the context size, the llama.cpp build and the tokens themselves)."""
+        if self.state_dir is None:
+            return None
+        key = json.dumps([self._model_id, self.context_tokens, _llama_build(), prefix])
+        return self.state_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.kvstate"
+
+    def _load_state(self, path: Path, seq: int, prefix: list[int]) -> bool:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return False
+        try:
+            self.ctx.memory_seq_rm(seq, -1, -1)
+            self.ctx.set_state_seq_data(data, seq)
+        except (ValueError, TypeError) as e:  # a damaged or foreign file: evaluate anew
+            logger.warning("Could not load the saved LLM prompt state %s (%s)", path, e)
+            self.ctx.memory_seq_rm(seq, -1, -1)
+            return False
+        if self.ctx.memory_seq_pos_max(seq) != len(prefix) - 1:
+            logger.warning("The saved LLM prompt state %s does not hold its prompt", path)
+            self.ctx.memory_seq_rm(seq, -1, -1)
+            return False
+        self._slots[seq] = list(prefix)
+        return True
+
+    def _save_state(self, path: Path, seq: int, prefix: list[int]) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written beside, then renamed: a reader never sees half a state.
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
+                f.write(self.ctx.get_state_seq_data(seq))
+            os.replace(f.name, path)
+        except OSError as e:  # a read-only cache only costs the next start its warm-up
+            logger.warning("Could not save the LLM prompt state to %s (%s)", path, e)
 
     # --- decoding -------------------------------------------------------------------------
     def _sampler(self, json_schema: dict | None):
@@ -395,6 +472,16 @@ class LlamaCppChat:
             total_s=time.perf_counter() - start,
         )
         return text
+
+
+def _llama_build() -> str:
+    """The llama.cpp build cyllama carries (a saved KV state is only read back by the same)."""
+    try:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return f"cyllama {version('cyllama')}"
+    except Exception:  # noqa: BLE001 (not installed as a distribution)
+        return "unknown"
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

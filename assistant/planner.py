@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.llm_chat import warm_prompt
 from assistant.plan import ChangeKind, Transform
 from assistant.rewrite import _stem, content_words, words
 from assistant.state import DialogueState
@@ -143,11 +144,11 @@ class LLMPlanner:
         self.last_answer: str | None = None
         self.last_seconds = 0.0
 
-    def warm_up(self) -> None:
-        """Evaluate the fixed instructions and examples once (the prefix cache keeps them), so
-        the first open request pays only for its own words, not ~15 s of prompt on a CPU."""
-        # No schema: one token of a plan is not JSON yet, and the grammar is not in the prefix.
-        self.llm.chat(plan_messages("a red ball", PlanContext([], None, [])), max_tokens=1)
+    def warm_up(self) -> str:
+        """Evaluate the fixed instructions and examples once (or load their saved state), so
+        the first open request pays only for its own words, not ~12 s of prompt on a CPU."""
+        empty = PlanContext([], None, [])
+        return warm_prompt(self.llm, [plan_messages(r, empty) for r in ("a red ball", "undo")])
 
     def plan(self, request: str, context: PlanContext | None = None) -> LLMPlan | None:
         context = context or PlanContext([], None, [])

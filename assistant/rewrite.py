@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.llm_chat import ChatLLM, ChatMessages
+from assistant.llm_chat import ChatLLM, ChatMessages, warm_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -330,10 +330,10 @@ class ChatPromptWriter:
         messages.append({"role": "assistant", "content": f"{subject},"})  # the answer's start
         return messages
 
-    def warm_up(self) -> None:
-        """Evaluate the fixed instructions and examples once (seconds on one CPU thread), so
+    def warm_up(self) -> str:
+        """Evaluate the fixed instructions and examples once (or load their saved state), so
         the first real request only pays for its own words."""
-        self.llm.chat(self.messages("a picture"), max_tokens=1)
+        return warm_prompt(self.llm, [self.messages("a picture"), self.messages("two cats")])
 
     def __call__(self, subject: str) -> str:
         addition = self.llm.chat(self.messages(subject), max_tokens=self.max_tokens, stop=["\n"])

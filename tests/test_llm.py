@@ -367,3 +367,61 @@ def test_the_real_llm_translation_is_english_or_refused(qwen):
             assert e.code == "translation-failed"
         else:
             assert english and english.isascii() and "<" not in english
+
+
+# --- the fixed prompts' KV states, saved once and loaded at the next start ------------------------
+def _short_asks():
+    """Two calls of one kind: ~40 shared tokens (a few seconds of prompt, not ~12)."""
+    system = "You name the main colour of a thing in one word. Answer with the colour only."
+    return [
+        [{"role": "system", "content": system}, {"role": "user", "content": thing}]
+        for thing in ("a ripe banana", "fresh snow")
+    ]
+
+
+def test_a_saved_prompt_state_is_loaded_and_answers_alike(qwen, data_dir, tmp_path):
+    """The first start evaluates the shared prefix and saves it; the next one loads it, keeps
+    it in a slot (the call evaluates only its tail) and answers exactly as evaluated."""
+    LlamaCppChat = llm_gguf.LlamaCppChat
+
+    path = llm_gguf.resolve_gguf(PACKAGED_QWEN_05B, data_dir)
+    first = LlamaCppChat(path, "qwen", context_tokens=512, slots=2, state_dir=tmp_path)
+    try:
+        assert first.hold_prefix(_short_asks()) == "evaluated"
+        assert first.hold_prefix(_short_asks()) == "held"
+        evaluated = first.chat(_short_asks()[0], max_tokens=4)
+        first.prefix_cache = False  # the reference: the whole prompt evaluated in one go
+        reference = first.chat(_short_asks()[0], max_tokens=4)
+    finally:
+        first.close()
+    assert len(list(tmp_path.glob("*.kvstate"))) == 1
+    second = LlamaCppChat(path, "qwen", context_tokens=512, slots=2, state_dir=tmp_path)
+    try:
+        assert second.hold_prefix(_short_asks()) == "loaded"
+        loaded = second.chat(_short_asks()[0], max_tokens=4)
+        stats = second.last_stats
+    finally:
+        second.close()
+    assert loaded == evaluated == reference and loaded.strip()
+    assert stats.reused_tokens >= stats.prompt_tokens - 8  # only "ripe banana" and the turn
+
+
+def test_a_damaged_prompt_state_is_evaluated_again(qwen, data_dir, tmp_path, caplog):
+    LlamaCppChat = llm_gguf.LlamaCppChat
+
+    path = llm_gguf.resolve_gguf(PACKAGED_QWEN_05B, data_dir)
+    llm = LlamaCppChat(path, "qwen", context_tokens=512, slots=2, state_dir=tmp_path)
+    try:
+        llm.hold_prefix(_short_asks())
+        (saved,) = tmp_path.glob("*.kvstate")
+        saved.write_bytes(saved.read_bytes()[:1000])  # a start killed while copying the cache
+        llm.ctx.memory_seq_rm(-1, -1, -1)
+        llm._slots = [[] for _ in llm._slots]
+        assert llm.hold_prefix(_short_asks()) == "evaluated"
+        answer = llm.chat(_short_asks()[1], max_tokens=4)
+        llm.prefix_cache = False
+        assert answer == llm.chat(_short_asks()[1], max_tokens=4)
+    finally:
+        llm.close()
+    assert "Could not load the saved LLM prompt state" in caplog.text
+    assert saved.stat().st_size > 1000  # written again, whole
