@@ -286,7 +286,8 @@ def test_conversation_draws_then_edits_and_streams_the_same_events(api, http):
     assert len(nodes) == 5 and nodes[darker["node_id"]]["parent_id"] == barn["node_id"]
     assert [x["user"] for x in tree["history"]][:2] == ["draw a red barn", "make it darker"]
 
-    # A restarted server (a new app on the same session store) resumes the session.
+    # A new app on the same session store resumes the session (a server process killed and
+    # started again: tests/test_persistence.py).
     from fastapi.testclient import TestClient
 
     from frontends.api import create_app
