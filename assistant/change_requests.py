@@ -39,18 +39,29 @@ _TRAILING = re.compile(
 
 _REMOVE = re.compile(
     r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|crop out|"
-    r"paint out|pop|"
+    r"paint out|pop|shave off|shave|cut off|rub out|wipe out|wipe off|scrub out|clear away|"
+    r"clean up|remove all|throw away|throw out|kill|"
     r"cut out|leave out|without|no more|no|i don't want|i do not want|don't want)\s+"
     r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
     r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
 )
 _TAKE_OUT = re.compile(
-    r"^(?:take|get|leave|cut) (?:the |that |those )?(?P<object>[\w' -]+?) (?:out|away|off)"
-    r"(?: of (?:it|the (?:picture|image|scene)))?$"
+    r"^(?:take|get|leave|cut|shave|wipe|rub) (?:the |that |those |his |her |its |their )?"
+    r"(?P<object>[\w' -]+?) (?:out|away|off)"
+    r"(?: of (?:it|the (?:picture|image|scene))| (?:of )?(?:him|her|them|it|the [\w-]+))?$"
 )
 _REPLACE = re.compile(
     r"^(?:turn|change|make|swap|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
     r"(?:into|to|for|with) (?P<value>(?:a |an |some )?[\w' -]+)$"
+)
+# "i want that the taxis are become red buses", "the cat becomes a tiger": one thing turns into
+# another (said by people who learnt English later, or by Whisper)
+_BECOME = re.compile(
+    r"^(?:i (?:want|would like|wish) (?:that )?|i'd like |let |that )?"
+    r"(?:the |his |her |its |their )"
+    r"(?P<object>[\w' -]+?) (?:are |is |to |should |will |can )?(?:be )?(?:become|becomes|"
+    r"became|turn into|turns into|turned into|change into|changes into|changed into|"
+    r"be changed into|be turned into) (?P<value>(?:a |an |some )?[\w' -]+)$"
 )
 # "the dog should be wearing a red collar", "the sign should say closed", "the sky should be pink"
 _SHOULD = re.compile(
@@ -81,6 +92,17 @@ _WEAR = re.compile(
 _IS = re.compile(
     r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:is|are|looks?) (?P<value>(?:more |"
     r"less |a bit |much |too )?[\w-]+)$"
+)
+# "make his cap a tweed one, a brown tweed": the thing stays, of another kind
+_A_KIND_ONE = re.compile(
+    r"^(?:make|turn|change) (?:the |his |her |its |their )(?P<object>[\w' -]+?) (?:into )?"
+    r"(?:an? )(?P<value>[\w' -]+?) one(?:,? (?:an? |like an? )?(?P<more>[\w' -]+))?$"
+)
+# "make him younger, like 30": the person's age
+_AGE = re.compile(
+    r"^(?:make|let) (?:him|her|them|it|the [\w-]+) (?:look )?(?:a (?:bit|little|lot) )?"
+    r"(?P<way>younger|older)(?:,? (?:like|about|around|maybe|say|aged?) (?P<age>\d{1,3})"
+    r"(?: years?(?: old)?| ish)?)?$"
 )
 # "make him smile": an action of the person or animal in the picture
 _DO = re.compile(
@@ -124,7 +146,8 @@ _ADD = re.compile(
 )
 _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
 _MAKE_IT = re.compile(
-    r"^(?:make (?:it|this|that|everything|the (?:picture|image|scene))(?: look| feel)?|"
+    r"^(?:make (?:it|this|that|everything|the (?:picture|image|scene)|him|her|them)"
+    r"(?: look| feel| seem)?|"
     r"turn (?:it|this|that) into|change (?:it|this|that) (?:in)?to|it should be|"
     r"can it be|let it be|it to be|it to look|it)\s+(?P<value>.+)$"
 )
@@ -149,6 +172,9 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
     ("same thing but ..."), or None when it does not read as a change."""
     if m := _INSTEAD.match(_SOFTENERS.sub("", said).strip(" ,")):
         obj, value = m.group("object").strip(), m.group("value").strip()
+        new, old = _phrase_change(value), _phrase_change(obj)
+        if new is not None and old is not None and new.kind == old.kind:  # snow, not rain
+            return new, False
         return Change(kind=ChangeKind.REPLACE, object=obj, value=value), False
     said = _clean(re.sub(r"^(?:make it so|make it look like) (?=(?:the|his|her) )", "", said))
     wrapped = False
@@ -165,8 +191,19 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
 def _structured(said: str) -> Change | None:
     if m := (_TAKE_OUT.match(said) or _REMOVE.match(said)):
         return Change(kind=ChangeKind.REMOVE, object=m.group("object").strip())
+    if m := _AGE.match(said):
+        way = "young" if m.group("way") == "younger" else "old"
+        age = f", about {m.group('age')} years old" if m.group("age") else ""
+        return Change(kind=ChangeKind.ADJUST, value=f"{way}{age}")
+    if m := _A_KIND_ONE.match(said):
+        value = (m.group("more") or m.group("value")).strip()
+        return Change(kind=ChangeKind.SET_ATTRIBUTE, object=m.group("object").strip(), value=value)
+    if m := _BECOME.match(said):
+        return Change(kind=ChangeKind.REPLACE, object=m.group("object"), value=m.group("value"))
     if m := _REPLACE.match(said):
         value = m.group("value").strip()
+        if pattern := _as_pattern(value):  # "change the awning to red and white stripes"
+            return Change(kind=ChangeKind.SET_ATTRIBUTE, object=m.group("object"), value=pattern)
         if _is_quality(value):
             return _attribute(m.group("object"), value)
         return Change(kind=ChangeKind.REPLACE, object=m.group("object").strip(), value=value)
@@ -235,6 +272,36 @@ def _attribute(obj: str, value: str) -> Change:
     if value.startswith(("more ", "less ")) or value in COMPARATIVE:
         return Change(kind=ChangeKind.ADJUST, object=obj, value=value)
     return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
+
+
+_PATTERNS = {"stripes": "striped", "stripy": "striped", "striped": "striped", "spots": "spotted",
+             "dots": "polka-dot", "polka dots": "polka-dot", "checks": "checkered",
+             "squares": "checkered", "checkered": "checkered", "plaid": "plaid",
+             "tartan": "tartan", "flowers": "floral", "floral": "floral"}  # fmt: skip
+
+
+def _as_pattern(value: str) -> str | None:
+    """ "red and white stripes" -> "red and white striped": a pattern is how a thing looks."""
+    value = re.sub(r"^(?:a |an |some |with )", "", value.strip())
+    for noun, adjective in _PATTERNS.items():
+        if value == noun or value.endswith(" " + noun):
+            return (value[: -len(noun)] + adjective).strip()
+    return None
+
+
+def split_phrases(value: str) -> list[Change] | None:
+    """ "foggy early morning" -> weather fog, then early morning: a run of scene phrases said
+    without a joining word, each a change of its own (None unless every word is in one)."""
+    tokens = value.split()
+    for i in range(1, len(tokens)):
+        left = _phrase_change(" ".join(tokens[:i]))
+        if left is None:
+            continue
+        right = _phrase_change(" ".join(tokens[i:]))
+        rest = [right] if right is not None else split_phrases(" ".join(tokens[i:]))
+        if rest:
+            return [left, *rest]
+    return None
 
 
 def _is_quality(value: str) -> bool:

@@ -13,7 +13,7 @@ from assistant.plan import Intent, Transform
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
-    r"um+|uh+)[\s,.]+)+|"
+    r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
     r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )
 # "thanks, now make it darker": the thanks is politeness, the request follows it.
@@ -42,7 +42,8 @@ def normalise(text: str) -> str:
         previous, text = text, _FILLER.sub("", text).strip(" ,.!")
     if (m := _THANKS_THEN.match(text)) and len(text) > m.end() + 3:
         text = normalise(text[m.end() :])
-    return text
+    # "undo undo", "stop, stop, stop": one command said again for emphasis
+    return re.sub(r"^(\w+)(?:[\s,]+\1)+$", r"\1", text)
 
 
 def _rx(*alternatives: str) -> re.Pattern[str]:
@@ -157,6 +158,10 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
     (
         Intent.HISTORY,
         _rx(
+            r"^(?:show|list)(?: me| us)? (?:all (?:of )?(?:them|those|these|the ones)|"
+            r"everything(?: so far| we (?:made|did|have))?)$",
+            r"^what (?:did|have) you (?:just )?(?:change|changed|do|done)(?: to it)?"
+            r"(?: last time| just now| before| the last time| last| so far)?$",
             r"^(?:show|list|give|tell)(?: me)? (?:all |every )?(?:of )?(?:the |my |our )?"
             r"(?:pictures|images|history|versions|pics|drawings|everything|ones)\b.*",
             r"^(?:what|which) (?:pictures|images) (?:have|did) (?:we|you|i)\b.*",
@@ -232,9 +237,13 @@ NUMBERS = {
 
 VARIATIONS = re.compile(
     r"^(?:(?:give me|show me|make|draw|generate|let's see|can i see|i want|try|can i get|"
-    r"could i get|can i have|could i have|can you make|i'd like|let me see) )?"
-    r"(?P<n>two|three|four|[234]|a few|some|several|a couple(?: of)?)? ?(?:more|variations|"
-    r"versions|options|alternatives|takes)(?: (?:like|of) (?:this|that|it|this one|these))?$|"
+    r"could i get|can i have|could i have|can you make|i'd like|let me see|do|can you do|"
+    r"could i see|may i see|can we see|can we get|could we get|"
+    r"could you do|you could do|maybe|how about) )?"
+    r"(?P<n>two|three|four|[234]|a few|some|several|a couple(?: of)?)? ?"
+    r"(?:(?:more|other|different|new|extra|alternative) )?(?:more|variations|versions|options|"
+    r"alternatives|takes|variants)(?: (?:like|of) (?:this|that|it|this one|these)(?: [\w-]+)?)?"
+    r"(?:,? (?:say|like|maybe|about) (?P<n_after>two|three|four|[2-5]))?$|"
     r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
 )
 SAME_SEED = re.compile(
@@ -243,8 +252,10 @@ SAME_SEED = re.compile(
     r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
 )
 UNDO_STEPS = re.compile(
-    r"^(?:go |step )?back (?P<n>two|three|four|five|\d+) (?:steps|times|pictures|images|versions)"
-    r"$|^undo(?: the last)? (?P<n2>two|three|four|five|\d+)(?: steps| times| changes| edits)?$|"
+    r"^(?:go |step )?back (?P<n>two|three|four|five|\d+)(?: steps| times| pictures| images|"
+    r" versions| changes| edits)?$|"
+    r"^undo(?: the last| the past| my last| your last)? (?P<n2>two|three|four|five|\d+)"
+    r"(?: steps| times| changes| edits| things| of (?:them|those|these|my changes))?$|"
     r"^undo (?:that )?(?P<n3>twice)$"
 )
 
@@ -284,11 +295,14 @@ PREVIOUS = {
 }
 SELECT = _rx(
     r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
-    r"use|i (?:like|prefer|want|liked)|let's (?:go with|use|see)|go with|(?:can|could|may) "
+    r"use|i (?:like|prefer|want|liked)(?: more| better| best)?|let's (?:go with|use|see)|"
+    r"go with|(?:can|could|may) "
     r"(?:i|we) (?:see|have|get|go back to)(?: back)?|let me see|bring back|give me back|"
     r"i'll take|i will take|(?:can|could) you bring back|take me back to|bring me back to) the "
     r"(?P<ref>.+?)"
-    r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*$",
+    r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*"
+    r"(?:,? (?:please )?(?:show|give|bring|open) (?:it|me it|it to me|that one|it back)"
+    r"(?: again)?(?: please)?)?$",
     r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
     r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
@@ -311,7 +325,9 @@ TARGET_PHRASE = re.compile(
 OUTPAINT = _rx(
     r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
     r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
-    r"all sides|every side|all around|sides)?(?: side)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?$",
+    r"all sides|every side|all around|sides)?(?: side)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?"
+    r"(?:,? (?:i want (?:to see )?|so i (?:can )?see |to (?:see|show) )more of (?:the )?"
+    r"[\w' -]+)?$",
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
     r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
@@ -339,7 +355,8 @@ UPSCALE = re.compile(
     r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|hd|4k|print quality)|hd|"
     r"make it hd)"
     r"(?: it| this| that)?(?: version| copy| one)?"
-    r"(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times))?$"
+    r"(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times)|,? x ?(?P<n3>2|4)|"
+    r" by (?P<n4>2|two|4|four))?$"
 )
 
 _TRANSFORM_PIECES: list[tuple[Transform, re.Pattern[str]]] = [

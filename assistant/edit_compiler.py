@@ -36,6 +36,7 @@ TIME_OF_DAY = {
     "dawn": "at dawn",
     "sunrise": "at sunrise",
     "morning": "in the morning",
+    "early morning": "in the early morning",
     "noon": "at noon",
     "midday": "at midday",
     "afternoon": "in the afternoon",
@@ -51,7 +52,8 @@ TIME_OF_DAY = {
 _TIME_WORDS = [
     "at night", "by night", "night time", "nighttime", "night-time", "night scene", "night sky",
     "at midnight", "midnight", "at dawn", "dawn", "at sunrise", "sunrise", "in the morning",
-    "morning light", "morning", "at noon", "noon", "midday", "in the afternoon", "afternoon",
+    "in the early morning", "early morning", "morning light", "morning", "at noon", "noon",
+    "midday", "in the afternoon", "afternoon",
     "during the day", "in daylight", "bright daylight", "daylight", "daytime", "on a sunny day",
     "sunny day",
     "sunlit", "at sunset", "sunset", "at dusk", "dusk", "in the evening", "evening",
@@ -103,7 +105,9 @@ MEDIUMS = [
     "pencil drawing", "pencil sketch", "charcoal drawing", "ink drawing", "sketch", "drawing",
     "painting", "photograph", "photorealistic", "photo", "digital art", "3d render",
     "pixel art", "cartoon", "anime", "comic book", "illustration", "claymation", "low poly",
+    *(TREATMENTS := ["black and white", "monochrome", "sepia", "grayscale", "greyscale"]),
 ]  # fmt: skip
+# A colour treatment keeps the medium: a black and white photo is still a photo.
 # Adjustments with an opposite: adding one takes its opposite out of the prompt.
 OPPOSITES = {
     "dark": ["bright", "brightly lit", "light"],
@@ -114,6 +118,8 @@ OPPOSITES = {
     "sad": ["happy", "cheerful"],
     "calm": ["stormy", "chaotic", "busy"],
     "colorful": ["monochrome", "black and white", "muted colors"],
+    "young": ["old", "elderly", "aged", "senior"],
+    "old": ["young", "youthful"],
     "simple": ["busy", "detailed", "cluttered"],
 }
 COMPARATIVE = {
@@ -181,12 +187,15 @@ def compile_edit(
         phrase = SEASONS.get(value, f"in {value}")
         scene = _append(_drop_terms(scene, _SEASON_WORDS), phrase)
     elif kind == ChangeKind.STYLE:
-        scene = _append(_drop_terms(scene, MEDIUMS), value)
+        replaced = (
+            TREATMENTS if value in TREATMENTS else [m for m in MEDIUMS if m not in TREATMENTS]
+        )
+        scene = _append(_drop_terms(scene, replaced), value)
     elif kind == ChangeKind.ADJUST:
         scene, negatives = adjust(scene, negatives, obj, value)
     else:  # FREE: the change as said, after the scene
         scene = _append(scene, value)
-    prompt_out = _join([scene, *quality_terms])
+    prompt_out = _join([_fix_article(scene), *quality_terms])
     return CompiledEdit(prompt_out, _join(negatives), note)
 
 
@@ -212,6 +221,9 @@ def remove_object(scene: str, obj: str) -> str:
         elif start == 0 and i > 0:
             continue  # the whole comma part was about the thing: drop it
         end = j + 1
+        if start > 0 and _bare(tokens[start]) == "with" and end < len(tokens):
+            if _bare(tokens[end]) == "and":  # "with a grey beard and a cap" -> "with a cap"
+                tokens[end] = "with"
         kept = tokens[:start] + tokens[end:]
         if start == 0 and kept and _bare(kept[0]) in {"and", "with"}:
             kept = kept[1:]
@@ -227,14 +239,16 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
     value_words = value.split()
     is_colour = any(w.lower() in COLOURS for w in value_words)  # "blue and shiny" too
     is_material = any(w.lower() in MATERIALS for w in value_words)
+    is_weather = any(w.lower() in WEATHER for w in value_words)  # "the sky clear and blue"
     for j in range(len(tokens) - 1, -1, -1):
         if target and _stem(_bare(tokens[j])) in target:
             start = j
             while start > 0 and _bare(tokens[start - 1]) not in _DETERMINERS | _PHRASE_BREAK:
                 start -= 1
             adjectives = tokens[start:j]
-            if is_colour or is_material:
+            if is_colour or is_material or is_weather:
                 replaced = (COLOURS if is_colour else set()) | (MATERIALS if is_material else set())
+                replaced |= set(WEATHER) if is_weather else set()
                 adjectives = [a for a in adjectives if _bare(a) not in replaced]
             else:  # a quality replaces its opposite, if any
                 drop = {o for o in OPPOSITES.get(value.lower(), []) if " " not in o}
@@ -296,7 +310,8 @@ def adjust(scene: str, negatives: list[str], obj: str, value: str) -> tuple[str,
     quality = value.removeprefix("more ").strip()
     quality = COMPARATIVE.get(quality, quality)
     negatives = [n for n in negatives if not _same(n, quality)]
-    scene = _drop_terms(scene, OPPOSITES.get(quality, []))
+    head = quality.split(",", 1)[0]  # "young, about 30 years old": its opposites are old's
+    scene = _drop_terms(scene, OPPOSITES.get(head, []))
     if obj:
         return set_attribute(scene, obj, quality), negatives
     if _has_term(scene, quality):

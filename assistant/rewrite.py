@@ -30,17 +30,22 @@ STOPWORDS = frozenset(
 
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
-    r"^\s*(?:(?:hey|ok|okay|so|um|uh|now|please|can you|could you|would you|will you|"
-    r"i want|i'd like|i would like|i'd love|i would love|let's|lets|go ahead and|"
+    r"^\s*(?:(?:hey|(?:hi|hello|hiya)(?=\s*[,.!])|ok|okay|so|um|uh|and|then|now|please|"
+    r"can you|could you|would you|will you|i want|i'd like|i would like|i'd love|i would love|"
+    r"let's|lets|"
+    r"go ahead and|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|gimme|"
+    r"(?:one|another) of(?= (?:an?|some|two|three) )|"
+    r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
     r"(?:next|new|another|a new|a different) (?:picture|one|image)\s*[:,-]|"
     r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
-    r"\s*,?\s*)*"
+    r"(?![a-z])\s*[,.!:]?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce|"
     r"do(?= (?:one of|another of|an?|some|two|three|four|a few) )(?: one of| another of)?)"
     r"(?:\s+(?:me|us|(?:my|our) \w+(?= (?:a|an|some|two|three) )))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.
-    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s+(?:of\s+)?)?",
+    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s*[:-]?\s+"
+    r"(?:of\s+)?)?",
     re.IGNORECASE,
 )
 _NEGATION = re.compile(

@@ -23,7 +23,7 @@ COMMAND_WORDS = frozenset(
     portrait landscape variations versions reset restart start over previous picture image
     prompt first second third last seed export download history bigger smaller extend
     horizontally vertically widescreen resolution settings negative original remove delete
-    another different forward back revert pictures images
+    another different forward back revert pictures images options alternatives
     """.split()
 )
 # Real words one edit away from a command word that people mean as themselves.
@@ -62,6 +62,7 @@ _CHAT_WORDS = {
     "teh": "the", "nd": "and", "thx": "thanks", "mkae": "make", "amke": "make",
     "mak": "make", "rmeove": "remove", "chnage": "change", "im": "i'm", "dont": "don't",
     "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
+    "sho": "show", "shw": "show", "agian": "again",
 }  # fmt: skip
 _AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
 _WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previous) won\b")

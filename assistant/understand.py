@@ -20,14 +20,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant import command_grammar as g
-from assistant.change_requests import parse_change, repair_change
+from assistant.change_requests import parse_change, repair_change, split_phrases
 from assistant.command_grammar import normalise
 from assistant.edit_compiler import compile_edit
 from assistant.i18n import N_
 from assistant.plan import Change, ChangeKind, Intent, Plan, Transform
 from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
-from assistant.rewrite import PromptRewriter, content_words, split_negatives, subject_of, words
+from assistant.rewrite import (
+    PromptRewriter,
+    _stem,
+    content_words,
+    split_negatives,
+    subject_of,
+    words,
+)
 from assistant.spelling import repair_command_words, repair_from_prompt, repair_heard
 from assistant.state import DialogueState, ImageNode
 
@@ -64,6 +71,19 @@ CANT_DO = N_(
     "can save them (say: save), draw, change or undo. What should I do?"
 )
 WHAT_TO_CHANGE = N_("What should I change in the picture? For example: make the sky darker.")
+# "I don't like it", "hmm, not quite": displeasure that names neither a change nor a retry.
+WHAT_DIFFERENT = N_(
+    "What would you like different? I can try again with a new seed, or change something you "
+    "name, e.g. make the sky darker."
+)
+_DISLIKE_ALONE = re.compile(
+    r"^(?:(?:hmm+|oh|well|no|nah|ugh|eh|uh|um+)[ ,]*)*(?:(?:i )?(?:don't|do not|dont) "
+    r"(?:really )?(?:like|love) (?:it|this|that|this one|that one)(?: (?:much|very much|at all))?|"
+    r"not (?:quite|really|great|good|it)(?: (?:it|right|there))?|meh|nope|not what i wanted|"
+    r"(?:that's|it's|this is) not (?:it|right|what i wanted|quite right)|i'm not (?:sure|happy|"
+    r"convinced)(?: about (?:it|this|that))?|(?:that's|it's|this is|that is|it got) (?:even |"
+    r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly))[ .!]*$"
+)
 
 # A request that starts like this changes the picture in focus rather than starting anew.
 _EDIT_CUE = re.compile(
@@ -82,9 +102,20 @@ _BRUSHED = re.compile(
     r"(?:over|on)|i scribbled)\b"
 )
 _NEW_PICTURE = re.compile(
-    r"^(?:(?:now|ok|okay|and|then|next|please|can you|could you|would you|will you|"
+    r"^(?:forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)[,.;]? "
+    r"(?:and )?(?:instead )?)?"
+    r"(?:(?:now|ok|okay|and|then|next|please|can you|could you|would you|will you|"
     r"i want you to|let's) )*(?:draw|paint|sketch|generate|render|imagine|illustrate|create|"
     r"do (?:one of |another of )?(?:an?|some|two|three|four|a few)) \w"
+)
+# "Okay. Now a quiet village street", "next: two owls": the next picture, said in passing
+# (checked on the words as said: normalising drops the "now").
+_NEXT_PICTURE = re.compile(
+    r"^(?:(?:ok|okay|and|so|right|alright|great|cool|nice)[\s,.!]+)*"
+    r"(?:now|next|then|and now|next up|next one)[\s,.:!-]+"
+    r"(?:an?|some|two|three|four|five|a few|a pair of|a couple of) "
+    r"(?!(?:bit|little|lot|tad|touch|few more|different|new version|bigger|smaller)\b)"
+    r"(?![\w -]*\b(?:one|version|copy)$)\w"
 )
 # What the assistant cannot do, asked for plainly: said so, never drawn or read as an edit.
 _CANT_DO = re.compile(
@@ -116,7 +147,10 @@ _DRAW_CUE = re.compile(
     r"design|illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing|"
     r"watercolou?r|sketch|portrait) of)\b|"
     r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
-    r"maybe|now) (?:an?|some|two|three|four|five|a few|the) \w|"
+    r"maybe|now|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|i'd love) "
+    r"(?:an?|some|two|three|four|five|a few|the) \w|"
+    r"^(?:i need|i want|give me|gimme|make me)(?: an?)? (?:image|picture|photo|drawing|pic)"
+    r"\s*[:,-]?\s*\w|"
     r"^(?:(?:next|new|another|a new|a different) (?:picture|one|image|idea)|something (?:different|"
     r"else|new)(?: now)?|different idea) ?[:,-] ?\w|"
     r"^(?:\w+ ){0,5}(?:an? |some )?(?:picture|image|photo|drawing|painting) (?:of|from|with)"
@@ -211,8 +245,19 @@ def _understand(
         return _change_plan(Intent.INPAINT, text, change, current, rewriter, "inpaint")
     if not has_mask and _BRUSHED.search(said):
         return _clarify(text, BRUSH_FIRST if current else NOTHING_TO_CHANGE)
+    if (
+        current is not None
+        and _NEXT_PICTURE.match(text.strip().lower())
+        and not _REFERS_TO_PICTURE.search(said)
+        and content_words(subject_of(split_negatives(text)[0]))
+    ):
+        return _generate_plan(text, text, rewriter, style)
+    if current is not None and _DISLIKE_ALONE.match(said):
+        return _clarify(text, WHAT_DIFFERENT)  # not a retry: nothing says what to do instead
     if plan := _command_in_parts(text, said, state, rewriter, style):
         return plan
+    if plan := _repaired_command(text, said, state, rewriter, style):
+        return plan  # "sho me 2 more optoins": before "show me ..." is read as a picture
     if plan := _grammar_plan(text, said, state, rewriter, style):
         return plan
     if plan := _second_reading(text, said, state, rewriter, style):
@@ -247,7 +292,9 @@ _SECOND_READING_INTENTS = frozenset(
 _REASON = re.compile(
     r"(?:,?\s+(?:so (?:that )?|because |cause |cos |since )\S.*"
     r"|,?\s+for (?:my|the|a|an|our|printing|print|instagram)\b.*"
-    r"|,\s*(?:it|it's|its|that's|they're|he's|she's|this is|it looks|looks|i think)\b.*)$"
+    r"|,\s*(?:it|it's|its|that's|they're|he's|she's|this is|it looks|looks|i think)\b.*"
+    r"|,\s*(?:i want to|i need to|i'd like to|i would like to|i wanna|i'm going to|i plan to)"
+    r" \w.*)$"
 )
 
 
@@ -259,7 +306,7 @@ def _command_in_parts(
 ) -> Plan | None:
     """A command said with more around it: "Make this high resolution so I can print it.",
     "um. The balloon. Can I see the balloon?" (the last sentence that is a command)."""
-    parts = [p.strip(" ,") for p in _SENTENCE_BREAK.split(said) if p.strip(" ,")]
+    parts = [normalise(p) for p in _SENTENCE_BREAK.split(said) if p.strip(" ,")]
     core = _REASON.sub("", said).strip(" ,")
     variants = [core] if core != said else []
     if len(parts) > 1:
@@ -269,10 +316,24 @@ def _command_in_parts(
         if plan is None or plan.intent not in _SECOND_READING_INTENTS:
             continue
         others = [p for p in parts if p != variant and _REASON.sub("", p).strip(" ,") != variant]
+        others = [p for p in others if not _DISLIKE_ALONE.match(p)]  # "no no, that's worse."
         if any(parse_change(p) or _DRAW_CUE.match(p) for p in others):
             return None  # "undo. and make it blue": two requests, not one command with words
         return plan
     return None
+
+
+def _repaired_command(
+    text: str, said: str, state: DialogueState, rewriter: PromptRewriter, style: str | None
+) -> Plan | None:
+    """The grammar's plan for the request with its command words' spelling repaired, when a
+    word was repaired and that makes it a command."""
+    keep = {w for node in state.nodes.values() for w in words(node.prompt)}
+    repaired = repair_command_words(said, keep)
+    if repaired == said:
+        return None
+    plan = _grammar_plan(text, repaired, state, rewriter, style)
+    return plan if plan is not None and plan.intent in _SECOND_READING_INTENTS else None
 
 
 def _second_reading(
@@ -336,7 +397,8 @@ def _grammar_plan(
         return plan
 
     # A new picture asked for in so many words: "draw two otters holding hands".
-    if _NEW_PICTURE.match(said) and not _REFERS_TO_PICTURE.search(said):
+    new_picture = _NEW_PICTURE.match(said) and not g.VARIATIONS.match(said)  # "do two more"
+    if new_picture and not _REFERS_TO_PICTURE.search(said):
         if content_words(subject_of(split_negatives(text)[0])):
             return _generate_plan(text, text, rewriter, style)
 
@@ -360,7 +422,7 @@ def _grammar_plan(
         )
 
     if m := g.VARIATIONS.match(said):
-        count = g.count_in(m.group("n"), 3 if "variations" in said else 1)
+        count = g.count_in(m.group("n") or m.group("n_after"), 3 if "variations" in said else 1)
         return _again_plan(text, current, count) if current else _clarify(text, NOTHING_YET)
 
     if m := g.OUTPAINT.match(said):
@@ -381,7 +443,8 @@ def _grammar_plan(
     if m := g.UPSCALE.match(_upscale_clause(said)):
         if current is None:
             return _clarify(text, NOTHING_YET)
-        factor = 4 if (m.group("n") or m.group("n2") or "") in ("4", "four") else 2
+        said_factor = m.group("n") or m.group("n2") or m.group("n3") or m.group("n4") or ""
+        factor = 4 if said_factor in ("4", "four") else 2
         return _keep_scene_plan(Intent.UPSCALE, text, current, "upscale", factor=factor)
 
     if m := g.RESIZE.match(said):
@@ -463,7 +526,7 @@ def _grammar_plan(
         if current is None:
             return _clarify(text, NOTHING_TO_CHANGE)
         if target is None:  # "the teapot should be green" while another picture is in view
-            current = _owner_of(change.object, state) or current
+            current = _owner_of(change.object or _place_of(change.value), state) or current
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
     if current is not None and (changes := _several_changes(said)):
         first, *rest = changes
@@ -507,7 +570,19 @@ def _several_changes(said: str) -> list[Change] | None:
         parsed = parse_change(clause)
         if parsed is None:
             return None
-        changes.append(parsed[0])
+        change = parsed[0]
+        if change.kind == ChangeKind.FREE and (phrases := split_phrases(change.value)):
+            changes += phrases  # "make it foggy early morning"
+            continue
+        if (
+            changes
+            and not change.object
+            and change.kind in (ChangeKind.ADJUST, ChangeKind.SET_ATTRIBUTE)
+            and changes[-1].object
+            and changes[-1].kind in (ChangeKind.ADJUST, ChangeKind.SET_ATTRIBUTE)
+        ):  # "make the water less blue, more green": still the water
+            change = change.model_copy(update={"object": changes[-1].object})
+        changes.append(change)
     changes += [Change(kind=ChangeKind.REMOVE, object=n) for n in negatives]
     several = len(changes) > 1 or bool(negatives) or len(clauses) > 1
     return changes if changes and several else None
@@ -831,9 +906,18 @@ def _combine_refs(
 
 
 def _prompt_names(node: ImageNode, phrase: str) -> bool:
-    """Whether ``node``'s prompt holds every content word of ``phrase`` ("the cat")."""
-    wanted = set(content_words(phrase))
-    return bool(wanted) and wanted <= set(words(node.prompt))
+    """Whether ``node``'s prompt holds every content word of ``phrase`` ("the cat"), as said
+    or in another number ("sunflower": "sunflowers") or as the end of a compound ("boat":
+    "sailboat", "flower": "sunflowers")."""
+    wanted = content_words(phrase)
+    have = {_stem(w) for w in words(node.prompt)}
+    return bool(wanted) and all(_word_in(w, have) for w in wanted)
+
+
+def _word_in(word: str, stems: set[str]) -> bool:
+    """Whether ``word`` is one of ``stems`` (stemmed words), or ends a compound among them."""
+    w = _stem(word)
+    return w in stems or (len(w) >= 4 and any(h.endswith(w) for h in stems))
 
 
 def _subject_words(node: ImageNode, named: str) -> str:
@@ -926,6 +1010,7 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     if not nodes or not ref:
         return None
     ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip()).replace("very first", "first")
+    ref = re.sub(r"^one (?:with|showing|where|that has|which has) (?:the |a |an )?", "", ref)
     if not re.fullmatch(r"number \w+", ref):  # "number one" is a number, not "number"
         ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
     if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
@@ -944,6 +1029,15 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
         return nodes[index] if -len(nodes) <= index < len(nodes) else None
     if ref in g.PREVIOUS:
         return _previous(state)
+    if m := re.fullmatch(r"one (?P<when>before|after) (?:the |that |this )?(?P<x>[\w' -]+)", ref):
+        # "the one before the watercolor": next to the picture that phrase names
+        named = resolve_reference(m.group("x"), state, strict)
+        if named is None or named not in nodes:
+            return None
+        index = nodes.index(named) + (-1 if m.group("when") == "before" else 1)
+        if m.group("when") == "before" and named.parent_id:
+            return state.nodes.get(named.parent_id)
+        return nodes[index] if 0 <= index < len(nodes) else None
     # "the blue one": the most recent picture whose prompt or request holds the most words.
     wanted = set(content_words(ref))
     if not wanted:
@@ -954,7 +1048,8 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     best, best_score = None, 0
     for node in nodes:
         have = set(words(node.prompt)) | (set() if strict else set(words(node.request)))
-        score = len(wanted & have) or len(wanted) * bool(joined & have)
+        stems = {_stem(w) for w in have}
+        score = sum(_word_in(w, stems) for w in wanted) or len(wanted) * bool(joined & have)
         if score >= best_score and score > 0:
             best, best_score = node, score
     if strict and best is not None and best_score < len(wanted):
@@ -989,6 +1084,16 @@ def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, st
     rest = (said[: m.start()] + "it" + said[m.end() :]).strip()
     rest = re.sub(r"^(?:in|on|for|with) it,? ", "", rest)  # "in the surfer one, make ..."
     return target, re.sub(r"\bit it\b", "it", rest)
+
+
+def _place_of(added: str) -> str:
+    """Where an added thing goes, when that is a thing: "chopsticks to the ramen" -> "ramen"."""
+    m = re.search(
+        r"\b(?:to|on|onto|in|into|next to|beside|by|near|under|behind|on top of) (?:the|his|her|"
+        r"its|their) (?P<thing>[\w-]+)$",
+        added,
+    )
+    return m.group("thing") if m else ""
 
 
 def _owner_of(thing: str, state: DialogueState) -> ImageNode | None:

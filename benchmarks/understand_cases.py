@@ -160,11 +160,15 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _has_word(text: str, word: str) -> bool:
-    """``word`` (or its plural / -y / -ing form) is in ``text`` as a word of its own."""
+    """``word`` (or its plural / -y / -ing form, "fog" -> "foggy") is in ``text`` as a word of
+    its own."""
     word = word.lower()
-    # "glass" -> "glass"(es); "cats" -> "cat"(s): only a single final s is a plural's.
-    stem = re.escape(word if word.endswith("ss") else word.rstrip("s"))
-    return re.search(rf"\b{stem}(?:s|es|y|ing)?\b", text.lower()) is not None
+    # "cats" -> "cat"; "bus", "glass" are their own stems ("buses", "glasses").
+    for stem in {word, word.rstrip("s")} - {""}:
+        double = re.escape(stem[-1]) + "?"  # "fog" -> "foggy", "sun" -> "sunny"
+        if re.search(rf"\b{re.escape(stem)}(?:{double}(?:y|ing))?(?:s|es)?\b", text.lower()):
+            return True
+    return False
 
 
 @dataclass

@@ -5,6 +5,8 @@ check: the right kind of action, on the right picture, with a prompt that descri
 scene (never the instruction appended) and removed things in the negative prompt.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from assistant.plan import ChangeKind, Intent, Transform
@@ -441,3 +443,108 @@ def test_a_style_said_in_two_words_is_the_style():
 def test_a_change_too_long_to_hold_asks_for_a_shorter_one_instead_of_failing(said):
     plan = understand(said, session(CAR), REWRITER)
     assert plan.intent == Intent.CLARIFY and "too long" in plan.question
+
+
+# --- phrasings from the fifth session's unseen set (fresh4), in other words ------------------
+PORTRAIT = "portrait photo of an elderly man with a grey beard and a flat cap, highly detailed"
+CAFE = "a cozy corner cafe with a green awning on a rainy street, highly detailed"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "said", "has", "lacks", "negative_has"),
+    [
+        (PORTRAIT, "shave off the beard", ["with a flat cap"], ["beard"], "beard"),
+        (PORTRAIT, "take the cap off him", ["beard"], ["cap"], "cap"),
+        (CAR, "i want that the car is become a bus", ["bus"], ["car"], None),
+        (CAFE, "change the awning to blue and white stripes", ["blue and white striped awning"],
+         ["green"], None),
+        (CAFE, "what if it was snowing instead of raining", ["snow"], ["rain"], None),
+        (PORTRAIT, "make him younger, like 25", ["about 25 years old", "a man"],
+         ["elderly"], None),
+        (PORTRAIT, "black and white please", ["portrait photo", "black and white"], [], None),
+        (CAFE, "make it foggy early morning", ["fog", "early morning"], ["rainy"], None),
+        (CAFE, "make the awning less green, more red", ["red awning"], [], "green"),
+        (PORTRAIT, "Can you make his cap a leather one", ["leather flat cap"], [], None),
+    ],
+)  # fmt: skip
+def test_edits_said_many_ways_describe_the_new_scene(prompt, said, has, lacks, negative_has):
+    plan = understand(said, session(prompt), REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n1"
+    assert said not in plan.prompt.lower()  # never the instruction appended
+    for words in has:
+        assert words in plan.prompt
+    for word in lacks:
+        assert word not in plan.prompt
+    if negative_has:
+        assert negative_has in plan.negative_prompt
+
+
+def test_a_thing_named_by_the_end_of_a_compound_or_its_place_finds_its_picture():
+    state = session(
+        "a blue sailboat on a calm lake at dawn",
+        "a steaming bowl of ramen on a wooden table",
+        "an old stone bridge over a river in autumn",
+    )
+    assert understand("make the boat one stormy", state, REWRITER).target_id == "n1"
+    plan = understand("add some chopsticks to the ramen", state, REWRITER)
+    assert plan.intent == Intent.EDIT and plan.target_id == "n2"
+    assert understand("combine the boat and the bridge", state, REWRITER).intent == Intent.COMBINE
+    assert (
+        understand("I like more the one with sailboat, show it", state, REWRITER).target_id == "n1"
+    )
+
+
+def test_the_one_before_a_named_picture_is_its_parent():
+    state = session("a robot in a greenhouse")
+    for parent, prompt in (("n1", "a robot, at night"), ("n2", "a robot, at night, watercolor")):
+        child = f"n{len(state.nodes) + 1}"
+        state.add_node(replace(state.current, id=child, parent_id=parent, prompt=prompt))
+    plan = understand("show me the one before the watercolor", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n2")
+
+
+@pytest.mark.parametrize(
+    ("said", "intent", "field", "value"),
+    [
+        ("undo the last three things", Intent.UNDO, "steps_back", 3),
+        ("upscale x4", Intent.UPSCALE, "factor", 4),
+        ("sho me 2 more optoins", Intent.VARIATIONS, "count", 2),
+        ("Could you do a couple of other versions?", Intent.VARIATIONS, "count", 2),
+        ("could I get a few more versions of this, say 3", Intent.VARIATIONS, "count", 3),
+        ("make it bigger, I want to print it", Intent.UPSCALE, "factor", 2),
+        ("extend it to the right, I want more of the lake", Intent.OUTPAINT, "direction", "right"),
+        ("show me all of them", Intent.HISTORY, None, None),
+        ("what did you change last time", Intent.HISTORY, None, None),
+        ("no no no that's worse. undo undo", Intent.UNDO, "steps_back", 1),
+    ],
+)
+def test_commands_with_numbers_typos_and_reasons(said, intent, field, value):
+    plan = understand(said, session(GARDEN, CAR), REWRITER)
+    assert plan.intent == intent
+    if field:
+        assert getattr(plan, field) == value
+
+
+@pytest.mark.parametrize("said", ["I don't like it", "hmm, not quite", "meh", "that's worse"])
+def test_displeasure_alone_asks_what_to_change_or_offers_a_retry(said):
+    plan = understand(said, session(GARDEN), REWRITER)
+    assert plan.intent == Intent.CLARIFY and "try again" in plan.question
+    assert understand(f"{said}, try again", session(GARDEN), REWRITER).intent == Intent.AGAIN
+
+
+@pytest.mark.parametrize(
+    ("said", "subject"),
+    [
+        ("Okay. Now a quiet village street in Japan.", "a quiet village street in Japan"),
+        ("now a shark with a birthday cake", "a shark with a birthday cake"),
+        ("forget the car, draw a tram in lisbon", "a tram in lisbon"),
+        ("hi! can I get a lemonade stand run by two frogs", "a lemonade stand run by two frogs"),
+        ("I need image: small house in the snow", "small house in the snow"),
+        ("and now one of a big brown bear in a river", "a big brown bear in a river"),
+    ],
+)
+def test_the_next_picture_said_in_passing_is_new_and_drawn_without_the_lead_in(said, subject):
+    state = session("a cartoon dinosaur eating a birthday cake", CAR)
+    plan = understand(said, state, REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.target_id is None
+    assert plan.prompt.startswith(subject)
