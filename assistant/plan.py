@@ -120,6 +120,9 @@ class Plan(BaseModel):
     rewrite_note: str | None = Field(None, description="why the LLM's prompt was not used")
     planner: str = Field("grammar", description="who decided the intent: grammar | router | llm")
     change: Change | None = Field(None, description="edit: what changes in the scene")
+    more_changes: tuple[Change, ...] = Field(
+        (), description="edit: the further changes of the same request, in order"
+    )
     transforms: tuple[Transform, ...] = Field((), description="transform: in order")
     steps_back: int = Field(1, ge=1, le=50, description="undo: how many steps")
     source_ids: tuple[str, ...] = Field((), description="combine: the pictures combined")

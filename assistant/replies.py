@@ -65,7 +65,7 @@ def image_reply(
                 "(image.depth_model). Want another change, or undo?",
             )
     elif plan.intent == Intent.EDIT and plan.change is not None and lang == SOURCE_LANGUAGE:
-        text = edit_done(plan.change)  # names the change in English words
+        text = edit_done(plan.change, plan.more_changes)  # names the changes in English words
     elif plan.intent == Intent.EDIT:
         text = t(lang, "Done, I've changed it. Want another change, or undo?")
     elif plan.intent == Intent.TRANSFORM:
@@ -159,8 +159,24 @@ def _transforms_said(transforms: tuple, lang: str) -> str:
     return " ".join(t(lang, _TRANSFORMS_SAID[str(x)]) for x in transforms)
 
 
-def edit_done(change: Any) -> str:
-    """An English reply that names what changed ("I took out the boat.")."""
+def edit_done(change: Any, more: tuple[Any, ...] = ()) -> str:
+    """An English reply that names what changed ("I took out the boat."), every change of a
+    request that asked for several ("I made it spring and took out the snow.")."""
+    if not more:
+        return f"{_one_change_done(change)}. Want another change, or undo?"
+    done = [_changed(c) for c in (change, *more)]
+    return f"I {', '.join(done[:-1])} and {done[-1]}. Want another change, or undo?"
+
+
+def _changed(change: Any) -> str:
+    """What one change did, as a verb phrase ("made the car blue", "made it at night")."""
+    done = _one_change_done(change)
+    if done.startswith("I "):
+        return done[2:]
+    return "made it " + done.removeprefix("Here it is ").removeprefix("as ")
+
+
+def _one_change_done(change: Any) -> str:
     kind, obj, value = str(change.kind), change.object, change.value
     match kind:
         case "remove":
@@ -182,7 +198,7 @@ def edit_done(change: Any) -> str:
             done = f"I made {'the ' + obj if obj else 'it'} {value.removeprefix('more ')}"
         case _:
             done = f"I changed it: {value}"
-    return f"{done}. Want another change, or undo?"
+    return done
 
 
 def _made_by(node: ImageNode) -> str:

@@ -112,7 +112,7 @@ _NEW_PICTURE = re.compile(
 # (checked on the words as said: normalising drops the "now").
 _NEXT_PICTURE = re.compile(
     r"^(?:(?:ok|okay|and|so|right|alright|great|cool|nice)[\s,.!]+)*"
-    r"(?:now|next|then|and now|next up|next one)[\s,.:!-]+"
+    r"(?:now|next|then|and now|next up|next one)[\s,.:!-]+(?:(?:one|another) of )?"
     r"(?:an?|some|two|three|four|five|a few|a pair of|a couple of) "
     r"(?!(?:bit|little|lot|tad|touch|few more|different|new version|bigger|smaller)\b)"
     r"(?![\w -]*\b(?:one|version|copy)$)\w"
@@ -546,7 +546,8 @@ def _grammar_plan(
 # Between the changes of one request: "..., and also ...", "... and then ...".
 _CLAUSE_BREAK = re.compile(
     r",\s*(?:and\s+)?(?:also\s+)?|\s+and also\s+|\s+and then\s+|;\s*|"
-    r"\s+and (?=(?:it should|it's|make it|there should|the \w+ should)\b)"
+    r"\s+and (?=(?:it should|it's|make it|there should|the \w+ should|add|remove|put|give|take|"
+    r"lose|get rid of|change|turn|make the)\b)"
 )
 # A clause that is no change: a laugh, a reason said in passing.
 _ASIDE = re.compile(
@@ -839,6 +840,7 @@ def _change_plan(
         "target_id": current.id,
         "rewriter": "raw" if rewriter.raw else "rules",
         "change": change,
+        "more_changes": tuple(then),
         "note": note,
         "planner": planner,
     }

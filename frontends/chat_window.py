@@ -143,7 +143,7 @@ class ChatSessions:
         return self.get(None)
 
     def _open(self, session_id: str | None) -> Session:
-        if session_id and self.controller.store is not None:
+        if session_id and self.controller.keeps_sessions:
             try:
                 return self.controller.resume(session_id)
             except AssistantError:

@@ -548,3 +548,12 @@ def test_the_next_picture_said_in_passing_is_new_and_drawn_without_the_lead_in(s
     plan = understand(said, state, REWRITER)
     assert plan.intent == Intent.GENERATE and plan.target_id is None
     assert plan.prompt.startswith(subject)
+
+
+def test_the_reply_to_several_changes_names_every_one():
+    from assistant.replies import edit_done
+
+    plan = understand("make it night and add a moon", session(CAR), REWRITER)
+    assert "at night" in plan.prompt and "moon" in plan.prompt and "add" not in plan.prompt
+    reply = edit_done(plan.change, plan.more_changes)
+    assert "at night" in reply and "added a moon" in reply
