@@ -46,9 +46,66 @@ from voice.vad import FRAME_SAMPLES, SileroVAD
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Row:
+    """One way of listening: a silence window, an optional guess at a pause, an early end.
+
+    ``asr`` names a recognizer of :func:`_recognizers` ("ours": openai-whisper, short
+    context; "before": its 30 s window; "faster": faster-whisper int8, short context).
+    """
+
+    label: str
+    silence_ms: float
+    pause_ms: float = 0.0
+    asr: str = "ours"
+    early_end: bool = False
+    early_end_ms: float = 0.0  # least silence before an early end (EndpointConfig)
+    hysteresis: float = 0.15  # the VAD's decay: speech goes on down to 0.5 - this
+
+    @property
+    def config(self) -> EndpointConfig:
+        return EndpointConfig(
+            hysteresis=self.hysteresis,
+            silence_ms=self.silence_ms,
+            pause_ms=self.pause_ms,
+            post_roll_ms=min(200.0, self.pause_ms or 200.0),  # as the voice loop sets it
+            early_end_ms=self.early_end_ms,
+        )
+
+
+def _early(pause: int, floor: int = 0, asr: str = "ours", hysteresis: float = 0.15) -> Row:
+    name = {"ours": "", "faster": ", faster-whisper int8"}[asr]
+    tail = f", no earlier than {floor} ms" if floor else ""
+    decay = f", hysteresis {hysteresis:g}" if hysteresis != 0.15 else ""
+    label = f"700 ms, guess at {pause} ms + early end{tail}{name}{decay}"
+    return Row(label, 700, pause, asr, True, floor, hysteresis)
+
+
 SILENCE_WINDOWS_MS = (700, 500, 400, 300)
-SPECULATIVE = ((500, 300), (700, 300), (700, 200))  # (silence_ms, pause_ms), guess at the pause
-EARLY_END = ((700, 200), (700, 300), (1000, 200))  # ... and the turn ended on a finished guess
+# The rows of the first run (issue 13): windows, guesses at a pause, early ends.
+WINDOW_ROWS = (
+    Row("700 ms, 30 s window (before)", 700, asr="before"),
+    *(Row(f"{ms} ms, short context", ms) for ms in SILENCE_WINDOWS_MS),
+    *(
+        Row(f"{ms} ms, speculative at a {p} ms pause", ms, p)
+        for ms, p in ((500, 300), (700, 300), (700, 200))
+    ),  # fmt: skip
+    _early(200),
+    _early(300),
+)
+# The fifth session's rows: shorter pauses, a floor under the early end, faster-whisper.
+EARLY_END_ROWS = (
+    _early(200),  # the default before
+    _early(120),
+    _early(120, 600),  # the default now
+    _early(120, asr="faster"),
+    _early(120, 450, asr="faster"),
+    _early(120, 600, asr="faster"),
+)
+# Also measured in the fifth session (docs/BENCHMARKS.md): _early(120, 550), _early(64, 550,
+# asr="faster") and _early(120, 550, asr="faster", hysteresis=0.05), within 0.01 s of the
+# 550 ms floor's own row.
 HESITATIONS_S = (0.25, 0.4, 0.6)
 LEAD_S, TAIL_S = 0.8, 1.5  # silence before and after each request in the stream
 NOISE_DBFS = -60.0  # noise floor of the stream (a quiet room through a microphone)
@@ -135,7 +192,7 @@ def _live(
             and paused is not None
             and not judged
             and position >= ready_at
-            and endpointer.still_paused(paused)
+            and endpointer.may_end_early(paused)
         ):
             judged = True
             if text and sounds_finished(text):
@@ -165,8 +222,30 @@ def _speak(texts: list[str]) -> list[np.ndarray]:
     return synthesize_clips(tuple(texts), "piper")
 
 
-def run_endpointing_bench(cache_dir: Path) -> list[WindowResult]:
-    """Measure every silence window of :data:`SILENCE_WINDOWS_MS`; print a markdown table."""
+def _recognizers(names: set[str], cache_dir: Path) -> dict:
+    """The recognizers the rows name, built and warmed once."""
+    builders = {
+        "ours": lambda: build_asr("openai-whisper", cache_dir=cache_dir),
+        "before": lambda: build_asr("openai-whisper", cache_dir=cache_dir, short_context=False),
+        "faster": lambda: build_asr("faster-whisper", cache_dir=cache_dir),
+    }
+    built = {}
+    for name in sorted(names):
+        try:
+            built[name] = builders[name]()
+            built[name].warm_up()
+        except VoiceError as e:  # faster-whisper not installed or its weights not converted
+            print(f"  ({name} recognizer unavailable: {e.code}; its rows are skipped)")
+    return built
+
+
+def run_endpointing_bench(
+    cache_dir: Path, rows: tuple[Row, ...] = WINDOW_ROWS
+) -> list[WindowResult]:
+    """Measure every row on every stream, interleaved stream by stream; print a markdown table.
+
+    Interleaved, so that load from other work on the machine falls on every row alike.
+    """
     from benchmarks.asr import REQUESTS  # noqa: PLC0415 (avoids an import loop)
 
     rng = np.random.default_rng(0)
@@ -177,67 +256,51 @@ def run_endpointing_bench(cache_dir: Path) -> list[WindowResult]:
         return vad.probabilities(stream)
 
     halves = _speak([h for pair in SPLIT_REQUESTS for h in pair])
-    split_streams = {
-        pause: [
-            _stream([halves[2 * i], halves[2 * i + 1]], [pause], rng)[0]
-            for i in range(len(SPLIT_REQUESTS))
-        ]
+    split_streams = [
+        (pause, _stream([halves[2 * i], halves[2 * i + 1]], [pause], rng)[0])
         for pause in HESITATIONS_S
-    }
-    split_probs = {p: [probabilities(s) for s in streams] for p, streams in split_streams.items()}
+        for i in range(len(SPLIT_REQUESTS))
+    ]
+    split_probs = [probabilities(s) for _, s in split_streams]
     natural = [_stream([clip], [], rng) for clip in _speak(list(REQUESTS))]
     natural_probs = [probabilities(s) for s, _ in natural]
 
-    ours = build_asr("openai-whisper", cache_dir=cache_dir)
-    before = build_asr("openai-whisper", cache_dir=cache_dir, short_context=False)
-    ours.warm_up()
-    before.warm_up()
-    results = []
-    rows = [(f"{ms} ms, short context", ms, 0, ours) for ms in SILENCE_WINDOWS_MS]
-    rows.insert(0, ("700 ms, 30 s window (before)", 700, 0, before))
-    rows = [(label, ms, pause, asr, False) for label, ms, pause, asr in rows]
-    rows += [
-        (f"{ms} ms, short context, speculative at a {pause} ms pause", ms, pause, ours, False)
-        for ms, pause in SPECULATIVE
-    ]
-    rows += [
-        (f"{ms} ms, speculative at {pause} ms + early end (voice loop)", ms, pause, ours, True)
-        for ms, pause in EARLY_END
-    ]
-    for label, ms, pause_ms, asr, early in rows:
-        config = EndpointConfig(silence_ms=ms, pause_ms=pause_ms)
-        r = WindowResult(label)
-        for pause, streams in split_streams.items():
-            r.cut[pause] = sum(
-                len(_live(s, p, config, asr, early)) > 1
-                for s, p in zip(streams, split_probs[pause], strict=True)
-            )
-        for (stream, speech_end), probs in zip(natural, natural_probs, strict=True):
-            found = _live(stream, probs, config, asr, early)
-            r.natural_cut += len(found) > 1
-            if not found:
-                continue
-            last = found[-1]
-            r.ended_early += last.early
-            delay = (last.decided_at - speech_end) / SAMPLE_RATE
-            start = time.perf_counter()
-            try:
-                asr.transcribe(last.utterance.audio)
-            except VoiceError as e:
-                logger.warning("%s: no transcript (%s)", label, e.code)
-            elapsed = time.perf_counter() - start
-            r.delays.append(delay)
-            r.asr.append(elapsed)
-            if last.transcript_at is not None:  # the guess at the pause was reused
-                r.total.append(
-                    (max(last.transcript_at, last.decided_at) - speech_end) / SAMPLE_RATE
-                )
-            else:
-                r.total.append(delay + elapsed)
-        results.append(r)
-        print(f"  {label}: {statistics.median(r.total):.2f} s", flush=True)
-    _print(results, len(natural))
-    return results
+    asrs = _recognizers({row.asr for row in rows}, cache_dir)
+    rows = tuple(row for row in rows if row.asr in asrs)
+    results = {row: WindowResult(row.label, cut=dict.fromkeys(HESITATIONS_S, 0)) for row in rows}
+    for (pause, stream), probs in zip(split_streams, split_probs, strict=True):
+        for row in rows:
+            heard = _live(stream, probs, row.config, asrs[row.asr], row.early_end)
+            results[row].cut[pause] += len(heard) > 1
+    for n, ((stream, speech_end), probs) in enumerate(zip(natural, natural_probs, strict=True)):
+        for row in rows:
+            _natural(results[row], row, asrs[row.asr], stream, speech_end, probs)
+        print(f"  request {n + 1}/{len(natural)} done", flush=True)
+    _print(list(results.values()), len(natural))
+    return list(results.values())
+
+
+def _natural(r: WindowResult, row: Row, asr, stream, speech_end: int, probs) -> None:
+    """One natural request through ``row``'s path: cut or not, and how long the person waits."""
+    found = _live(stream, probs, row.config, asr, row.early_end)
+    r.natural_cut += len(found) > 1
+    if not found:
+        return
+    last = found[-1]
+    r.ended_early += last.early
+    delay = (last.decided_at - speech_end) / SAMPLE_RATE
+    start = time.perf_counter()
+    try:
+        asr.transcribe(last.utterance.audio)
+    except VoiceError as e:
+        logger.warning("%s: no transcript (%s)", row.label, e.code)
+    elapsed = time.perf_counter() - start
+    r.delays.append(delay)
+    r.asr.append(elapsed)
+    if last.transcript_at is not None:  # the guess at the pause was reused
+        r.total.append((max(last.transcript_at, last.decided_at) - speech_end) / SAMPLE_RATE)
+    else:
+        r.total.append(delay + elapsed)
 
 
 def _print(results: list[WindowResult], n_natural: int) -> None:
@@ -261,3 +324,19 @@ def _print(results: list[WindowResult], n_natural: int) -> None:
             f"| {statistics.median(r.total):.2f} / {max(r.total):.2f} "
             f"| {r.ended_early}/{n_natural} |"
         )
+
+
+if __name__ == "__main__":  # python -m benchmarks.asr_endpointing [--early-end]
+    import os  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from voice.whisper_weights import DEFAULT_CACHE_DIR  # noqa: PLC0415
+
+    def _stamp() -> str:
+        return f"load average {os.getloadavg()}, {time.strftime('%H:%M:%S UTC', time.gmtime())}"
+
+    logging.basicConfig(level=logging.WARNING)
+    print(_stamp())
+    chosen = EARLY_END_ROWS if "--early-end" in sys.argv else WINDOW_ROWS
+    run_endpointing_bench(DEFAULT_CACHE_DIR, chosen)
+    print(_stamp())

@@ -71,11 +71,19 @@ DRAIN_TIMEOUT_S = 60.0  # s to let the last reply finish playing when the loop e
 JOIN_TIMEOUT_S = 5.0  # s to wait for a cancelled turn to wind down at Ctrl+C
 # Silence (ms) after which recognition starts speculatively (voice.asr_speculative); with
 # the early end below, end of speech -> transcript is about this + the VAD's decay + ASR.
-DEFAULT_PAUSE_MS = 200.0
+DEFAULT_PAUSE_MS = 120.0
+# Least silence (ms) before a finished-sounding transcript ends the turn early: a person's
+# hesitation up to 0.6 s (VAD decay included) is never taken as the end, however fast the
+# recognizer (docs/BENCHMARKS.md, "Voice speed and memory, fifth session").
+DEFAULT_EARLY_END_MS = 600.0
 
 
 def _default_endpoint() -> EndpointConfig:
-    return EndpointConfig(pause_ms=DEFAULT_PAUSE_MS)
+    return EndpointConfig(
+        pause_ms=DEFAULT_PAUSE_MS,
+        post_roll_ms=min(EndpointConfig.post_roll_ms, DEFAULT_PAUSE_MS),  # the pause's audio
+        early_end_ms=DEFAULT_EARLY_END_MS,
+    )
 
 
 @dataclass(frozen=True)
@@ -86,12 +94,13 @@ class VoiceLoopSettings:
     ----------
     endpoint:
         When utterances start and end (VAD threshold, pre-roll, silence window, ...). Its
-        ``pause_ms`` (default 200; 0: off) starts recognition at a short pause; the
+        ``pause_ms`` (default 120; 0: off) starts recognition at a short pause; the
         transcript is reused when the person said no more (:mod:`voice.asr_speculative`).
     end_on_transcript:
         With speculative recognition: end the turn as soon as the pause's transcript sounds
         like a finished request (:func:`voice.turn_end.sounds_finished`) and the person is
-        still silent, instead of waiting out ``silence_ms``.
+        still silent, instead of waiting out ``silence_ms``; never before the endpoint's
+        ``early_end_ms`` of silence (default 600).
     echo:
         The stricter start rule used while the assistant speaks.
     barge_in:
@@ -143,9 +152,14 @@ class VoiceLoopSettings:
         e, g = _default_endpoint(), EchoGuard()
         silence_ms = get("silence_ms", e.silence_ms)
         pause_ms = get("pause_ms", e.pause_ms)
-        post_roll_ms = min(e.post_roll_ms, pause_ms or e.post_roll_ms)
+        post_roll_ms = min(EndpointConfig.post_roll_ms, pause_ms or EndpointConfig.post_roll_ms)
         if pause_ms and frames_for(pause_ms) >= frames_for(silence_ms):
             pause_ms = 0.0  # a silence window this short leaves no room for a pause
+        early_end_ms = get("early_end_ms", e.early_end_ms)
+        end_on_transcript = bool(get("end_on_transcript", True))
+        if frames_for(early_end_ms) >= frames_for(silence_ms):
+            # The window itself ends the turn before an early end could: nothing to do.
+            early_end_ms, end_on_transcript = 0.0, False
         return cls(
             endpoint=EndpointConfig(
                 threshold=get("vad_threshold", e.threshold),
@@ -155,8 +169,9 @@ class VoiceLoopSettings:
                 min_speech_ms=get("min_speech_ms", e.min_speech_ms),
                 max_utterance_s=get("max_utterance_s", e.max_utterance_s),
                 pause_ms=pause_ms,
+                early_end_ms=early_end_ms,
             ),
-            end_on_transcript=bool(get("end_on_transcript", True)),
+            end_on_transcript=end_on_transcript,
             echo=EchoGuard(
                 threshold=get("barge_in_threshold", g.threshold),
                 frames=get("barge_in_frames", g.frames),
@@ -412,8 +427,8 @@ class VoiceLoop:
     def _end_if_finished(self, playing: bool) -> None:
         """End the turn now when the pause's transcript is in, sounds finished, and the person
         has stayed silent since the pause."""
-        if self._paused_judged or not self.endpointer.still_paused(self._paused):
-            return
+        if self._paused_judged or not self.endpointer.may_end_early(self._paused):
+            return  # judged already, speech resumed, or the silence is still short
         transcript = self._speculative.ready() if self._speculative else None
         if transcript is None:
             return

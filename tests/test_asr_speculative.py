@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from assistant.events import Event, EventType
-from frontends.voice_loop import VoiceLoopSettings, run_voice_loop
+from frontends.voice_loop import DEFAULT_EARLY_END_MS, VoiceLoopSettings, run_voice_loop
 from voice.asr_base import Transcript
 from voice.asr_speculative import SpeculativeASR
 from voice.endpointing import EndpointConfig
@@ -96,13 +96,13 @@ class HearingController:
         yield Event(EventType.TURN_END, {"ok": True, "code": None, "seconds": 0.0})
 
 
-def run(segments, text_of, end_on_transcript=True):
-    asr = FakeASR(text_of)
+def run(segments, text_of, end_on_transcript=True, early_end_ms=0.0, asr_delay_s=0.15):
+    asr = FakeASR(text_of, delay_s=asr_delay_s)
     controller = HearingController(asr)
-    settings = VoiceLoopSettings(
-        endpoint=EndpointConfig(pre_roll_ms=0, silence_ms=SILENCE_MS, pause_ms=PAUSE_MS),
-        end_on_transcript=end_on_transcript,
+    endpoint = EndpointConfig(
+        pre_roll_ms=0, silence_ms=SILENCE_MS, pause_ms=PAUSE_MS, early_end_ms=early_end_ms
     )
+    settings = VoiceLoopSettings(endpoint=endpoint, end_on_transcript=end_on_transcript)
     source = FakeSource(segments, realtime=True, speed=2.0)
     player = Player(FakeSink(speed=20.0))
     try:
@@ -199,3 +199,34 @@ def test_speculative_asr_answers_only_the_same_audio_and_arguments():
     assert [c for c in asr.calls if c == (audio.size, None, "transcribe")][-1:]
     assert spec.transcribe(audio.copy(), task="transcribe").text == "1.0 s"
     assert len(asr.calls) == n + 1  # no guess left: decoded as usual
+
+
+def _halves_heard(early_end_ms: float) -> list[str]:
+    """Two finished-sounding halves 0.4 s apart, recognized at once (as on a GPU)."""
+
+    def text_of(seconds):
+        return "Draw a lighthouse." if seconds < 1.6 else "Draw a lighthouse on a cliff at night."
+
+    segments = [0.5, burst(1.0, 1), 0.4, burst(1.0, 2), 1.5]
+    result, _, _ = run(segments, text_of, early_end_ms=early_end_ms, asr_delay_s=0.0)
+    return [turn.transcript for turn in result.turns]
+
+
+def test_a_hesitation_shorter_than_the_early_end_floor_is_not_taken_as_the_end():
+    assert _halves_heard(DEFAULT_EARLY_END_MS) == ["Draw a lighthouse on a cliff at night."]
+    # Without the floor, a recognizer this fast ends the turn inside the hesitation.
+    assert _halves_heard(0.0)[0] == "Draw a lighthouse."
+
+
+def test_the_voice_settings_start_guessing_early_and_keep_the_floor():
+    from assistant.config import load_config
+
+    config = load_config(None)
+    endpoint = VoiceLoopSettings.from_config(config).endpoint
+    assert endpoint.pause_ms == config.voice.pause_ms
+    assert endpoint.post_roll_ms <= endpoint.pause_ms  # the pause's audio is the utterance's
+    assert endpoint.early_end_ms == DEFAULT_EARLY_END_MS
+
+    config.voice.silence_ms = 500  # shorter than the floor: the window ends turns itself
+    settings = VoiceLoopSettings.from_config(config)
+    assert settings.end_on_transcript is False and settings.endpoint.early_end_ms == 0.0

@@ -94,3 +94,41 @@ def test_end_now_does_nothing_once_speech_resumed():
     events = _feed(endpointer, [0.05] * 20, rng)
     (utterance,) = [e for e in events if isinstance(e, Utterance)]
     assert utterance.speech_frames == 25  # both parts, in one utterance
+
+
+def test_an_early_end_waits_for_its_floor_however_soon_the_transcript_is_in():
+    # The guess at 288 ms may be back at once (a GPU); a 416 ms hesitation is still safe.
+    config = EndpointConfig(pre_roll_ms=0, silence_ms=480, pause_ms=288, early_end_ms=416)
+    endpointer = Endpointer(config, clock=lambda: 0.0)
+    rng = np.random.default_rng(0)
+    (paused,) = _feed(endpointer, [0.9] * 20 + [0.05] * 9, rng)  # the pause: 9 frames
+    assert endpointer.still_paused(paused) and not endpointer.may_end_early(paused)
+    assert endpointer.end_now(paused) == [] and endpointer.in_speech  # too soon: not ended
+    _feed(endpointer, [0.05] * 3, rng)  # 12 frames = 384 ms
+    assert endpointer.end_now(paused) == []
+    _feed(endpointer, [0.05] * 1, rng)  # 13 frames = 416 ms: the floor
+    assert endpointer.may_end_early(paused)
+    (utterance,) = endpointer.end_now(paused)
+    assert utterance.same_speech(paused)
+
+
+def test_a_hesitation_shorter_than_the_floor_keeps_the_request_whole():
+    config = EndpointConfig(
+        pre_roll_ms=0, silence_ms=480, pause_ms=192, post_roll_ms=192, early_end_ms=416
+    )
+    endpointer = Endpointer(config, clock=lambda: 0.0)
+    rng = np.random.default_rng(0)
+    (paused,) = _feed(endpointer, [0.9] * 20 + [0.05] * 6, rng)
+    for _ in range(5):  # a caller asking every frame, transcript "finished" all along
+        assert endpointer.end_now(paused) == []
+        _feed(endpointer, [0.05], rng)
+    _feed(endpointer, [0.9] * 10, rng)  # the person goes on after 352 ms
+    events = _feed(endpointer, [0.05] * 20, rng)
+    (utterance,) = [e for e in events if isinstance(e, Utterance)]
+    assert utterance.speech_frames == 30  # both halves
+
+
+@pytest.mark.parametrize("early_end_ms", [480, 600, -1])
+def test_the_floor_must_fall_inside_the_silence_window(early_end_ms):
+    with pytest.raises(ValueError, match="early_end_ms"):
+        EndpointConfig(silence_ms=480, pause_ms=288, early_end_ms=early_end_ms)

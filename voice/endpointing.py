@@ -22,7 +22,8 @@ Rules (all durations in whole frames of 32 ms):
   far is announced after that much non-speech, so recognition can start before the end is
   decided; if speech does not resume, the :class:`Utterance` that follows holds the same
   audio (``same_speech`` tells), and its transcript is already there. A caller that judges
-  the request finished from that transcript may end it at once (:meth:`Endpointer.end_now`);
+  the request finished from that transcript may end it at once (:meth:`Endpointer.end_now`),
+  once the silence has lasted ``early_end_ms``;
 - utterances with less than ``min_speech_ms`` of speech frames are dropped (coughs, clicks);
 - an utterance reaching ``max_utterance_s`` is cut and handed back at once (``cut=True``).
 
@@ -79,6 +80,11 @@ class EndpointConfig:
     pause_ms:
         Non-speech after which a :class:`SpeechPaused` is announced (0: never); at least
         ``post_roll_ms`` (so its audio is the utterance's) and below ``silence_ms``.
+    early_end_ms:
+        Least non-speech before :meth:`Endpointer.end_now` may end an utterance early (0:
+        at the pause). It keeps a person's hesitation shorter than this from being taken as
+        the end however fast recognition is (a GPU recognizes in ~30 ms); below
+        ``silence_ms``.
     """
 
     threshold: float = 0.5
@@ -90,6 +96,7 @@ class EndpointConfig:
     min_speech_ms: float = 250.0
     max_utterance_s: float = 15.0
     pause_ms: float = 0.0
+    early_end_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -102,13 +109,15 @@ class EndpointConfig:
             raise ValueError(f"silence_ms must be at least one frame ({FRAME_MS} ms)")
         if self.max_utterance_s * 1000 <= self.min_speech_ms:
             raise ValueError("max_utterance_s must be longer than min_speech_ms")
-        for name in ("pre_roll_ms", "post_roll_ms", "min_speech_ms", "pause_ms"):
+        for name in ("pre_roll_ms", "post_roll_ms", "min_speech_ms", "pause_ms", "early_end_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.pause_ms and not min(self.post_roll_ms, self.silence_ms) <= self.pause_ms:
             raise ValueError("pause_ms must be at least post_roll_ms (or 0 for no pauses)")
         if self.pause_ms and frames_for(self.pause_ms) >= frames_for(self.silence_ms):
             raise ValueError("pause_ms must be shorter than silence_ms (or 0 for no pauses)")
+        if frames_for(self.early_end_ms) >= frames_for(self.silence_ms):
+            raise ValueError("early_end_ms must be shorter than silence_ms")
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,6 +268,7 @@ class Endpointer:
         self._min_speech_frames = frames_for(c.min_speech_ms)
         self._max_frames = max(1, int(c.max_utterance_s * 1000 // FRAME_MS))
         self._pause_frames = frames_for(c.pause_ms)
+        self._early_end_frames = max(self._pause_frames, frames_for(c.early_end_ms))
         self.reset()
 
     def reset(self) -> None:
@@ -363,17 +373,27 @@ class Endpointer:
             and u.silence_run >= self._pause_frames
         )
 
+    def may_end_early(self, paused: SpeechPaused | None) -> bool:
+        """True when :meth:`still_paused` holds and the silence has lasted ``early_end_ms``."""
+        u = self._open
+        return (
+            self.still_paused(paused)
+            and u is not None
+            and (u.silence_run >= self._early_end_frames)
+        )
+
     def end_now(self, paused: SpeechPaused) -> list[EndpointEvent]:
         """End the open utterance before its silence window is over (a turn-end decision).
 
-        Only while :meth:`still_paused` holds; the :class:`Utterance` handed back then holds
-        the pause's audio (``same_speech(paused)`` is true).
+        Only while :meth:`may_end_early` holds; the :class:`Utterance` handed back then
+        holds the pause's audio (``same_speech(paused)`` is true).
 
         Returns
         -------
-        ``[Utterance]``, or ``[]`` when speech resumed (nothing is ended then).
+        ``[Utterance]``, or ``[]`` when speech resumed or the silence is still shorter than
+        ``early_end_ms`` (nothing is ended then).
         """
-        if not self.still_paused(paused):
+        if not self.may_end_early(paused):
             return []
         return [self._close(self._clock(), cut=False)]
 

@@ -8,8 +8,9 @@ that stops on a word that needs a continuation ("... with", "... and the", "a ..
 comma or a dash, or on a filler ("um") is not finished, and keeps the full silence window.
 
 It cannot know that "Draw a lighthouse" will go on with "on a cliff at night" after a long
-breath: such a pause, if longer than the pause plus recognition (~0.5-0.6 s), ends the turn
-early, as a shorter silence window would.
+breath: the endpointer's ``early_end_ms`` floor (600 ms in the voice loop) keeps a shorter
+hesitation from ending the turn, however fast recognition is; a longer one ends it early,
+as a shorter silence window would.
 
 Example::
 
