@@ -427,7 +427,7 @@ _TRANSFORM_WORDS = re.compile(
     r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
     r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
     r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|desktop|"
-    r"wider|panorama|panoramic|"
+    r"wider|panorama|panoramic|round|"
     r"looking|pic|avatar)\b"
 )
 

@@ -257,11 +257,13 @@ def command_reply(plan: Plan, current: ImageNode | None, lang: str = SOURCE_LANG
         case Intent.SELECT:
             if current is None:
                 return t(lang, "Okay.")
+            # An edit's request ("make the book red") does not say what the picture shows.
+            shows = current.prompt.split(",")[0] if current.parent_id else None
             return t(
                 lang,
                 "Back to {node}: {subject}.",
                 node=current.id,
-                subject=_short(subject_of(current.request), 60),
+                subject=_short(shows or subject_of(current.request), 60),
             )
         case Intent.CHITCHAT:
             return chitchat_reply(plan.request, lang)
@@ -287,6 +289,8 @@ def chitchat_reply(said: str, lang: str = SOURCE_LANGUAGE) -> str:
     low = said.lower()
     if any(w in low for w in ("ignore", "disregard", "pretend", "act as", "you are now")):
         return t(lang, "I can only draw and change pictures. What should I draw?")
+    if re.search(r"\b(?:bye|goodbye|see you|good ?night|that's all|i'm done|ciao)\b", low):
+        return t(lang, "Bye! The pictures stay in this session: come back to it any time.")
     if any(w in low for w in ("thank", "great", "cool", "nice", "awesome", "perfect", "love")):
         return t(lang, "Glad you like it! Want to change anything else?")
     if "who" in low or "what are you" in low:

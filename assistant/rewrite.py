@@ -30,7 +30,8 @@ STOPWORDS = frozenset(
 
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
-    r"^\s*(?:(?:hey|(?:hi|hello|hiya)(?=\s*[,.!])|ok|okay|so|um|uh|and|then|now|please|"
+    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|hey|ok|okay|so|um|uh|and|then|now|"
+    r"please|"
     r"can you|could you|would you|will you|i want|i'd like|i would like|i'd love|i would love|"
     r"let's|lets|"
     r"go ahead and|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|gimme|"

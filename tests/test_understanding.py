@@ -557,3 +557,18 @@ def test_the_reply_to_several_changes_names_every_one():
     assert "at night" in plan.prompt and "moon" in plan.prompt and "add" not in plan.prompt
     reply = edit_done(plan.change, plan.more_changes)
     assert "at night" in reply and "added a moon" in reply
+
+
+def test_going_back_to_an_edited_picture_says_what_it_shows_and_bye_is_goodbye():
+    from assistant.replies import chitchat_reply, command_reply
+
+    state = session("a tiny robot reading a book under a tree")
+    edit = understand("make the book red", state, REWRITER)
+    child = replace(
+        state.current, id="n2", parent_id="n1", prompt=edit.prompt, request=edit.request
+    )
+    state.add_node(child)
+    reply = command_reply(understand("show me the second picture", state, REWRITER), child)
+    assert "a tiny robot reading a red book" in reply and "the book red" not in reply
+    assert chitchat_reply("thanks a lot, bye").startswith("Bye!")
+    assert chitchat_reply("thanks a lot").startswith("Glad")
