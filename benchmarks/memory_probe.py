@@ -87,6 +87,25 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def resident_by_mapping(top: int = TOP) -> list[tuple[str, float]]:
+    """Where the RSS is: MB resident per mapped file (libraries, model files) and for the
+    anonymous memory (malloc, torch tensors, Python), biggest first, from /proc/self/smaps."""
+    sizes: collections.Counter = collections.Counter()
+    name = "[anonymous]"
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            name = Path(fields[5]).name if len(fields) > 5 else "[anonymous]"
+            name = "[anonymous]" if name in ("[heap]", "[stack]") else name
+        elif fields and fields[0] == "Rss:":
+            sizes[name] += int(fields[1]) / 1024
+    return [(n, round(mb, 1)) for n, mb in sizes.most_common(top)]
+
+
 def arenas() -> dict[str, float]:
     """malloc's arenas from glibc's ``malloc_info``: how many, and the MB they hold from the
     system (in use or not). Threads get arenas of their own, up to 8 per core unless

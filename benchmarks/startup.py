@@ -115,7 +115,11 @@ def _child_build(kind: str, config_args: list[str]) -> dict:
     release_memory_after_turn()  # what every front end gets at a turn's end
     trim_s = time.perf_counter() - trim_start
     now, peak = rss_mb()
+    from benchmarks.memory_probe import mallinfo, resident_by_mapping  # noqa: PLC0415
+
     return {
+        "malloc_after_trim": mallinfo(),
+        "resident_by_mapping": resident_by_mapping(),
         "ready_s": ready_s,
         "warm_s": warm_s,
         "ready_rss_mb": ready_rss,
@@ -220,6 +224,9 @@ def run_startup_bench(
                     for k, v in r["steps"].items()
                 )
                 print(f"\n{label} steps: {steps}")
+                where = ", ".join(f"{name} {mb:.0f}" for name, mb in r["resident_by_mapping"])
+                print(f"{label} RSS after the turn by mapping, MB: {where}")
+                print(f"{label} malloc after the trim, MB: {r['malloc_after_trim']}")
     print(f"\nDone: {_load()}")
     return 1 if failed else 0
 
