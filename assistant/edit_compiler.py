@@ -253,7 +253,13 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
             else:  # a quality replaces its opposite, if any
                 drop = {o for o in OPPOSITES.get(value.lower(), []) if " " not in o}
                 adjectives = [a for a in adjectives if _bare(a) not in drop | {value.lower()}]
-            tokens[start:j] = [*value_words, *adjectives]
+            # "a small red boat" -> "a small green boat": a colour after the words of size,
+            # age and opinion ("a big golden oak tree"), a material after the colour too.
+            cut = 0
+            if is_colour or is_material:
+                first = _BEFORE_COLOUR | (COLOURS if not is_colour else set())
+                cut = max((i + 1 for i, a in enumerate(adjectives) if _bare(a) in first), default=0)
+            tokens[start:j] = [*adjectives[:cut], *value_words, *adjectives[cut:]]
             return _fix_article(" ".join(tokens))
     if not target and is_colour:  # "make it yellow": the first coloured thing changes colour
         for j, token in enumerate(tokens):
@@ -320,6 +326,10 @@ def adjust(scene: str, negatives: list[str], obj: str, value: str) -> tuple[str,
 
 
 # --- small text helpers ---------------------------------------------------------------------
+_BEFORE_COLOUR = set(
+    """small big large tiny huge little giant old young new ancient tall short long round cute
+    cozy cosy beautiful pretty lovely fluffy fat thin wide narrow""".split()
+)
 _DETERMINERS = {"a", "an", "the", "some", "two", "three", "four", "many", "several", "his", "her"}
 _LINKS = ("with ", "at ", "in ", "on ", "under ", "during ", "and ", "by ", "near ", "wearing ")
 

@@ -64,6 +64,7 @@ _CHAT_WORDS = {
     "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
     "sho": "show", "shw": "show", "agian": "again",
 }  # fmt: skip
+_LEAD_IN = re.compile(r"^(?:(?:actually|um+|uh+|oh|ok|okay|so|no|hmm+|well|wait|oops)\s+)+")
 _AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
 _WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previous) won\b")
 _WORD = re.compile(r"[a-z]+")
@@ -80,7 +81,10 @@ def repair_heard(text: str) -> str:
         said = " ".join(_CHAT_WORDS.get(w, w) for w in said.split())
     if re.match(r"^ad (?:a|an|some|the|more)\b", said):  # "ad a rainbow"
         return "add " + text.split(" ", 1)[1]
-    repaired = _HEARD_AS.get(said) or _AND_DO.sub("undo that", said)
+    core = _LEAD_IN.sub("", said)  # "Actually, and do that."
+    repaired = _HEARD_AS.get(core) or _AND_DO.sub("undo that", core)
+    if repaired == core:
+        repaired = said
     repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", repaired)
     return repaired if repaired != said else text
 

@@ -572,3 +572,20 @@ def test_going_back_to_an_edited_picture_says_what_it_shows_and_bye_is_goodbye()
     assert "a tiny robot reading a red book" in reply and "the book red" not in reply
     assert chitchat_reply("thanks a lot, bye").startswith("Bye!")
     assert chitchat_reply("thanks a lot").startswith("Glad")
+
+
+@pytest.mark.parametrize(
+    ("said", "has"),
+    [
+        ("make the boat green", "a small green boat"),
+        ("make the boat wooden", "a small red wooden boat"),
+        ("make the tree golden", "a big golden oak tree"),
+    ],
+)
+def test_a_new_colour_or_material_takes_its_place_among_the_adjectives(said, has):
+    plan = understand(said, session("a small red boat on a lake, a big oak tree"), REWRITER)
+    assert has in plan.prompt
+
+
+def test_a_misheard_undo_after_a_filler_is_still_undo():
+    assert understand("Actually, and do that.", session(GARDEN, CAR), REWRITER).intent == Intent.UNDO
