@@ -588,4 +588,5 @@ def test_a_new_colour_or_material_takes_its_place_among_the_adjectives(said, has
 
 
 def test_a_misheard_undo_after_a_filler_is_still_undo():
-    assert understand("Actually, and do that.", session(GARDEN, CAR), REWRITER).intent == Intent.UNDO
+    plan = understand("Actually, and do that.", session(GARDEN, CAR), REWRITER)
+    assert plan.intent == Intent.UNDO
