@@ -115,8 +115,10 @@ class VoiceConfig(_Section):
     answer_window_s: float = Field(10, ge=0, le=120)
     # Speculative recognition starts at a pause this long; the turn ends at once when that
     # transcript sounds finished and the person stayed silent (frontends/voice_loop.py).
-    pause_ms: int = Field(200, ge=0, le=2000)  # 0: no speculative recognition
+    pause_ms: int = Field(120, ge=0, le=2000)  # 0: no speculative recognition
     end_on_transcript: bool = True
+    # ... but never before this much silence: a hesitation this long is not the end of a turn
+    early_end_ms: int = Field(600, ge=0, le=2000)
 
 
 class UiConfig(_Section):

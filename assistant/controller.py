@@ -36,6 +36,7 @@ from assistant.events import (
 from assistant.i18n import N_, SOURCE_LANGUAGE, reply_languages, t
 from assistant.language import MIN_WORDS, detect_language
 from assistant.plan import IMAGE_INTENTS, ChangeKind, Intent, Plan
+from assistant.pool import release_memory_after_turn
 from assistant.replies import (
     command_reply,
     error_reply,
@@ -453,6 +454,7 @@ class Controller:
             if exchange is None:
                 cancel.set()
                 self._record(session, turn, said, reply, "cancelled")
+            release_memory_after_turn()  # freed buffers go back to the OS, in every front end
 
     def _record(self, session: Session, turn: int, said: str, reply: str, outcome: str) -> Exchange:
         exchange = Exchange(

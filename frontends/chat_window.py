@@ -32,7 +32,6 @@ from assistant.errors import AssistantError
 from assistant.events import Event, EventType
 from assistant.i18n import reply_languages
 from assistant.language import language_name
-from assistant.pool import release_freed_memory
 
 logger = logging.getLogger(__name__)
 # Run in the browser as a request is sent: the request box is emptied at once, on the page,
@@ -115,8 +114,6 @@ class TurnRunner:
             finally:
                 job.recorded = job.done = True
                 job.events.put(None)
-            if self._queue.empty():  # between turns: what a turn freed goes back to the OS
-                release_freed_memory()
 
 
 class ChatSessions:

@@ -338,3 +338,15 @@ def test_spoken_replies_say_no_paths_or_setting_names_but_keep_slashed_words():
     kept = "a red barn and/or a boat, open 24/7"
     assert spoken_text(kept) == kept
     assert "image.model" not in spoken_text("Set image.model to a model folder.")
+
+
+def test_every_turn_ends_by_giving_freed_memory_back(controller, monkeypatch):
+    """The trim is the controller's, so the API, the voice loop and the CLI all get it."""
+    import assistant.controller as controller_module
+
+    calls = []
+    monkeypatch.setattr(controller_module, "release_memory_after_turn", lambda: calls.append(1))
+    session = controller.new_session()
+    run(controller, session, text="draw a red barn")
+    run(controller, session, text="hmm")  # a turn without a picture trims too
+    assert len(calls) == 2
