@@ -387,6 +387,47 @@ class Controller:
         self.save_png(result.image, path, params)
         return params
 
+    # --- what a live voice loop needs besides turns -------------------------------------
+    @contextmanager
+    def hearing_through(self, wrap: Callable[[Any], Any]) -> Iterator[Any]:
+        """Within the block, speech is recognized by ``wrap(loaded recognizer)``; after it,
+        by the loaded one again. Yields the wrapper (None, and nothing changes, without ASR).
+
+        For a recognizer that answers from work done ahead of the turn (the voice loop's
+        ``voice.asr_speculative.SpeculativeASR``): the controller keeps owning its engine and
+        is sure to get it back, however the loop ends.
+        """
+        loaded = self.asr
+        if loaded is None:
+            yield None
+            return
+        self.asr = wrapper = wrap(loaded)
+        try:
+            yield wrapper
+        finally:
+            self.asr = loaded
+
+    def hearing_options(self, session: Session) -> dict[str, Any]:
+        """The ``language`` and ``task`` that ``run_turn``'s first recognition of this
+        session's speech passes (as in ``_transcribe``), so a recognition started ahead of the
+        turn asks the same question and its answer is the one reused."""
+        return {"language": session.settings.speech_language or None, "task": "transcribe"}
+
+    def warm_up_hearing(self) -> None:
+        """Run the recognizer once on near-silence, so the first spoken request does not pay
+        for loading kernels (nothing without ASR or a recognizer with no warm-up)."""
+        warm_up = getattr(self.asr, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+
+    @property
+    def speech_sample_rate(self) -> int | None:
+        """The default voice's output rate, so a player can open at it before the first reply
+        (None: speech output is off). Another voice a session picks says its own in each chunk."""
+        if self.tts is None:
+            return None
+        return int(getattr(self.tts, "sample_rate", 22050))
+
     def _persist(self, session: Session, node: ImageNode | None = None) -> None:
         if self.store is None:
             return

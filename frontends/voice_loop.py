@@ -326,8 +326,10 @@ class VoiceLoop:
         self._speaking: TurnRecord | None = None  # the turn whose audio was queued last
         self._speaking_text = ""  # what the assistant says now (for the echo check)
         self._barged = False  # the open utterance interrupted the assistant
-        self._ack_audio = None  # in the default voice, rendered at start
-        self._ack_by_language: dict[str, object] = {}  # others, rendered on first need
+        # "On it." as (samples, sample rate): in the default voice, rendered at start; in
+        # another language's voice, rendered on first need (None: it can't be said).
+        self._ack_audio: tuple[np.ndarray, int] | None = None
+        self._ack_by_language: dict[str, tuple[np.ndarray, int] | None] = {}
         self._speculative: SpeculativeASR | None = None  # while run() has it installed
         self._paused: SpeechPaused | None = None  # the pause being recognized speculatively
         self._paused_judged = False  # its transcript was read and did not sound finished
@@ -342,7 +344,23 @@ class VoiceLoop:
         """
         self._prepare_acknowledgement()
         self.player.open()
-        plain_asr = self._install_speculation()
+        with self.controller.hearing_through(self._speculation_wrapper()) as hearing:
+            self._speculative = hearing if isinstance(hearing, SpeculativeASR) else None
+            try:
+                self._listen_until_done()
+            finally:
+                self._speculative = None
+        return self.result
+
+    def _speculation_wrapper(self) -> Callable[[Any], Any]:
+        """Wraps the controller's recognizer in a :class:`SpeculativeASR` when pauses are on
+        (so a pause starts recognition), else leaves it as it is."""
+        config = getattr(self.endpointer, "config", None)
+        if isinstance(self.endpointer, Endpointer) and config.pause_ms:
+            return SpeculativeASR
+        return lambda asr: asr
+
+    def _listen_until_done(self) -> None:
         worker = threading.Thread(target=self._work, name="voice-turns", daemon=True)
         worker.start()
         finished = False
@@ -362,23 +380,6 @@ class VoiceLoop:
             worker.join(None if finished else JOIN_TIMEOUT_S)
             if finished:
                 self.player.wait(self.settings.drain_timeout_s)
-            if self._speculative is not None:
-                self.controller.asr = plain_asr
-                self._speculative = None
-        return self.result
-
-    def _install_speculation(self) -> Any:
-        """Put a :class:`SpeculativeASR` in front of the controller's ASR when pauses are on.
-
-        Returns the controller's own recognizer (put back when the loop ends).
-        """
-        asr = getattr(self.controller, "asr", None)
-        config = getattr(self.endpointer, "config", None)
-        if asr is None or not isinstance(self.endpointer, Endpointer) or not config.pause_ms:
-            return asr
-        self._speculative = SpeculativeASR(asr)
-        self.controller.asr = self._speculative
-        return asr
 
     def stop(self) -> None:
         """Stop listening, cancel the running turn, and silence the player."""
@@ -417,10 +418,8 @@ class VoiceLoop:
             return
         if self._running is not None or not self._requests.empty():
             return  # a turn is drawing or talking: do not slow it down on a guess
-        settings = getattr(self.session, "settings", None)
-        language = getattr(settings, "speech_language", None) or None
-        # The arguments the controller's own call will have (assistant.controller._transcribe).
-        spec.speculate(paused.audio, language=language, task="transcribe")
+        # Asked as the turn will ask it, or the turn would not reuse the answer.
+        spec.speculate(paused.audio, **self.controller.hearing_options(self.session))
         self._paused, self._paused_judged = paused, False
         self.result.speculated += 1
 
@@ -574,11 +573,10 @@ class VoiceLoop:
 
     def _prepare_acknowledgement(self) -> None:
         """Render "On it." once, so saying it later costs nothing."""
-        tts = getattr(self.controller, "tts", None)
-        if not self.settings.acknowledgement or tts is None:
+        if not self.settings.acknowledgement or self.controller.speech_sample_rate is None:
             return
         try:
-            self._ack_audio = tts.synthesize(self.settings.acknowledgement)
+            self._ack_audio = self.controller.speak(self.settings.acknowledgement, as_reply=False)
         except Exception as e:  # the loop works without it
             logger.warning("Could not render the acknowledgement: %s", e)
 
@@ -592,14 +590,19 @@ class VoiceLoop:
         audio = self._ack_audio if language == "en" else self._ack_in(language, text)
         if audio is None:
             return None
-        return self._play(running, audio.samples, audio.sample_rate, "ack")
+        samples, sample_rate = audio
+        return self._play(running, samples, sample_rate, "ack")
 
     def _ack_in(self, language: str, text: str):
         """The acknowledgement in ``language``'s voice, rendered once (None if it can't be)."""
         if language not in self._ack_by_language:
+            if self.controller.speech_sample_rate is None:  # speech output is off
+                self._ack_by_language[language] = None
+                return None
             try:
-                voice = self.controller.voice_for(self.session)
-                self._ack_by_language[language] = voice.synthesize(text) if voice else None
+                self._ack_by_language[language] = self.controller.speak(
+                    text, voice=self.session.settings.voice, language=language, as_reply=False
+                )
             except Exception as e:  # the turn goes on without it
                 logger.warning("Could not render the acknowledgement in %s: %s", language, e)
                 self._ack_by_language[language] = None
@@ -727,9 +730,8 @@ def main(
     controller, report = build_controller(config)
     for notice in report.notices:
         print(f"note: {notice}")
-    if controller.asr is not None and hasattr(controller.asr, "warm_up"):
-        controller.asr.warm_up()
-    player = Player(sink, sample_rate=getattr(controller.tts, "sample_rate", 22050))
+    controller.warm_up_hearing()
+    player = Player(sink, sample_rate=controller.speech_sample_rate or 22050)
 
     # 3. Listen.
     endpointer = PushToTalk(settings.endpoint) if push_to_talk else None

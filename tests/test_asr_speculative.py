@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from assistant.controller import Controller
 from assistant.events import Event, EventType
 from frontends.voice_loop import DEFAULT_EARLY_END_MS, VoiceLoopSettings, run_voice_loop
 from voice.asr_base import Transcript
@@ -66,6 +67,10 @@ class HearingController:
     """A controller stand-in that transcribes as the real one does (``self.asr``)."""
 
     tts = None
+    # The verbs the loop calls besides turns, as the real controller has them.
+    hearing_through = Controller.hearing_through
+    hearing_options = Controller.hearing_options
+    speech_sample_rate = Controller.speech_sample_rate
 
     def __init__(self, asr):
         self.asr = asr

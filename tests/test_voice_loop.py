@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from assistant.controller import Controller
 from assistant.events import Event, EventType
 from frontends.voice_loop import VoiceLoopSettings, run_voice_loop
 from tests.speech import say
@@ -101,7 +102,11 @@ class ScriptedController:
     transcript unless the script gives one.
     """
 
-    tts = None  # no speech: nothing to play
+    asr = tts = None  # its own hearing; no speech: nothing to play
+    # The verbs the loop calls besides turns, as the real controller has them.
+    hearing_through = Controller.hearing_through
+    hearing_options = Controller.hearing_options
+    speech_sample_rate = Controller.speech_sample_rate
 
     def __init__(self, script):
         self.script, self.heard = list(script), []
@@ -250,7 +255,7 @@ def test_spoken_request_through_the_loop(controller, speech):
     # 1 s silence + the request + 1.5 s silence, in real time, as a microphone gives it.
     source = FakeSource([1.0, speech(REQUEST), 1.5], realtime=True, noise_dbfs=-70)
     sink = FakeSink(speed=8.0)  # the speaker may play faster than real time here
-    player = Player(sink, sample_rate=controller.tts.sample_rate)
+    player = Player(sink, sample_rate=controller.speech_sample_rate)
     lines: list[str] = []
     session = controller.new_session()
     try:
@@ -294,7 +299,7 @@ def test_spoken_request_through_the_loop(controller, speech):
 def test_barge_in_stops_the_reply_and_the_interruption_is_the_next_turn(controller, speech):
     interruption = speech("Make it darker.")
     source = FakeSource([0.5, speech(REQUEST)], realtime=True, then="silence")
-    player = Player(FakeSink(speed=1.0), sample_rate=controller.tts.sample_rate)  # ~13 s reply
+    player = Player(FakeSink(speed=1.0), sample_rate=controller.speech_sample_rate)  # ~13 s reply
     pushed_at: list[float] = []
 
     def interrupt_once_the_reply_is_heard() -> None:
@@ -663,7 +668,7 @@ def test_a_german_speaker_hears_the_acknowledgement_and_reply_in_german(
 
     monkeypatch.setattr(controller, "asr", GermanSpeaker())
     source = FakeSource([0.5, speech(REQUEST), 1.5], realtime=True, noise_dbfs=-70)
-    player = Player(FakeSink(speed=8.0), sample_rate=controller.tts.sample_rate)
+    player = Player(FakeSink(speed=8.0), sample_rate=controller.speech_sample_rate)
     lines: list[str] = []
     session = controller.new_session()
     try:
