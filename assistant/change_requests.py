@@ -51,8 +51,9 @@ _TAKE_OUT = re.compile(
     r"(?: of (?:it|the (?:picture|image|scene))| (?:of )?(?:him|her|them|it|the [\w-]+))?$"
 )
 _REPLACE = re.compile(
-    r"^(?:turn|change|make|swap|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
-    r"(?:into|to|for|with) (?P<value>(?:a |an |some )?[\w' -]+)$"
+    r"^(?:(?:turn|change|make|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
+    r"(?:into|to)|swap (?:the |that |his |her |its )(?P<swapped>[\w' -]+?) (?:for|with)) "
+    r"(?P<value>(?:a |an |some )?[\w' -]+)$"
 )
 # "i want that the taxis are become red buses", "the cat becomes a tiger": one thing turns into
 # another (said by people who learnt English later, or by Whisper)
@@ -92,6 +93,26 @@ _WEAR = re.compile(
 _IS = re.compile(
     r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:is|are|looks?) (?P<value>(?:more |"
     r"less |a bit |much |too )?[\w-]+)$"
+)
+# "i wonder if it might look nicer without the clouds": a removal, said as a wish
+_BETTER_WITHOUT = re.compile(
+    r"^(?:[\w' ]+ )?(?:look|be|seem|feel) (?:a bit |much |even )?(?:nicer|better|cleaner|good|"
+    r"great|calmer|simpler) without (?:the |a |an |those |these |that |any )?(?P<object>[\w' -]+)$"
+)
+# "make the tower at sunrise": a time, weather or season said after a thing of the picture
+_THING_AT = re.compile(
+    r"^(?:make|show|put|set|have) (?:the |his |her |its )?[\w'-]+(?: [\w'-]+)? "
+    r"(?P<phrase>(?:at|in|during|on a|under a|by) [\w -]+)$"
+)
+# "i want the street empty" (its "i want" already trimmed), "the car blue": a thing and how
+_WANT_IT = re.compile(
+    r"^(?:i want |i'd like |i would like |i need |let's have |i prefer )?(?:the |his |her )"
+    r"(?!(?:too|so|very|really|a|bit)\b)(?P<object>[\w'-]+(?: [\w'-]+)?) "
+    r"(?P<value>(?:more |less |a bit |completely |totally )?[\w-]+)$"
+)
+_STATES = set(
+    """empty clean clear full bare open closed shut lit dark bright wet dry quiet busy crowded
+    calm tidy messy smaller bigger shiny rusty broken new old""".split()
 )
 # "make his cap a tweed one, a brown tweed": the thing stays, of another kind
 _A_KIND_ONE = re.compile(
@@ -189,8 +210,13 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
 
 
 def _structured(said: str) -> Change | None:
-    if m := (_TAKE_OUT.match(said) or _REMOVE.match(said)):
+    if m := (_TAKE_OUT.match(said) or _REMOVE.match(said) or _BETTER_WITHOUT.match(said)):
         return Change(kind=ChangeKind.REMOVE, object=m.group("object").strip())
+    if m := _THING_AT.match(said):  # "make the tower at sunrise": the scene's time, not a thing
+        if (phrase := _phrase_change(m.group("phrase"))) is not None:
+            return phrase
+    if (m := _WANT_IT.match(said)) and _is_state(m.group("value")):  # "i want the street empty"
+        return _attribute(m.group("object"), m.group("value"))
     if m := _AGE.match(said):
         way = "young" if m.group("way") == "younger" else "old"
         age = f", about {m.group('age')} years old" if m.group("age") else ""
@@ -201,12 +227,12 @@ def _structured(said: str) -> Change | None:
     if m := _BECOME.match(said):
         return Change(kind=ChangeKind.REPLACE, object=m.group("object"), value=m.group("value"))
     if m := _REPLACE.match(said):
-        value = m.group("value").strip()
+        value, obj = m.group("value").strip(), (m.group("object") or m.group("swapped")).strip()
         if pattern := _as_pattern(value):  # "change the awning to red and white stripes"
-            return Change(kind=ChangeKind.SET_ATTRIBUTE, object=m.group("object"), value=pattern)
+            return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=pattern)
         if _is_quality(value):
-            return _attribute(m.group("object"), value)
-        return Change(kind=ChangeKind.REPLACE, object=m.group("object").strip(), value=value)
+            return _attribute(obj, value)
+        return Change(kind=ChangeKind.REPLACE, object=obj, value=value)
     if m := _TOO.match(said):
         quality = m.group("quality")
         return Change(kind=ChangeKind.ADJUST, value=TOO_MUCH.get(quality, f"less {quality}"))
@@ -235,6 +261,9 @@ def _structured(said: str) -> Change | None:
     if m := (_SHOULD.match(said) or _COULD.match(said)):
         obj = m.groupdict().get("object") or ""
         verb, value = m.group("verb"), m.group("value").strip()
+        # "could be something other than yellow... lavender, maybe": the colour that follows
+        value = re.sub(r"^something (?:other|else) than [\w-]+\W+", "", value)
+        value = re.sub(r",? (?:maybe|perhaps|i guess|i think)$", "", value).strip(" .,")
         if not obj:  # "could he wear a raincoat": the person in the picture
             if verb in ("be", "look"):
                 return _phrase_change(value) or Change(kind=ChangeKind.ADJUST, value=value)
@@ -249,6 +278,9 @@ def _structured(said: str) -> Change | None:
     if m := _MAKE_IT.match(said):
         if m.group("value").strip() in COLOURS:  # "make it yellow": the thing that had a colour
             return Change(kind=ChangeKind.SET_ATTRIBUTE, value=m.group("value").strip())
+        scene = re.match(r"^(?:an? |the )?(?P<adj>[\w-]+) (?:[\w-]+)$", m.group("value").strip())
+        if scene and (phrase := _phrase_change(scene.group("adj"))) is not None:
+            return phrase  # "make it a snowy street": snow, the street stays
         return _phrase_change(m.group("value").strip()) or Change(
             kind=ChangeKind.FREE, value=m.group("value").strip()
         )
@@ -267,8 +299,16 @@ def _structured(said: str) -> Change | None:
     return _phrase_change(said) if len(said.split()) <= 4 else None
 
 
+# "make the storm worse": a stronger one of the weather named, not a "worse storm"
+_STRONGER = {"worse", "stronger", "heavier", "wilder", "fiercer", "more intense", "more violent"}
+_STRONG_WEATHER = {"storm": "fierce", "wind": "howling", "waves": "huge", "sea": "rough",
+                   "rain": "heavy", "snow": "heavy", "fog": "thick", "clouds": "dark"}  # fmt: skip
+
+
 def _attribute(obj: str, value: str) -> Change:
     obj, value = obj.strip(), re.sub(r"^(?:a bit|slightly|much) ", "", value.strip())
+    if value in _STRONGER and obj in _STRONG_WEATHER:
+        return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=_STRONG_WEATHER[obj])
     if value.startswith(("more ", "less ")) or value in COMPARATIVE:
         return Change(kind=ChangeKind.ADJUST, object=obj, value=value)
     return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
@@ -304,8 +344,25 @@ def split_phrases(value: str) -> list[Change] | None:
     return None
 
 
+_SHADES = ("dark", "light", "bright", "pale", "deep", "pastel", "navy", "royal", "sky", "neon")
+
+
+def _is_state(value: str) -> bool:
+    """A word that says how a thing is (a colour, "empty", "rusty"), not another thing."""
+    word = value.split()[-1]
+    return (
+        word in COLOURS
+        or word in COMPARATIVE
+        or word in _STATES
+        or word.endswith(("ful", "ous", "ive", "ish", "ic", "y"))
+        and not word.endswith(("ey", "ay", "oy"))
+    )
+
+
 def _is_quality(value: str) -> bool:
-    return value in COLOURS or value in COMPARATIVE or value.startswith(("more ", "less "))
+    words_ = value.split()
+    shade = len(words_) == 2 and words_[0] in _SHADES and words_[1] in COLOURS  # "dark green"
+    return shade or value in COLOURS or value in COMPARATIVE or value.startswith(("more ", "less "))
 
 
 def _phrase_change(value: str) -> Change | None:

@@ -85,7 +85,10 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         _rx(
             r"^(?:no,? )*(?:cancel|stop|abort|halt)(?: that| it| this| right there| now)?"
             r"(?:,? (?:stop|cancel|forget)(?: it| that)?)*$",
-            r"^scratch that(?: idea)?$",
+            r"^scratch that(?: idea)?(?:,? (?:i don't want it|i do not want it|forget it|"
+            r"never ?mind)(?: any ?more)?)?$",
+            r"^(?:olvídalo|olvidalo|no importa|vergiss es|egal|laisse tomber|oublie ça|"
+            r"lascia stare|lascia perdere|esquece|deixa pra lá)\b.*",
             r"^never ?mind\b.*",
             r"^forget (?:it|that|about it)$",
             r"^(?:no,? )?don't (?:bother|do that)$",
@@ -104,6 +107,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:i'm|i am) (?:stuck|lost|confused)$",
             r"^what are my options$",
             r"^how do i (?:use|start|do) (?:this|it)\b.*",
+            r"^how (?:do|can|should|would) i (?:go back|undo|get back|pick|choose|select|save|"
+            r"start over|change|edit|fix|get)\b.*",
         ),
     ),
     (
@@ -161,7 +166,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:show|list)(?: me| us)? (?:all (?:of )?(?:them|those|these|the ones)|"
             r"everything(?: so far| we (?:made|did|have))?)$",
             r"^what (?:did|have) you (?:just )?(?:change|changed|do|done)(?: to it)?"
-            r"(?: last time| just now| before| the last time| last| so far)?$",
+            r"(?: last time| just now| before| the last time| last| so far| in the last one|"
+            r" in that one| in the last picture| to the last one)?$",
             r"^(?:show|list|give|tell)(?: me)? (?:all |every )?(?:of )?(?:the |my |our )?"
             r"(?:pictures|images|history|versions|pics|drawings|everything|ones)\b.*",
             r"^(?:what|which) (?:pictures|images) (?:have|did) (?:we|you|i)\b.*",
@@ -208,6 +214,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:you are now|pretend to be|act as)\b",
             r"^(?:thanks|thank you) for watching\b.*",  # Whisper's hallucination on silence
             r"^(?:haha|hehe|lol|lmao)\b.*",
+            r"^(?:bet|say less|aight|ight|sick|dope|fire|lit|slay|based|no cap|fr|word|sweet|"
+            r"neat|rad|nice one|legit|facts)(?: (?:bro|dude|man|fam|tho))?$",
         ),
     ),
 ]
@@ -323,11 +331,13 @@ TARGET_PHRASE = re.compile(
 )
 
 OUTPAINT = _rx(
-    r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene))?"
+    r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene|[\w-]+))?"
     r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
-    r"all sides|every side|all around|sides)?(?: side)?(?: by (?P<px>\d+)(?: ?px| pixels)?)?"
+    r"all sides|every side|all around|sides|north|south|east|west)?(?: side)?"
+    r"(?: by (?P<px>\d+)(?: ?px| pixels)?)?"
     r"(?:,? (?:i want (?:to see )?|so i (?:can )?see |to (?:see|show) )more of (?:the )?"
-    r"[\w' -]+)?$",
+    r"[\w' -]+|,? (?:i need|i want|we need|for|so (?:that )?(?:i|we) (?:can|have)) (?:more|some|"
+    r"extra|room|space)\b[\w' -]*)?$",
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
     r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
@@ -344,12 +354,18 @@ DIRECTIONS = {
     "every side": "all",
     "all around": "all",
     "sides": "all",
+    "north": "up",
+    "south": "down",
+    "east": "right",
+    "west": "left",
     None: "all",
 }
 UPSCALE = re.compile(
     r"^(?:(?:can|could) (?:i|you|we) (?:get|have|see|make)|i need|i want|i'd like|give me)?"
     r" ?(?:it |this |that )?(?:in )?(?:an? )?"
     r"(?:upscale|enlarge|make it bigger|bigger|higher resolution|high resolution|more pixels|"
+    r"(?:make it )?(?:hella |super |really |way |very |much |a lot |extra )(?:big|bigger|larger|"
+    r"huge)|"
     r"(?:bigger|larger|high-?res|higher-?res|print|hd) (?:version|copy)|"
     r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
     r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|hd|4k|print quality)|hd|"
@@ -427,7 +443,7 @@ _TRANSFORM_WORDS = re.compile(
     r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
     r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
     r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|desktop|"
-    r"wider|panorama|panoramic|round|"
+    r"wider|panorama|panoramic|round|him|her|them|he|she|he's|she's|they're|facing|"
     r"looking|pic|avatar)\b"
 )
 
@@ -467,8 +483,10 @@ RESIZE = re.compile(
 # "merge the first and the last one", "combine both pictures", "put the two side by side".
 COMBINE_REFS = re.compile(
     r"^(?:merge|combine|blend|mix|fuse|join|put) (?:the )?(?P<a>first|second|third|fourth|"
-    r"last|previous|\w+)(?: one| picture| image)? (?:and|with) (?:the )?(?P<b>first|second|"
-    r"third|fourth|last|previous|\w+)(?: one| picture| image)?(?: side by side| together)?$|"
+    r"last|previous|[\w-]+(?: [\w-]+)?)(?: one| picture| image)? (?:and|with) (?:the )?"
+    r"(?P<b>first|second|third|fourth|last|previous|[\w-]+(?: [\w-]+)?)(?: one| picture| image)?"
+    r"(?: side by side| together| next to each other)?(?: in (?:one|a single|the same|one big) "
+    r"(?:picture|image|scene|shot))?(?:,? (?:like|as if|so) .+)?$|"
     r"^(?:(?:can|could) you )?(?:merge|combine|blend|mix|fuse|join|put|mash|stick|bring) "
     r"(?:the two|both|them|these|those|these two|those two|the 2|these 2|those 2)"
     r"(?: pictures| images| ones)?(?: side by side| together| into one(?: picture| image)?)?$|"

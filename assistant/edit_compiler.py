@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from assistant.plan import Change, ChangeKind
-from assistant.rewrite import _stem, strip_quality, words
+from assistant.rewrite import _stem, strip_quality, thing_stems, words
 
 COLOURS = frozenset(
     """red orange yellow green blue purple violet pink brown black white grey gray golden gold
@@ -202,7 +202,7 @@ def compile_edit(
 # --- the operations -------------------------------------------------------------------------
 def remove_object(scene: str, obj: str) -> str:
     """The scene without the phrase that names ``obj`` ("with a small boat", "and a cat")."""
-    target = {_stem(w) for w in words(obj)}
+    target = thing_stems(obj)
     if not target:
         return scene
     out = []
@@ -235,7 +235,7 @@ def remove_object(scene: str, obj: str) -> str:
 def set_attribute(scene: str, obj: str, value: str) -> str:
     """ "make the car blue": the colour (or quality) of the named thing becomes ``value``."""
     tokens = scene.split()
-    target = {_stem(w) for w in words(obj)}
+    target = thing_stems(obj)
     value_words = value.split()
     is_colour = any(w.lower() in COLOURS for w in value_words)  # "blue and shiny" too
     is_material = any(w.lower() in MATERIALS for w in value_words)
@@ -272,7 +272,7 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
 def replace_object(scene: str, obj: str, value: str) -> tuple[str, bool]:
     """ "turn the cat into a dog": the thing's noun phrase becomes ``value``."""
     tokens = scene.split()
-    target = {_stem(w) for w in words(obj)}
+    target = thing_stems(obj)
     new = re.sub(r"^(?:a|an|the|some)\s+", "", value.strip(), flags=re.I).split()
     for j in range(len(tokens) - 1, -1, -1):
         if target and _stem(_bare(tokens[j])) in target:

@@ -30,7 +30,8 @@ STOPWORDS = frozenset(
 
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
-    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|hey|ok|okay|so|um|uh|and|then|now|"
+    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|hey|ok|okay|oh|also|so|um|uh|and|"
+    r"then|now|"
     r"please|"
     r"can you|could you|would you|will you|i want|i'd like|i would like|i'd love|i would love|"
     r"let's|lets|"
@@ -38,7 +39,8 @@ _COMMAND_PREFIX = re.compile(
     r"(?:one|another) of(?= (?:an?|some|two|three) )|"
     r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
-    r"(?:next|new|another|a new|a different) (?:picture|one|image)\s*[:,-]|"
+    r"(?:next|new|another|a new|a different|different) (?:picture|one|image|subject|topic|thing|"
+    r"scene)\s*[:,-]|"
     r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
     r"(?![a-z])\s*[,.!:]?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce|"
@@ -83,6 +85,25 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
+
+
+# Words people use for the same thing a prompt names otherwise ("the bike" in "a bicycle").
+_SAME_THING = [
+    {"bike", "bicycle"}, {"motorbike", "motorcycle"}, {"plane", "airplane", "aeroplane"},
+    {"car", "automobile"}, {"sofa", "couch"}, {"puppy", "pup", "doggy", "dog"},
+    {"kitten", "kitty", "cat"}, {"bunny", "rabbit"}, {"kid", "child"}, {"mom", "mum", "mother"},
+    {"dad", "father"}, {"tv", "television"}, {"ocean", "sea"}, {"boat", "ship"},
+    {"grey", "gray"}, {"colour", "color"},
+]  # fmt: skip
+_SAME_AS = {w: group for group in _SAME_THING for w in group}
+
+
+def thing_stems(text: str) -> set[str]:
+    """The stems of ``text``'s words, with the other words for the same things."""
+    out: set[str] = set()
+    for w in words(text):
+        out |= {_stem(x) for x in _SAME_AS.get(_stem(w), {w})} | {_stem(w)}
+    return out
 
 
 def content_words(text: str) -> list[str]:

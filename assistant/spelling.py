@@ -62,8 +62,22 @@ _CHAT_WORDS = {
     "teh": "the", "nd": "and", "thx": "thanks", "mkae": "make", "amke": "make",
     "mak": "make", "rmeove": "remove", "chnage": "change", "im": "i'm", "dont": "don't",
     "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
-    "sho": "show", "shw": "show", "agian": "again",
+    "sho": "show", "shw": "show", "agian": "again", "remuv": "remove", "remov": "remove",
+    "rmv": "remove", "makeit": "make it", "mkaeit": "make it",
+    "becuase": "because", "wiht": "with", "whit": "with", "hte": "the",
 }  # fmt: skip
+# Words Whisper writes for the command or number said (in the phrases where nothing else fits).
+_SOUNDS_LIKE = [
+    (r"\b((?:rotate|turn|move|extend|flip) (?:it )?)two the\b", r"\1to the"),
+    (r"\b((?:give me|make|show me|draw|do) )(?:tree|free)(?= more\b)", r"\1three"),
+    (r"\b(make (?:it|the [\w-]+|his [\w-]+|her [\w-]+))[.,]? read\b", r"\1 red"),
+    (r"\bcom bine\b", "combine"),
+    (r"\bup scale\b", "upscale"),
+]
+# A full stop Whisper puts inside one phrase: "Remove the. Umbrellas."
+_STOP_INSIDE = re.compile(
+    r"\b(the|a|an|to|of|my|his|her|its|some|more|make|remove|add)\. (?=\w)", re.I
+)
 _LEAD_IN = re.compile(r"^(?:(?:actually|um+|uh+|oh|ok|okay|so|no|hmm+|well|wait|oops)\s+)+")
 _AND_DO = re.compile(r"^and do (?:that|it|this)(?: one)?$")  # Whisper's "undo that"
 _WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previous) won\b")
@@ -83,10 +97,14 @@ def repair_heard(text: str) -> str:
         return "add " + text.split(" ", 1)[1]
     core = _LEAD_IN.sub("", said)  # "Actually, and do that."
     repaired = _HEARD_AS.get(core) or _AND_DO.sub("undo that", core)
-    if repaired == core:
-        repaired = said
-    repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", repaired)
-    return repaired if repaired != said else text
+    if repaired != core:
+        return repaired
+    repaired = _WON_AFTER_ORDINAL.sub(r"\1 one", said)
+    if repaired != said:
+        return repaired
+    for pattern, fixed in _SOUNDS_LIKE:  # on the words as written: sentences stay sentences
+        text = re.sub(pattern, fixed, text, flags=re.I)
+    return _STOP_INSIDE.sub(r"\1 ", text)
 
 
 # Real words that are other real words with two letters swapped: never "repaired".

@@ -33,6 +33,7 @@ from assistant.rewrite import (
     content_words,
     split_negatives,
     subject_of,
+    thing_stems,
     words,
 )
 from assistant.spelling import repair_command_words, repair_from_prompt, repair_heard
@@ -82,7 +83,9 @@ _DISLIKE_ALONE = re.compile(
     r"not (?:quite|really|great|good|it)(?: (?:it|right|there))?|meh|nope|not what i wanted|"
     r"(?:that's|it's|this is) not (?:it|right|what i wanted|quite right)|i'm not (?:sure|happy|"
     r"convinced)(?: about (?:it|this|that))?|(?:that's|it's|this is|that is|it got) (?:even |"
-    r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly))[ .!]*$"
+    r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly)|something (?:feels|looks|"
+    r"seems|is) (?:off|wrong|weird|strange|not right)(?:,? but i can't (?:put my finger on it|"
+    r"say what))?)[ .!]*$"
 )
 
 # A request that starts like this changes the picture in focus rather than starting anew.
@@ -119,6 +122,9 @@ _NEXT_PICTURE = re.compile(
 )
 # What the assistant cannot do, asked for plainly: said so, never drawn or read as an edit.
 _CANT_DO = re.compile(
+    r"^(?:(?:can|could) you |please )?write (?:me )?(?:a|an|the|some) (?:[\w-]+ )?(?:lesson plan|"
+    r"essay|story|poem|e-?mail|letter|song|report|summary|article|caption|speech|worksheet|"
+    r"quiz|code|script)s?\b.*|"
     r"^(?:(?:can|could) you |please )?(?:post|share|upload|send|email|e-mail|tweet|text|print|"
     r"publish)(?: (?:it|this|that|them|these|the (?:picture|image|\w+ one)))?(?: (?:on|to|for)"
     r" .+)?$|"
@@ -151,7 +157,10 @@ _DRAW_CUE = re.compile(
     r"(?:an?|some|two|three|four|five|a few|the) \w|"
     r"^(?:i need|i want|give me|gimme|make me)(?: an?)? (?:image|picture|photo|drawing|pic)"
     r"\s*[:,-]?\s*\w|"
-    r"^(?:(?:next|new|another|a new|a different) (?:picture|one|image|idea)|something (?:different|"
+    r"^(?:(?:oh|and|also|ok|okay)[ ,]+)*(?:i (?:also )?need|i'd also like|i also want|also|and) "
+    r"(?:one|another|a picture|an image) of (?:an?|some|the|two|three) \w|"
+    r"^(?:(?:next|new|another|a new|a different|different) (?:picture|one|image|idea|subject|"
+    r"topic|thing|scene)|something (?:different|"
     r"else|new)(?: now)?|different idea) ?[:,-] ?\w|"
     r"^(?:\w+ ){0,5}(?:an? |some )?(?:picture|image|photo|drawing|painting) (?:of|from|with)"
     r" (?:an?|some|the|two|three|my)\b|"
@@ -222,9 +231,44 @@ def understand(
     Returns a validated Plan.
     """
     try:
+        corrected = _self_corrected(normalise(repair_heard(text)))
+        if corrected is not None:  # "make the flowers red, no, blue": the last word counts
+            plan = _understand(corrected, state, rewriter, has_mask, style, planner, router)
+            return plan.model_copy(update={"request": text})
         return _understand(text, state, rewriter, has_mask, style, planner, router)
     except ValidationError:  # a change longer than a Plan holds ("make the very very ... car")
         return _clarify(text, TOO_LONG_A_CHANGE)
+
+
+# "red, no, blue", "black, no wait, grey", "a cat. no, a dog": a correction said at once.
+_CORRECTION = re.compile(
+    r"(?:[,.]\s*(?:no+|no no|no wait|wait|sorry|oops)[,.!]+\s*|[,.]?\s+(?:i mean|or rather)"
+    r"[,]?\s+)"
+)
+
+
+def _self_corrected(said: str) -> str | None:
+    """The request as corrected, or None when it corrects nothing: a whole new request after
+    the correction wins; a word or two replaces the end of what came before it."""
+    parts = [p.strip(" ,.") for p in _CORRECTION.split(said)]
+    if len(parts) < 2 or not parts[0] or not parts[-1]:
+        return None
+    head = parts[0].split()
+    sentences = [s.strip() for s in re.split(r"[.!?]+\s*", parts[-1]) if s.strip()]
+    whole = [s for s in sentences if _DRAW_CUE.match(s) or re.match(r"^(?:an?|some|the) ", s)]
+    if whole or parse_change(sentences[-1]) and len(sentences[-1].split()) > 2:
+        return (whole or sentences)[-1]  # "a cat. no, a dog. a dog in a raincoat"
+    # "red, no, blue. blue flowers" / "black, no wait, grey. grey with white paws": the new
+    # value takes the old one's place; what its fuller saying adds comes after it.
+    value = sentences[0].split()
+    fuller = sentences[-1].split()
+    extra = fuller[len(value) :] if fuller[: len(value)] == value else []
+    extra = [] if all(w in head for w in extra) else extra
+    if len(head) <= len(value):
+        return None
+    if extra and extra[0] in ("with", "and", "plus"):  # "grey, with white paws": a second change
+        extra = [",", *extra]
+    return " ".join(head[: -len(value)] + value + extra).replace(" ,", ",")
 
 
 def _understand(
@@ -298,7 +342,11 @@ _REASON = re.compile(
 )
 
 
-_SENTENCE_BREAK = re.compile(r"(?<=[a-z])[.?!]+\s+")
+_PRAISE = re.compile(
+    r"\b(?:is|looks|was|are) (?:perfect|great|lovely|beautiful|amazing|nice|good|fine|cool)\b|"
+    r"^(?:perfect|great|lovely|nice|love it|i love it|awesome|cool)\b"
+)
+_SENTENCE_BREAK = re.compile(r"(?<=[a-z])[?!]+\s+|(?<=[a-z])\.(?!\.)\s+")  # not "..."
 
 
 def _command_in_parts(
@@ -313,10 +361,21 @@ def _command_in_parts(
         variants += [_REASON.sub("", p).strip(" ,") or p for p in reversed(parts)]
     for variant in variants:
         plan = _grammar_plan(text, variant, state, rewriter, style)
-        if plan is None or plan.intent not in _SECOND_READING_INTENTS:
+        # "Could you make the planets bigger? The children can't see them.": a structured edit
+        # with a remark beside it is that edit.
+        structured_edit = (
+            plan is not None
+            and plan.intent == Intent.EDIT
+            and len(parts) > 1
+            and plan.change is not None
+            and plan.change.kind != ChangeKind.FREE
+        )
+        command = plan is not None and plan.intent in (*_SECOND_READING_INTENTS, Intent.COMBINE)
+        if plan is None or not (command or structured_edit):
             continue
         others = [p for p in parts if p != variant and _REASON.sub("", p).strip(" ,") != variant]
-        others = [p for p in others if not _DISLIKE_ALONE.match(p)]  # "no no, that's worse."
+        # "no no, that's worse.", "the planets one is perfect.": remarks, not requests
+        others = [p for p in others if not (_DISLIKE_ALONE.match(p) or _PRAISE.search(p))]
         if any(parse_change(p) or _DRAW_CUE.match(p) for p in others):
             return None  # "undo. and make it blue": two requests, not one command with words
         return plan
@@ -552,7 +611,9 @@ _CLAUSE_BREAK = re.compile(
 # A clause that is no change: a laugh, a reason said in passing.
 _ASIDE = re.compile(
     r"^(?:[\w' ]{0,20} )?(?:haha+|lol|hehe|lmao)$|^[\w ]+ first(?: haha)?$|^please$|"
-    r"^(?:no|yes|ok|okay|nah|hmm+|well|oh)(?: (?:no|yes|ok|okay))*$"
+    r"^(?:no|yes|ok|okay|nah|hmm+|well|oh)(?: (?:no|yes|ok|okay))*$|"
+    # "daytime please, same street": what stays, said beside the change
+    r"^(?:(?:keep )?(?:the )?same (?:[\w-]+(?: [\w-]+)?)|everything else the same|keep the rest)$"
 )
 
 
@@ -717,7 +778,9 @@ def _speaks_of(said: str, node: ImageNode) -> bool:
 
 def _describes_another(said: str, node: ImageNode) -> bool:
     """ "a watercolor of a fox in the snow": a new scene described, not ``node`` changed."""
-    starts_new = _DRAW_CUE.match(said) or re.match(r"^(?:an?|some|two|three|four|\d+) \w", said)
+    starts_new = _DRAW_CUE.match(said) or re.match(
+        r"^(?:an?|some|two|three|four|\d+|un|una|une|uno|ein|eine|einen|um|uma) \w", said
+    )
     # "an astronaut on a horse but make it look old": "it" is the new thing, not the picture
     return bool(starts_new) and not any(_prompt_names(node, w) for w in content_words(said))
 
@@ -917,9 +980,11 @@ def _prompt_names(node: ImageNode, phrase: str) -> bool:
 
 
 def _word_in(word: str, stems: set[str]) -> bool:
-    """Whether ``word`` is one of ``stems`` (stemmed words), or ends a compound among them."""
-    w = _stem(word)
-    return w in stems or (len(w) >= 4 and any(h.endswith(w) for h in stems))
+    """Whether ``word`` (or another word for its thing) is one of ``stems`` (stemmed words),
+    or ends a compound among them."""
+    return any(
+        w in stems or (len(w) >= 4 and any(h.endswith(w) for h in stems)) for w in thing_stems(word)
+    )
 
 
 def _subject_words(node: ImageNode, named: str) -> str:
@@ -949,6 +1014,10 @@ def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
 
 def _command_plan(intent: Intent, text: str, state: DialogueState) -> Plan:
     current = state.current
+    if intent == Intent.REDO and not state.can_redo and current is not None:
+        # "nah, redo it" with nothing undone: do it again, as people mean it
+        if re.search(r"\bredo (?:it|this|that|the (?:picture|image|last one))\b", normalise(text)):
+            intent = Intent.AGAIN
     if intent == Intent.AGAIN:
         return _again_plan(text, current, 1) if current else _clarify(text, NOTHING_YET)
     return Plan(intent=intent, request=text, target_id=current.id if current else None)
