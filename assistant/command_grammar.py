@@ -13,6 +13,7 @@ from assistant.plan import Intent, Transform
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
+    r"nah|naw|nope|yo|bruh|lowkey|honestly|"
     r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
     r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )

@@ -590,3 +590,90 @@ def test_a_new_colour_or_material_takes_its_place_among_the_adjectives(said, has
 def test_a_misheard_undo_after_a_filler_is_still_undo():
     plan = understand("Actually, and do that.", session(GARDEN, CAR), REWRITER)
     assert plan.intent == Intent.UNDO
+
+
+# --- from the fresh6 set's people (teacher, game designer, dyslexia, accents, slang, ...) ------
+FLOWERS = "an orange cat sitting in a garden with yellow flowers, highly detailed"
+
+
+@pytest.mark.parametrize(
+    ("said", "has", "lacks"),
+    [
+        ("make the flowers red, no, blue. blue flowers", ["blue flowers"], ["red", "yellow"]),
+        ("make the cat black, no wait, white. white with grey ears", ["white cat", "grey ears"],
+         ["black", "orange"]),
+        ("Make the flowers. Read.", ["red flowers"], ["read", "yellow"]),
+        ("I wonder if it might look nicer without the flowers", [], ["flowers"]),
+        ("Perhaps the flowers could be something other than yellow... pink, maybe?",
+         ["pink flowers"], ["yellow", "something"]),
+        ("remuv the flowers plz", [], ["flowers"]),
+        ("Change the flowers to dark purple", ["dark purple flowers"], ["yellow"]),
+    ],
+)  # fmt: skip
+def test_corrections_hedges_and_misspellings_still_make_the_edit(said, has, lacks):
+    plan = understand(said, session(FLOWERS), REWRITER)
+    assert plan.intent == Intent.EDIT
+    for words in has:
+        assert words in plan.prompt
+    for word in lacks:
+        assert word not in plan.prompt
+
+
+def test_a_correction_to_a_new_picture_draws_the_last_one_said():
+    plan = understand("A fox. No, a wolf. A wolf howling at the moon.", session(FLOWERS), REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith("a wolf howling at the moon")
+    assert "fox" not in plan.prompt and plan.request.startswith("A fox")  # what was said stays
+
+
+@pytest.mark.parametrize(
+    ("prompt", "said", "has", "lacks"),
+    [
+        ("a blue bicycle against a brick wall", "make the bike yellow", ["yellow bicycle"],
+         ["blue"]),
+        ("a pirate ship in a storm", "make the storm worse", ["fierce storm"], ["worse"]),
+        ("a rainy neon street at night", "Make it a snowy street instead of rain", ["snow"],
+         ["rain"]),
+        ("a stone tower on a hill at night", "Make the tower at sunrise instead of night",
+         ["sunrise"], ["night"]),
+        ("a busy street with people and cars", "Take out the people, I want the street empty",
+         ["empty", "street"], ["people"]),
+    ],
+)  # fmt: skip
+def test_other_words_for_the_thing_and_scene_words_said_on_a_thing(prompt, said, has, lacks):
+    plan = understand(said, session(prompt), REWRITER)
+    assert plan.intent == Intent.EDIT
+    for words in has:
+        assert words in plan.prompt
+    for word in lacks:
+        assert word not in plan.prompt
+
+
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("Could you make the flowers a bit bigger? The children at the back can't see them",
+         Intent.EDIT),
+        ("The cat one is perfect. Can you make three more like it for the other groups?",
+         Intent.VARIATIONS),
+        ("Com bine the two. Cat chasing the car.", Intent.COMBINE),
+        ("Put the cat and the car together in one picture, like they're friends", Intent.COMBINE),
+        ("Rotate two the right", Intent.TRANSFORM),
+        ("Makeit square", Intent.TRANSFORM),
+        ("Flip him so he's facing the other way", Intent.TRANSFORM),
+        ("Extend it to the east, I need more room there", Intent.OUTPAINT),
+        ("Give me tree more like this one", Intent.VARIATIONS),
+        ("nah redo it", Intent.AGAIN),
+        ("bet", Intent.CHITCHAT),
+        ("can u make it hella big", Intent.UPSCALE),
+        ("how do I go back if I don't like something?", Intent.HELP),
+        ("write me a lesson plan about the water cycle", Intent.CLARIFY),
+        ("scratch that, I don't want it any more", Intent.CANCEL),
+        ("olvídalo, no importa", Intent.CANCEL),
+        ("something feels off but I can't put my finger on it", Intent.CLARIFY),
+        ("Oh and I also need one of a knight in armour for the history slide", Intent.GENERATE),
+        ("Different subject: a street market in Marrakech, 35mm", Intent.GENERATE),
+    ],
+)  # fmt: skip
+def test_what_teachers_designers_and_teenagers_said(said, intent):
+    state = session("an orange cat in a garden", "a red car on a road")
+    assert understand(said, state, REWRITER).intent == intent
