@@ -5,8 +5,8 @@ as an audio turn (a fresh session each time, so every turn draws a new picture);
 come from the turn's own event timestamps. After each turn, in the same run (interleaved, so
 machine load falls on both alike), the plain references are timed on the same weights:
 
-- ASR: ``whisper.transcribe(model, audio)`` as openai-whisper's README calls it (openai-whisper
-  backend only);
+- ASR: the backend's own transcribe on the same model: ``whisper.transcribe(model, audio)`` as
+  openai-whisper's README calls it, or faster-whisper's ``model.transcribe`` with its defaults;
 - planning: the local grammar alone (no router, no LLM);
 - image: the pipeline's own ``__call__`` (plain diffusers) with the turn's prompt and settings;
 - first audio: the turn's first reply chunk, against rendering the whole reply before playing.
@@ -64,10 +64,15 @@ def _timed(call) -> tuple[float, object]:
 
 
 def plain_asr(controller, samples):
-    """openai-whisper's own ``transcribe`` on the recognizer's model, or None for others."""
+    """The backend's own ``transcribe`` on the recognizer's model (openai-whisper's, or
+    faster-whisper's with its defaults), or None for others."""
     model = getattr(resolve(controller.asr), "model", None)
     if model is None or not hasattr(model, "transcribe"):
         return None
+    if type(model).__module__.startswith("faster_whisper"):
+        from benchmarks.asr import PlainFaster  # noqa: PLC0415
+
+        return lambda: PlainFaster(model).run(samples)
     return lambda: model.transcribe(samples, fp16=False)
 
 
@@ -168,8 +173,9 @@ def _print_table(config, controller, report, transcript, ours, plain, load_befor
     print(f"request: {REQUEST!r}  heard: {transcript!r}\n")
     print("| stage | ours median s | min s | plain reference median s |")
     print("|---|---|---|---|")
+    faster = type(getattr(resolve(controller.asr), "model", None)).__module__.startswith("faster")
     reference_names = {
-        "ASR": "whisper.transcribe",
+        "ASR": "faster-whisper transcribe" if faster else "whisper.transcribe",
         "planning (understand + rewrite)": "grammar only",
         "image": "pipeline call",
         "TTS first chunk": "whole reply first",
