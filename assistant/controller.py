@@ -90,6 +90,11 @@ class ImageDefaults:
     )
 
 
+def first_hearing(language: str | None) -> dict[str, Any]:
+    """What a turn's first recognition asks: the language the person set (None: detect it)."""
+    return {"language": language or None, "task": "transcribe"}
+
+
 @dataclass(frozen=True)
 class ControllerInfo:
     """What the controller has loaded, read-only, for a front end's health page and limits."""
@@ -409,9 +414,9 @@ class Controller:
 
     def hearing_options(self, session: Session) -> dict[str, Any]:
         """The ``language`` and ``task`` that ``run_turn``'s first recognition of this
-        session's speech passes (as in ``_transcribe``), so a recognition started ahead of the
-        turn asks the same question and its answer is the one reused."""
-        return {"language": session.settings.speech_language or None, "task": "transcribe"}
+        session's speech passes (``_transcribe`` uses the same), so a recognition started ahead
+        of the turn asks the same question and its answer is the one reused."""
+        return first_hearing(session.settings.speech_language)
 
     def warm_up_hearing(self) -> None:
         """Run the recognizer once on near-silence, so the first spoken request does not pay
@@ -526,8 +531,7 @@ class Controller:
         """(as heard, in English): a language the person set is not detected again."""
         if self.asr is None:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
-        fixed = {"language": language} if language else {}
-        transcript = heard = self.asr.transcribe(audio, task="transcribe", **fixed)
+        transcript = heard = self.asr.transcribe(audio, **first_hearing(language))
         if heard.language not in ("en", "", None):
             # Prompts are English: Whisper's translate task turns other languages into it.
             fixed = {"language": heard.language} if language else {}
