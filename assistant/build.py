@@ -239,6 +239,7 @@ def build_controller(
             else None,
         ),
         planner=planner,
+        prepare_plans=config.warm_up,
         router=later("router", lambda: build_router(config)) if config.rewrite.router else None,
         translator=LLMTranslator(llm)
         if config.rewrite.translate_with_llm and llm is not None

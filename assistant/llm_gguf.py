@@ -305,11 +305,12 @@ class LlamaCppChat:
             answer = self._generate(tokens, json_schema, max_tokens, stop or [])
         return parse_json_answer(answer, json_schema, self.name) if json_schema else answer
 
-    def hold_prefix(self, prompts: list[ChatMessages]) -> str:
+    def hold_prefix(self, prompts: list[ChatMessages], save: bool = True) -> str:
         """Put the token prefix that ``prompts`` (two or more calls of one kind) share into a
         slot, so later calls of that kind only evaluate their own tail. Its KV state comes
         from ``state_dir`` when one was saved for these very tokens; otherwise it is evaluated
-        and saved there. Returns "held" (already in a slot), "loaded" or "evaluated"."""
+        and (with ``save``) saved there. Returns "held" (already in a slot), "loaded" or
+        "evaluated"."""
         tokens = [self._tokens(self._prompt_text(m)) for m in prompts]
         prefix = tokens[0]
         for other in tokens[1:]:
@@ -321,12 +322,16 @@ class LlamaCppChat:
             if keep >= len(prefix):
                 return "held"
             self._last_used[seq] = time.perf_counter()
-            path = self._state_path(prefix)
-            if path is not None and self._load_state(path, seq, prefix):
-                return "loaded"
-            self.ctx.memory_seq_rm(seq, -1, -1)
-            self._slots[seq] = []
-            self._decode(prefix, 0, seq)
+            path = self._state_path(prefix) if save else None
+            if path is not None:
+                if self._load_state(path, seq, prefix):
+                    return "loaded"
+                keep = 0  # a failed load leaves nothing of the slot worth keeping
+            # Only what the slot does not hold yet is evaluated (a session's context after the
+            # fixed instructions it already has).
+            self.ctx.memory_seq_rm(seq, keep, -1)
+            self._slots[seq] = self._slots[seq][:keep]
+            self._decode(prefix[keep:], keep, seq)
             self._slots[seq] = list(prefix)
             if path is not None:
                 self._save_state(path, seq, prefix)

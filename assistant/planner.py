@@ -150,6 +150,15 @@ class LLMPlanner:
         empty = PlanContext([], None, [])
         return warm_prompt(self.llm, [plan_messages(r, empty) for r in ("a red ball", "undo")])
 
+    def prepare_for(self, context: PlanContext) -> str | None:
+        """Evaluate the session's context ahead of its next request (while the person reads
+        the reply or speaks), so an open request then costs only its own words and the plan.
+        Returns how (see ``hold_prefix``), or None for an LLM that cannot hold a prefix."""
+        hold = getattr(self.llm, "hold_prefix", None)
+        if hold is None:
+            return None
+        return hold([plan_messages(r, context) for r in ("a red ball", "undo")], save=False)
+
     def plan(self, request: str, context: PlanContext | None = None) -> LLMPlan | None:
         context = context or PlanContext([], None, [])
         start = time.perf_counter()

@@ -425,3 +425,33 @@ def test_a_damaged_prompt_state_is_evaluated_again(qwen, data_dir, tmp_path, cap
         llm.close()
     assert "Could not load the saved LLM prompt state" in caplog.text
     assert saved.stat().st_size > 1000  # written again, whole
+
+
+def test_a_sessions_context_held_ahead_costs_the_next_call_only_its_request(
+    qwen, data_dir, tmp_path
+):
+    """The planner's view of a session, evaluated after a turn (not saved to disk): the next
+    call evaluates only the words that differ, and answers as a cold call would."""
+    LlamaCppChat = llm_gguf.LlamaCppChat
+
+    path = llm_gguf.resolve_gguf(PACKAGED_QWEN_05B, data_dir)
+    llm = LlamaCppChat(path, "qwen", context_tokens=512, slots=2, state_dir=tmp_path)
+    system = "You name the main colour of a thing in one word. Answer with the colour only."
+
+    def ask(context: str, thing: str):
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"{context} {thing}"},
+        ]
+
+    context = "We are painting a still life on a wooden table in a sunny kitchen. The thing:"
+    try:
+        assert llm.hold_prefix([ask(context, "a lemon"), ask(context, "a plum")], save=False)
+        answer = llm.chat(ask(context, "fresh snow"), max_tokens=4)
+        stats = llm.last_stats
+        llm.prefix_cache = False
+        assert answer == llm.chat(ask(context, "fresh snow"), max_tokens=4)
+    finally:
+        llm.close()
+    assert stats.prompt_tokens - stats.reused_tokens <= 8  # "fresh snow" and the turn's end
+    assert not list(tmp_path.glob("*.kvstate"))  # a session's context is not kept on disk

@@ -350,3 +350,28 @@ def test_every_turn_ends_by_giving_freed_memory_back(controller, monkeypatch):
     run(controller, session, text="draw a red barn")
     run(controller, session, text="hmm")  # a turn without a picture trims too
     assert len(calls) == 2
+
+
+def test_after_a_turn_the_planner_is_handed_the_new_session_to_prepare(tiny_config):
+    """With a planner, the session's new state is evaluated ahead of the next request."""
+    import threading
+
+    from assistant.build import build_controller
+
+    controller, _ = build_controller(tiny_config, with_asr=False, with_tts=False)
+    prepared = threading.Event()
+    seen = []
+
+    class Planner:
+        def plan(self, request, context=None):
+            return None
+
+        def prepare_for(self, context):
+            seen.append(context)
+            prepared.set()
+
+    controller.planner, controller.prepare_plans = Planner(), True
+    session = controller.new_session()
+    run(controller, session, text="draw a red barn")
+    assert prepared.wait(10)
+    assert seen[-1].current == session.state.focus_id and "red barn" in seen[-1].pictures[-1][1]
