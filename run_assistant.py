@@ -127,7 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--split",
-        choices=["tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"],
+        choices=[
+            "tune",
+            "heldout",
+            "fresh",
+            "fresh2",
+            "fresh3",
+            "fresh4",
+            "fresh5",
+            "fresh6",
+            "fresh7",
+        ],
         help="bench understand: only this split (fresh..fresh5: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")

@@ -29,7 +29,8 @@ FRESH3_PATH = Path(__file__).with_name("understand_fresh3.yaml")
 FRESH4_PATH = Path(__file__).with_name("understand_fresh4.yaml")
 FRESH5_PATH = Path(__file__).with_name("understand_fresh5.yaml")
 FRESH6_PATH = Path(__file__).with_name("understand_fresh6.yaml")  # written later the same day
-SPLITS = ("tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
+FRESH7_PATH = Path(__file__).with_name("understand_fresh7.yaml")
+SPLITS = ("tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -69,7 +70,7 @@ class Case:
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
     """Read the set; ``split`` keeps only the cases of one of SPLITS (the fresh ones come from
-    their own files, FRESH_PATH .. FRESH6_PATH, when it exists, and only with that ``split``)."""
+    their own files, FRESH_PATH .. FRESH7_PATH, when it exists, and only with that ``split``)."""
     fresh_paths = {
         "fresh": FRESH_PATH,
         "fresh2": FRESH2_PATH,
@@ -77,6 +78,7 @@ def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
         "fresh4": FRESH4_PATH,
         "fresh5": FRESH5_PATH,
         "fresh6": FRESH6_PATH,
+        "fresh7": FRESH7_PATH,
     }
     if split in fresh_paths and path == SET_PATH:
         path = fresh_paths[split]
