@@ -33,6 +33,7 @@ _SOFTENERS = re.compile(
 )
 _TRAILING = re.compile(
     r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little)$"
+    r"|,? like (?:his|hers|mine|theirs|before|that|the other one|the first one|it was)$"
     # "green, not blue", "marble instead of wood": what it was before goes with the old prompt
     r"|,? (?:and )?(?:not|instead of|rather than) (?:a |an |the )?[\w-]+(?: [\w-]+)?$"
 )
@@ -40,7 +41,7 @@ _TRAILING = re.compile(
 _REMOVE = re.compile(
     r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|crop out|"
     r"paint out|pop|shave off|shave|cut off|rub out|wipe out|wipe off|scrub out|clear away|"
-    r"clean up|remove all|throw away|throw out|kill|"
+    r"clean up|remove all|throw away|throw out|kill|strip away|strip out|strip|"
     r"cut out|leave out|without|no more|no|i don't want|i do not want|don't want)\s+"
     r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
     r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
@@ -114,6 +115,17 @@ _STATES = set(
     """empty clean clear full bare open closed shut lit dark bright wet dry quiet busy crowded
     calm tidy messy smaller bigger shiny rusty broken new old""".split()
 )
+# "let the night fall on it", "winter has come for the wheat": a scene word arriving
+_ARRIVES = re.compile(
+    r"^(?:let (?:the )?(?P<a>[\w-]+) (?:fall|come|arrive|set in|roll in|creep in)|(?:the )?"
+    r"(?P<b>[\w-]+) (?:has come|comes|is coming|arrives|has arrived|falls|has fallen|sets in))"
+    r"\b.*$"
+)
+# "the roof, i want it in green": the thing first, then what it should be
+_THING_FIRST = re.compile(
+    r"^(?:the|his|her|its) (?P<object>[\w' -]+?),? (?:i want|i'd like|make|can you make|could you "
+    r"make|i would like) (?:it|them|him|her) (?:in |to be |more |to look )?(?P<value>[\w -]+)$"
+)
 # "make his cap a tweed one, a brown tweed": the thing stays, of another kind
 _A_KIND_ONE = re.compile(
     r"^(?:make|turn|change) (?:the |his |her |its |their )(?P<object>[\w' -]+?) (?:into )?"
@@ -167,7 +179,9 @@ _ADD = re.compile(
 )
 _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
 _MAKE_IT = re.compile(
-    r"^(?:make (?:it|this|that|everything|the (?:picture|image|scene)|him|her|them)"
+    r"^(?:(?:render|paint|draw|redo|do) (?:it|this|that)(?= (?:in|as) )|"
+    r"make (?:it|this|that|everything|the (?:picture|image|scene)|(?:him|her|them)(?= (?:look|"
+    r"feel|seem|more|less|a|an|younger|older|happier|sadder|bigger|smaller|taller)\b))"
     r"(?: look| feel| seem)?|"
     r"turn (?:it|this|that) into|change (?:it|this|that) (?:in)?to|it should be|"
     r"can it be|let it be|it to be|it to look|it)\s+(?P<value>.+)$"
@@ -212,6 +226,12 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
 def _structured(said: str) -> Change | None:
     if m := (_TAKE_OUT.match(said) or _REMOVE.match(said) or _BETTER_WITHOUT.match(said)):
         return Change(kind=ChangeKind.REMOVE, object=m.group("object").strip())
+    if (m := _ARRIVES.match(said)) and (
+        phrase := _phrase_change(m.group("a") or m.group("b"))
+    ) is not None:
+        return phrase
+    if m := _THING_FIRST.match(said):
+        return _attribute(m.group("object"), m.group("value"))
     if m := _THING_AT.match(said):  # "make the tower at sunrise": the scene's time, not a thing
         if (phrase := _phrase_change(m.group("phrase"))) is not None:
             return phrase
@@ -332,6 +352,12 @@ def _as_pattern(value: str) -> str | None:
 def split_phrases(value: str) -> list[Change] | None:
     """ "foggy early morning" -> weather fog, then early morning: a run of scene phrases said
     without a joining word, each a change of its own (None unless every word is in one)."""
+    if m := re.match(
+        r"^(?P<scene>.+?) (?:with|and) (?P<more>(?:lots of|some|a|an|more|many) .+)$", value
+    ):
+        scene = _phrase_change(m.group("scene"))  # "at night with lots of stars"
+        if scene is not None:
+            return [scene, Change(kind=ChangeKind.ADD, value=m.group("more"))]
     tokens = value.split()
     for i in range(1, len(tokens)):
         left = _phrase_change(" ".join(tokens[:i]))

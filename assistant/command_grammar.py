@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 
 from assistant.plan import Intent, Transform
+from common.text import drop_restarts
 
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
-    r"nah|naw|nope|yo|bruh|lowkey|honestly|"
+    r"nah|naw|nope|yo|bruh|lowkey|honestly|by the way|btw|"
+    r"(?:mummy|mommy|mum|mom|daddy|dad|sweetie|honey|darling)(?=[\s,]+(?:i|can|make|draw|please|"
+    r"look|put|give|now)\b)|"
     r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
     r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )
@@ -30,20 +33,22 @@ _THANKS_THEN = re.compile(
 
 # A laugh or a quip after the request: ", safety first haha".
 _LAUGH_AFTER = re.compile(r",\s*(?:[\w' ]{0,25} )?(?:haha+|hehe+|lol|lmao)$")
-_HESITATION_IN = re.compile(r"(?<=\w) (?:um+|uh+|erm+),?(?= \w)")
 
 
 def normalise(text: str) -> str:
     """Lower case, no trailing punctuation, fillers and politeness trimmed."""
     text = text.lower().strip().replace("’", "'")
-    text = _HESITATION_IN.sub("", _LAUGH_AFTER.sub("", text.rstrip(" !?.…")))
+    # "um" between words, and a phrase restarted ("a dog a dog running", "make it make it")
+    text = drop_restarts(_LAUGH_AFTER.sub("", text.rstrip(" !?.…")))
     text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
     previous = None
     while previous != text:
         previous, text = text, _FILLER.sub("", text).strip(" ,.!")
     if (m := _THANKS_THEN.match(text)) and len(text) > m.end() + 3:
         text = normalise(text[m.end() :])
-    # "undo undo", "stop, stop, stop": one command said again for emphasis
+    # "undo undo undo": three steps back; "stop, stop, stop": one command said for emphasis
+    if m := re.fullmatch(r"undo(?:[\s,]+undo){1,4}", text):
+        return f"undo {m.group().count('undo')} times"
     return re.sub(r"^(\w+)(?:[\s,]+\1)+$", r"\1", text)
 
 
@@ -59,7 +64,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^undo(?: that| it| this| the last (?:one|change|step|edit)| (?:the|that|what)"
             r" (?:thing|change|edit|step)?(?: (?:you|i) (?:just )?(?:did|made|added))?|"
             r" the (?!undo\b)[\w-]+(?: [\w-]+)?)?$",
-            r"^(?:go |step )?back(?: one step| a step)?$",
+            r"^(?:no,? )*(?:go |step )?back(?: one step| a step)?$",
+            r"^(?:belay|reverse|scrap) that(?: last)?(?: order| one| change| command| edit)?$",
             r"^revert(?: that| it)?$",
             r"^take (?:that|it|the|that last|the last) ?(?:change|edit|step)? back$",
             r"^(?:no,? )*(?:put|set|change|make|turn) it back(?: (?:to )?(?:how|the way|what) it "
@@ -77,6 +83,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^redo(?: that| it)?$",
             r"^(?:go |step )?forward(?: again| one| one step| a step)?$",
             r"\b(?:didn't|did not|don't|didnt) (?:mean|want) to undo\b",
+            r"\bi did want (?:that|it|this)\b",
             r"^(?:bring|put) back what (?:you|i|we) (?:just )?undid$",
             r"^undo the undo$",
         ),
@@ -125,6 +132,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"(?:canvas|slate|page)$",
             r"^(?:clear|reset|wipe) (?:it all|everything|the whole thing|all of it|it)$",
             r"\bwipe the slate clean\b",
+            r"\b(?:we're|we are|let's|let us|we'll) start(?:ing)? (?:all )?(?:over|again|afresh|"
+            r"from scratch)\b",
         ),
     ),
     (
@@ -134,6 +143,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:give me |show me |make |draw |try |let's see |can i (?:see|get|have) )?"
             r"another(?: one)?(?: (?:of|like) (?:those|these|that|this|it))?$",
             r"^one more(?: time)?$",
+            r"^(?:i (?:would|'d) like|can i (?:have|get)|give me|i want) (?:one more|another"
+            r"(?: one)?)(?:,? (?:a )?different(?: one)?)?$",
             r"^try (?:again|once more|another one)$",
             r"^(?:(?:the )?same (?:prompt|thing|picture),? )?(?:but )?(?:with )?(?:a )?"
             r"(?:different|new|another) seed$",
@@ -166,6 +177,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         _rx(
             r"^(?:show|list)(?: me| us)? (?:all (?:of )?(?:them|those|these|the ones)|"
             r"everything(?: so far| we (?:made|did|have))?)$",
+            r"^what (?:did|have) you (?:just )?(?:take out|took out|remove|removed|add|added)"
+            r"(?: (?:of|from|to) (?:it|the picture))?$",
             r"^what (?:did|have) you (?:just )?(?:change|changed|do|done)(?: to it)?"
             r"(?: last time| just now| before| the last time| last| so far| in the last one|"
             r" in that one| in the last picture| to the last one)?$",
@@ -265,7 +278,7 @@ UNDO_STEPS = re.compile(
     r" versions| changes| edits)?$|"
     r"^undo(?: the last| the past| my last| your last)? (?P<n2>two|three|four|five|\d+)"
     r"(?: steps| times| changes| edits| things| of (?:them|those|these|my changes))?$|"
-    r"^undo (?:that )?(?P<n3>twice)$"
+    r"^undo (?:that )?(?P<n3>twice)$|^undo ?x ?(?P<n4>[2-5])$|^undo (?P<n5>[2-5]) ?x$"
 )
 
 ORDINALS = {
@@ -282,6 +295,13 @@ ORDINALS = {
     "fifth": 4,
     "5th": 4,
     "last": -1,
+    "last but one": -2,
+    "second to last": -2,
+    "second last": -2,
+    "penultimate": -2,
+    "one before last": -2,
+    "earliest": 0,
+    "oldest": 0,
     "latest": -1,
     "newest": -1,
     "most recent": -1,
@@ -301,6 +321,10 @@ PREVIOUS = {
     "one before this",
     "one before this one",
     "last version",
+    "precedent",
+    "preceding",
+    "prior",
+    "one from before",
 }
 SELECT = _rx(
     r"^(?:(?:let's )?go back to|back to|return to|switch to|show(?: me)?|select|pick|choose|"
@@ -326,8 +350,9 @@ SELECT = _rx(
 )
 # An edit or transform that names its picture: "make the second one bigger".
 TARGET_PHRASE = re.compile(
-    r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other|middle)"
-    r"(?: one| picture| image| version| pic)\b|"
+    r"\bthe (?P<ord>first|second|third|fourth|fifth|last|previous|original|earlier|other|middle|"
+    r"earliest|oldest)(?: one| picture| image| version| pic)\b|"
+    r"\bthe (?P<ord2>one from (?:the (?:very )?(?:beginning|start)|before))\b|"
     r"\bthe (?P<words>[\w-]+(?: [\w-]+)?) (?:one|picture|image|pic)\b"
 )
 
@@ -335,7 +360,7 @@ OUTPAINT = _rx(
     r"^(?:extend|expand|outpaint|widen|continue|grow)(?: it| the (?:image|picture|scene|[\w-]+))?"
     r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
     r"all sides|every side|all around|sides|north|south|east|west)?(?: side)?"
-    r"(?: by (?P<px>\d+)(?: ?px| pixels)?)?"
+    r"(?: by (?P<px>\d+)(?: ?px| pixels)?)?(?: out| outwards)?(?: (?:past|beyond) [\w' -]+)?"
     r"(?:,? (?:i want (?:to see )?|so i (?:can )?see |to (?:see|show) )more of (?:the )?"
     r"[\w' -]+|,? (?:i need|i want|we need|for|so (?:that )?(?:i|we) (?:can|have)) (?:more|some|"
     r"extra|room|space)\b[\w' -]*)?$",
@@ -369,7 +394,8 @@ UPSCALE = re.compile(
     r"huge)|"
     r"(?:bigger|larger|high-?res|higher-?res|print|hd) (?:version|copy)|"
     r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
-    r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|hd|4k|print quality)|hd|"
+    r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|high-? ?res|higher-? ?res|hd|4k|"
+    r"print quality)|hd|"
     r"make it hd)"
     r"(?: it| this| that)?(?: version| copy| one)?"
     r"(?:,? (?:by |like |say |maybe )?(?P<n2>2|two|4|four) ?(?:x|times)|,? x ?(?P<n3>2|4)|"
@@ -469,7 +495,8 @@ def parse_transforms(said: str) -> tuple[list[Transform], str | None] | None:
             continue  # "..., for my phone": why, not what
         if match is None:
             return None
-        found.append(match)
+        if not found or found[-1] != match:  # "portrait format please, 2:3": one portrait
+            found.append(match)
     if not found or _TRANSFORM_WORDS.sub("", said).strip(" ,"):
         return None  # "flip the pancake in a kitchen" is a picture, not a transform
     if found == [Transform.BIGGER]:
@@ -491,7 +518,8 @@ COMBINE_REFS = re.compile(
     r"^(?:(?:can|could) you )?(?:merge|combine|blend|mix|fuse|join|put|mash|stick|bring) "
     r"(?:the two|both|them|these|those|these two|those two|the 2|these 2|those 2)"
     r"(?: pictures| images| ones)?(?: side by side| together| into one(?: picture| image)?)?$|"
-    r"^(?:both|the two|these two) (?:in|into) one (?:picture|image)$"
+    r"^(?:both|the two|these two) (?:in|into) one (?:picture|image)$|"
+    r"^put together (?:the two|both|them|these two|those two)(?: pictures| images)?(?:,? .+)?$"
 )
 COMBINE = _rx(
     r"^(?:(?:can|could|would) you |please |let's )?"

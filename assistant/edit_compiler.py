@@ -102,7 +102,8 @@ _SEASON_WORDS = [
 ]  # fmt: skip
 MEDIUMS = [
     "oil painting", "watercolor painting", "watercolour painting", "watercolor", "watercolour",
-    "pencil drawing", "pencil sketch", "charcoal drawing", "ink drawing", "sketch", "drawing",
+    "pencil drawing", "pencil sketch", "charcoal drawing", "ink drawing", "ink", "sketch",
+    "drawing",
     "painting", "photograph", "photorealistic", "photo", "digital art", "3d render",
     "pixel art", "cartoon", "anime", "comic book", "illustration", "claymation", "low poly",
     *(TREATMENTS := ["black and white", "monochrome", "sepia", "grayscale", "greyscale"]),

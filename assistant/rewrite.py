@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.llm_chat import ChatLLM, ChatMessages, warm_prompt
+from common.text import drop_restarts
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ _COMMAND_PREFIX = re.compile(
     r"go ahead and|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|gimme|"
     r"(?:one|another) of(?= (?:an?|some|two|three) )|"
     r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
+    r"by the way|btw|while you're at it|while you are at it|um+|uh+|"
+    r"(?:do|make|give) me (?:a |an )?(?:new|another|different) (?:one|picture|image)(?= *[:,-])|"
+    r"(?:a )?new one(?= *[:,-]| (?:an?|some|two|three) )|(?:a )?new picture please|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
     r"(?:next|new|another|a new|a different|different) (?:picture|one|image|subject|topic|thing|"
     r"scene)\s*[:,-]|"
@@ -52,7 +56,8 @@ _COMMAND_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _NEGATION = re.compile(
-    r"\s*,?\s*\b(?:but\s+)?(?:without|with\s+no|no|minus|and\s+no|don't\s+(?:include|add|show))"
+    r"\s*,?\s*\b(?<!word )(?<!saying )(?<!says )(?<!reads )(?<!reading )"
+    r"(?:but\s+)?(?:without|with\s+no|no|minus|and\s+no|don't\s+(?:include|add|show))"
     r"\s+(?:any\s+)?(?:a\s+|an\s+|the\s+)?([a-z][a-z' -]*?)"
     r"(?=\s*(?:,|\.|;|!|\?|$|\band\b|\bbut\b))",
     re.IGNORECASE,
@@ -135,6 +140,7 @@ def _tidy(text: str) -> str:
 
 def subject_of(request: str) -> str:
     """The request with leading command words removed: 'draw me a cat' -> 'a cat'."""
+    request = drop_restarts(request)  # "a dog a dog running": one dog
     stripped = _COMMAND_PREFIX.sub("", request, count=1)
     return _tidy(stripped) or _tidy(request)
 

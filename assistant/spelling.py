@@ -64,7 +64,8 @@ _CHAT_WORDS = {
     "cant": "can't", "didnt": "didn't", "whats": "what's", "thats": "that's",
     "sho": "show", "shw": "show", "agian": "again", "remuv": "remove", "remov": "remove",
     "rmv": "remove", "makeit": "make it", "mkaeit": "make it",
-    "becuase": "because", "wiht": "with", "whit": "with", "hte": "the",
+    "becuase": "because", "nvm": "never mind", "nevermind": "never mind", "wiht": "with",
+    "whit": "with", "hte": "the",
 }  # fmt: skip
 # Words Whisper writes for the command or number said (in the phrases where nothing else fits).
 _SOUNDS_LIKE = [

@@ -144,6 +144,11 @@ class DialogueState:
     def can_redo(self) -> bool:
         return bool(self._forward)
 
+    @property
+    def redo_target(self) -> str | None:
+        """The picture a redo would bring back (the one last undone), if any."""
+        return self._forward[-1] if self._forward else None
+
     def undo(self) -> ImageNode | None:
         """Move the focus back to the image shown before; returns the new current image."""
         if not self._back:

@@ -84,8 +84,8 @@ _DISLIKE_ALONE = re.compile(
     r"(?:that's|it's|this is) not (?:it|right|what i wanted|quite right)|i'm not (?:sure|happy|"
     r"convinced)(?: about (?:it|this|that))?|(?:that's|it's|this is|that is|it got) (?:even |"
     r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly)|something (?:feels|looks|"
-    r"seems|is) (?:off|wrong|weird|strange|not right)(?:,? but i can't (?:put my finger on it|"
-    r"say what))?)[ .!]*$"
+    r"seems|is) (?:off|wrong|weird|strange|not right|missing)(?:,? (?:but|and) i (?:can't|cannot|"
+    r"can not) (?:put my finger on it|say what|name it|tell what))?)[ .!]*$"
 )
 
 # A request that starts like this changes the picture in focus rather than starting anew.
@@ -126,7 +126,8 @@ _CANT_DO = re.compile(
     r"essay|story|poem|e-?mail|letter|song|report|summary|article|caption|speech|worksheet|"
     r"quiz|code|script)s?\b.*|"
     r"^(?:(?:can|could) you |please )?(?:post|share|upload|send|email|e-mail|tweet|text|print|"
-    r"publish)(?: (?:it|this|that|them|these|the (?:picture|image|\w+ one)))?(?: (?:on|to|for)"
+    r"publish)(?: (?:it|this|that|them|these|that one|this one|the (?:picture|image|\w+ one)))?"
+    r"(?: (?:on|to|for)"
     r" .+)?$|"
     r"^(?:(?:can|could) you |please )?(?:delete|erase|trash|bin) (?:it|this|that|them|all|"
     r"everything|the (?:picture|image|pictures|images|session|history|\w+ one|\w+ picture))$|"
@@ -136,7 +137,7 @@ _CANT_DO = re.compile(
 # "change it", "edit this": an edit that says nothing of what to change.
 _NO_CHANGE_NAMED = re.compile(
     r"^(?:change|edit|modify|alter|tweak|adjust|fix|improve|redo) (?:it|this|that|something|"
-    r"the (?:picture|image)|it a bit|it somehow|something in it)$"
+    r"the (?:picture|image)|it a bit|it somehow|something in it)$|^(?:make|do) (?:it|that|this)$"
 )
 # "keep the layout but make it winter": an edit that must hold the picture's structure. Shapes
 # and layout are kept through depth (depth2img); outlines through a canny ControlNet.
@@ -150,13 +151,18 @@ _JOINERS = re.compile(r"^(?:[\s,;.]|but\b|and\b|just\b|only\b)+|(?:[\s,;.]|but\b
 _DRAW_CUE = re.compile(
     r"^(?:(?:can|could|would|will) you |i(?:'d| would) (?:like|love) |i want |let's |please |"
     r"maybe |how about |what about )*(?:draw|paint|sketch|create|generate|make|render|imagine|"
-    r"design|illustrate|show me|give me|picture|an? (?:picture|image|photo|painting|drawing|"
+    r"design|illustrate|show me(?! more\b)|give me(?! more\b)|picture|an? (?:picture|image|photo|"
+    r"painting|drawing|"
     r"watercolou?r|sketch|portrait) of)\b|"
     r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
     r"maybe|now|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|i'd love) "
     r"(?:an?|some|two|three|four|five|a few|the) \w|"
     r"^(?:i need|i want|give me|gimme|make me)(?: an?)? (?:image|picture|photo|drawing|pic)"
     r"\s*[:,-]?\s*\w|"
+    r"^(?:(?:do|make|give) me )?(?:a |an )?(?:new|another|different) (?:one|picture|image)"
+    r"(?: please)?\s*[:,-]?\s*(?:an?|some|two|three|the) \w|"
+    r"^(?:(?:oh|and|also|ok|okay)[ ,]+)*(?:while you're at it|while you are at it)[, ]+"
+    r"(?:an?|some|two|three|draw|paint|make) \w|"
     r"^(?:(?:oh|and|also|ok|okay)[ ,]+)*(?:i (?:also )?need|i'd also like|i also want|also|and) "
     r"(?:one|another|a picture|an image) of (?:an?|some|the|two|three) \w|"
     r"^(?:(?:next|new|another|a new|a different|different) (?:picture|one|image|idea|subject|"
@@ -240,6 +246,11 @@ def understand(
         return _clarify(text, TOO_LONG_A_CHANGE)
 
 
+# Thinking aloud before the request: "what was i saying oh yeah make it night".
+_SELF_TALK = re.compile(
+    r"^(?:what was i (?:saying|going to say)|where was i|anyway|so anyway)[,.]? (?:oh )?(?:yeah|"
+    r"yes|right|ok|okay)?[,.]? (?=\w)"
+)
 # "red, no, blue", "black, no wait, grey", "a cat. no, a dog": a correction said at once.
 _CORRECTION = re.compile(
     r"(?:[,.]\s*(?:no+|no no|no wait|wait|sorry|oops)[,.!]+\s*|[,.]?\s+(?:i mean|or rather)"
@@ -280,7 +291,7 @@ def _understand(
     planner: LLMPlanner | None,
     router: Any,
 ) -> Plan:
-    said = normalise(repair_heard(text))
+    said = _SELF_TALK.sub("", normalise(repair_heard(text)))  # "what was i saying oh yeah ..."
     current = state.current
     if current is not None:
         said = repair_from_prompt(said, words(current.prompt))
@@ -338,13 +349,20 @@ _REASON = re.compile(
     r"|,?\s+for (?:my|the|a|an|our|printing|print|instagram)\b.*"
     r"|,\s*(?:it|it's|its|that's|they're|he's|she's|this is|it looks|looks|i think)\b.*"
     r"|,\s*(?:i want to|i need to|i'd like to|i would like to|i wanna|i'm going to|i plan to)"
-    r" \w.*)$"
+    r" \w.*"
+    r"|,\s*(?:they are|they look|he is|she is|it is|the way|as if|as though)\b.*"
+    r"|\s+(?:i want it|i need it|i'd like it) (?:as|for) \w.*)$"
 )
 
 
 _PRAISE = re.compile(
     r"\b(?:is|looks|was|are) (?:perfect|great|lovely|beautiful|amazing|nice|good|fine|cool)\b|"
     r"^(?:perfect|great|lovely|nice|love it|i love it|awesome|cool)\b"
+)
+# "When I was a lad my father kept a dory just like that one, ...": a story told beside it
+_STORY = re.compile(
+    r"^(?:when i was|when we were|i remember|my (?:father|mother|dad|mum|mom|grandfather|"
+    r"grandmother|wife|husband)|back in|years ago|once upon|i used to|we used to)\b"
 )
 _SENTENCE_BREAK = re.compile(r"(?<=[a-z])[?!]+\s+|(?<=[a-z])\.(?!\.)\s+")  # not "..."
 
@@ -366,7 +384,7 @@ def _command_in_parts(
         structured_edit = (
             plan is not None
             and plan.intent == Intent.EDIT
-            and len(parts) > 1
+            and (len(parts) > 1 or variant == core)
             and plan.change is not None
             and plan.change.kind != ChangeKind.FREE
         )
@@ -375,7 +393,11 @@ def _command_in_parts(
             continue
         others = [p for p in parts if p != variant and _REASON.sub("", p).strip(" ,") != variant]
         # "no no, that's worse.", "the planets one is perfect.": remarks, not requests
-        others = [p for p in others if not (_DISLIKE_ALONE.match(p) or _PRAISE.search(p))]
+        others = [
+            p
+            for p in others
+            if not (_DISLIKE_ALONE.match(p) or _PRAISE.search(p) or _STORY.match(p))
+        ]
         if any(parse_change(p) or _DRAW_CUE.match(p) for p in others):
             return None  # "undo. and make it blue": two requests, not one command with words
         return plan
@@ -434,9 +456,30 @@ def _grammar_plan(
         if pattern.search(said):
             return _command_plan(intent, text, state)
     if m := g.UNDO_STEPS.match(said):
-        steps = g.count_in(m.group("n") or m.group("n2") or m.group("n3"), 1)
+        said_n = m.group("n") or m.group("n2") or m.group("n3") or m.group("n4") or m.group("n5")
+        steps = g.count_in(said_n, 1)
         return Plan(intent=Intent.UNDO, request=text, steps_back=steps)
 
+    if current is not None and (m := _BRING_BACK.match(said)):
+        thing = m.group("thing")
+        removed = [n.strip() for n in current.negative_prompt.split(",")]
+        if any(_prompt_names_text(n, thing) for n in removed):  # "put the moon back"
+            change = Change(kind=ChangeKind.ADD, value=f"the {thing}")
+            return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
+        undone = state.nodes.get(state.redo_target or "")
+        if (
+            undone is not None
+            and _prompt_names(undone, thing)
+            and not _prompt_names(current, thing)
+        ):
+            return _command_plan(Intent.REDO, text, state)  # "bring back the bananas" after undo
+    if (
+        (m := re.fullmatch(r"(?:the|that) (?P<ref>[\w' -]{2,30})", said))
+        and (target := resolve_reference(m.group("ref"), state, strict=True)) is not None
+        and target is not current
+        and len(state.nodes) > 1
+    ):
+        return Plan(intent=Intent.SELECT, request=text, target_id=target.id)  # "the apple"
     if m := g.SELECT.match(said):
         ref = next(r for r in m.groups() if r)
         target = resolve_reference(ref, state)
@@ -703,6 +746,8 @@ _NEEDS_A_CUE = {
     "cancel": re.compile(r"\b(?:stop|cancel|abort|halt|forget|never ?mind|don't|scratch|wait)\b"),
     "again": re.compile(r"\b(?:again|another|more|retry|different|re-?roll|once|try|seed|"
                         r"redo|new|don't|not|nah|meh|nope|else)\b"),
+    "history": re.compile(r"\b(?:what|which|show|list|tell|remind|history|asked|said|did|how many|"
+                          r"so far|earlier|before|first|last|made|remember|all)\b"),
 }  # fmt: skip
 
 
@@ -711,9 +756,12 @@ _HESITATION = re.compile(r"^(?:(?:um+|uh+|er+m?|hmm+|ah+|oh+|mm+|huh|eh)\b[\s,.]
 # A select names a picture or goes back to one; a description alone ("a sailboat at dawn") is
 # a new picture, whatever a small model makes of it.
 _SELECT_CUE = re.compile(
-    r"\b(?:back|previous|earlier|before|first|second|third|fourth|last|other|one|version|show|"
-    r"select|pick|choose|go|use|original|number|picture|image|bring|return|switch|see)\b"
+    r"\b(?:back|previous|earlier|before|first|second|third|fourth|last|other|version|show|"
+    r"select|pick|choose|go|use|original|number|picture|image|bring|return|switch|see)\b|"
+    r"\b(?:the|that|this|other|first|second|last|previous) (?:[\w-]+ )?one\b"
 )
+# "an empty railway station at three in the morning": a new scene described, never a select
+_ARTICLE_LED = re.compile(r"^(?:an?|some|two|three|four|five) (?!(?:one|bit|little)\b)\w")
 
 
 def _too_vague_for(intent: str, said: str) -> bool:
@@ -974,8 +1022,20 @@ def _prompt_names(node: ImageNode, phrase: str) -> bool:
     """Whether ``node``'s prompt holds every content word of ``phrase`` ("the cat"), as said
     or in another number ("sunflower": "sunflowers") or as the end of a compound ("boat":
     "sailboat", "flower": "sunflowers")."""
+    return _prompt_names_text(node.prompt, phrase)
+
+
+_PUT_BACK = re.compile(r"\b(?:put|bring) (?:it|that|this) back\b")
+_BRING_BACK = re.compile(
+    r"^(?:bring|put|give me|add|get) (?:back )?(?:the |my |his |her )?(?P<thing>[\w' -]+?)"
+    r"(?: back)?(?: again| in| please)*$"
+)
+
+
+def _prompt_names_text(text: str, phrase: str) -> bool:
+    """Whether ``text`` (a prompt or negative prompt entry) names every word of ``phrase``."""
     wanted = content_words(phrase)
-    have = {_stem(w) for w in words(node.prompt)}
+    have = {_stem(w) for w in words(text)}
     return bool(wanted) and all(_word_in(w, have) for w in wanted)
 
 
@@ -1014,12 +1074,16 @@ def _again_plan(text: str, current: ImageNode, count: int) -> Plan:
 
 def _command_plan(intent: Intent, text: str, state: DialogueState) -> Plan:
     current = state.current
+    if intent == Intent.UNDO and state.can_redo and _PUT_BACK.search(normalise(text)):
+        intent = Intent.REDO  # "no wait, put it back" just after an undo
     if intent == Intent.REDO and not state.can_redo and current is not None:
         # "nah, redo it" with nothing undone: do it again, as people mean it
         if re.search(r"\bredo (?:it|this|that|the (?:picture|image|last one))\b", normalise(text)):
             intent = Intent.AGAIN
     if intent == Intent.AGAIN:
         return _again_plan(text, current, 1) if current else _clarify(text, NOTHING_YET)
+    if intent == Intent.REDO and state.redo_target:  # the picture it brings back
+        return Plan(intent=intent, request=text, target_id=state.redo_target)
     return Plan(intent=intent, request=text, target_id=current.id if current else None)
 
 
@@ -1031,7 +1095,8 @@ def _from_llm_plan(
     avoid = [a for a in llm_plan.avoid if a.strip()]
     said = normalise(text)
     if _NEEDS_A_CUE.get(llm_plan.intent, _ANY).search(said) is None or (
-        llm_plan.intent == "select" and (not _SELECT_CUE.search(said) or _QUESTION.match(said))
+        llm_plan.intent == "select"
+        and (not _SELECT_CUE.search(said) or _QUESTION.match(said) or _ARTICLE_LED.match(said))
     ):
         logger.info("LLM plan %r ignored: nothing in %r asks for it", llm_plan.intent, said)
         return None
@@ -1081,7 +1146,19 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     if not nodes or not ref:
         return None
     ref = re.sub(r"^(?:the|that|this|my)\s+", "", ref.strip()).replace("very first", "first")
+    if ref in g.ORDINALS and " " in ref:  # "last but one", before "one" is read as a word
+        index = g.ORDINALS[ref]
+        return nodes[index] if -len(nodes) <= index < len(nodes) else None
     ref = re.sub(r"^one (?:with|showing|where|that has|which has) (?:the |a |an )?", "", ref)
+    ref = re.sub(r"^one from the (?:very )?(?:beginning|start)$", "first", ref)
+    # "the first thing we did", "the last picture we made": by order
+    ref = re.sub(
+        r"^(first|second|third|fourth|fifth|last|very first|earliest|oldest|latest|last but one) "
+        r"(?:thing|one|picture|image|version)(?: (?:we|you|i) (?:did|made|drew|"
+        r"had|asked for|started with|got))?$",
+        r"\1",
+        ref,
+    )
     if not re.fullmatch(r"number \w+", ref):  # "number one" is a number, not "number"
         ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
     if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
@@ -1143,7 +1220,9 @@ def _previous(state: DialogueState) -> ImageNode | None:
 def _target_in(said: str, state: DialogueState) -> ImageNode | None:
     """The picture a phrase in the request names ("the second one", "the blue one")."""
     m = g.TARGET_PHRASE.search(said)
-    return resolve_reference(m.group("ord") or m.group("words"), state) if m else None
+    if m is None:
+        return None
+    return resolve_reference(m.group("ord") or m.group("ord2") or m.group("words"), state)
 
 
 def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, str]:
@@ -1154,6 +1233,10 @@ def _named_target(said: str, state: DialogueState) -> tuple[ImageNode | None, st
         return None, said
     rest = (said[: m.start()] + "it" + said[m.end() :]).strip()
     rest = re.sub(r"^(?:in|on|for|with) it,? ", "", rest)  # "in the surfer one, make ..."
+    # "the earliest one, but as a watercolour": the change follows the name
+    rest = re.sub(
+        r"^it,? (?:but |and |only |just )?(?=(?:as|in|at|with|more|less) )", "make it ", rest
+    )
     return target, re.sub(r"\bit it\b", "it", rest)
 
 

@@ -48,3 +48,14 @@ def clean_text(text: str, field: str = "text") -> str:
             "send plain text."
         )
     return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+# "a dog a dog running", "in the uh in the autumn": speech that restarts a phrase mid-way.
+_HESITATION = re.compile(r"(?<=\w),? (?:um+|uh+|erm+|er)\b,?(?= \w)", re.I)
+_RESTART = re.compile(r"\b(?!undo\b)((?:[\w']+ ){0,2}[\w']+) \1\b", re.I)
+
+
+def drop_restarts(text: str) -> str:
+    """``text`` without hesitation sounds between words and with a phrase said twice in a row
+    said once ("undo undo" stays: a repeated undo is a count of steps)."""
+    return _RESTART.sub(r"\1", _HESITATION.sub("", text))

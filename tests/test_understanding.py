@@ -515,7 +515,7 @@ def test_the_one_before_a_named_picture_is_its_parent():
         ("extend it to the right, I want more of the lake", Intent.OUTPAINT, "direction", "right"),
         ("show me all of them", Intent.HISTORY, None, None),
         ("what did you change last time", Intent.HISTORY, None, None),
-        ("no no no that's worse. undo undo", Intent.UNDO, "steps_back", 1),
+        ("no no no that's worse. undo undo", Intent.UNDO, "steps_back", 2),
     ],
 )
 def test_commands_with_numbers_typos_and_reasons(said, intent, field, value):
@@ -677,3 +677,103 @@ def test_other_words_for_the_thing_and_scene_words_said_on_a_thing(prompt, said,
 def test_what_teachers_designers_and_teenagers_said(said, intent):
     state = session("an orange cat in a garden", "a red car on a road")
     assert understand(said, state, REWRITER).intent == intent
+
+
+# --- from the fresh7 set's people (a child and parent, a sailor, a nurse, a poet, ...) -------
+def _three_pictures() -> DialogueState:
+    return session("a red apple on a table", "a wooden cabin in the woods", "a dragon over a city")
+
+
+@pytest.mark.parametrize(
+    ("said", "intent", "field", "value"),
+    [
+        ("undo undo undo", Intent.UNDO, "steps_back", 3),
+        ("undo x2", Intent.UNDO, "steps_back", 2),
+        ("belay that last order", Intent.UNDO, None, None),
+        ("okay wait no go back go back", Intent.UNDO, None, None),
+        ("nvm", Intent.CANCEL, None, None),
+        ("the apple", Intent.SELECT, "target_id", "n1"),
+        ("the last but one", Intent.SELECT, "target_id", "n2"),
+        ("the first thing we did", Intent.SELECT, "target_id", "n1"),
+        ("return to the precedent", Intent.SELECT, "target_id", "n2"),
+        ("okay sweetie say bye bye to the castle, we're starting all over", Intent.RESET, None,
+         None),
+        ("I would like one more, different, please", Intent.AGAIN, None, None),
+        ("um make it make it high res i want it as my wallpaper", Intent.UPSCALE, None, None),
+        ("give me more room, widen the view out past the river", Intent.OUTPAINT, None, None),
+        ("portrait format please, 2:3", Intent.TRANSFORM, "transforms", (Transform.PORTRAIT,)),
+        ("make it", Intent.CLARIFY, None, None),
+        ("something is missing and I cannot name it", Intent.CLARIFY, None, None),
+        ("could you send that one to my daughter", Intent.CLARIFY, None, None),
+        ("what did you take out of it", Intent.HISTORY, None, None),
+    ],
+)  # fmt: skip
+def test_short_sailors_and_second_language_ways_of_asking(said, intent, field, value):
+    plan = understand(said, _three_pictures(), REWRITER)
+    assert plan.intent == intent
+    if field:
+        assert getattr(plan, field) == value
+
+
+@pytest.mark.parametrize(
+    ("said", "subject"),
+    [
+        ("by the way could you draw a birthday cake with seven candles", "a birthday cake"),
+        ("and while you're at it, a pirate ship in a gale at night", "a pirate ship"),
+        ("do me a new one: a bakery in Paris in the morning", "a bakery in Paris"),
+        ("a new picture please, a little girl with a red balloon", "a little girl"),
+        ("um new one a dog a dog running through a park", "a dog running through a park"),
+        ("an empty railway station at three in the morning, one lamp still burning",
+         "an empty railway station"),
+    ],
+)  # fmt: skip
+def test_more_next_pictures_said_in_passing(said, subject):
+    plan = understand(said, _three_pictures(), REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith(subject)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "said", "has", "lacks"),
+    [
+        ("a castle on a hill", "mummy i want it at night with lots of stars", ["night", "stars"],
+         []),
+        ("a harbour with gulls and boats", "lose the gulls, they're a nuisance", ["boats"],
+         ["gulls"]),
+        ("a wheat field in summer", "winter has come for the wheat", ["winter"], ["summer"]),
+        ("a wheat field in summer", "let the night fall on it, slowly, like a curtain",
+         ["night"], ["curtain"]),
+        ("a cottage with a red roof", "the roof, I want it in green", ["green roof"], ["red"]),
+        ("a wooden dory in a harbour",
+         "When I was a lad my father kept a dory like that one. Make her hull blue like his",
+         ["blue hull"], ["lad", "father"]),
+        ("a dragon over a city", "render it in ink, the way old scrolls breathe", ["ink"],
+         ["scrolls"]),
+    ],
+)  # fmt: skip
+def test_children_poets_and_sailors_edits(prompt, said, has, lacks):
+    plan = understand(said, session(prompt), REWRITER)
+    assert plan.intent == Intent.EDIT
+    for words in has:
+        assert words in plan.prompt
+    for word in lacks:
+        assert word not in plan.prompt
+
+
+def test_the_word_no_in_a_picture_is_text_not_a_negative():
+    plan = understand("draw the word NO in big red letters", DialogueState(), REWRITER)
+    assert "red letters" in plan.prompt and "red" not in plan.negative_prompt
+
+
+def test_bringing_back_what_was_removed_or_undone():
+    state = session("a dog on a sofa")
+    removed = understand("remove the dog", state, REWRITER)
+    state.add_node(
+        replace(state.current, id="n2", parent_id="n1", prompt=removed.prompt,
+                negative_prompt=removed.negative_prompt)
+    )  # fmt: skip
+    plan = understand("bring back the dog", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "dog" in plan.prompt
+    assert "dog" not in plan.negative_prompt
+    state.undo()  # the dog is back in view; the removal can be redone
+    plan = understand("no wait i did want that, put it back", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.REDO, "n2")
