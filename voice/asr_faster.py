@@ -43,6 +43,7 @@ from voice.asr_base import (
     Recognition,
     pick_device,
 )
+from voice.asr_cancel import CANCELLED_MESSAGE
 from voice.asr_context import (
     CONTEXT_MARGIN_FRAMES,
     CONTEXT_MIN_FRAMES,
@@ -298,6 +299,9 @@ class FasterWhisperASR(GuardedRecognizer):
         self.no_speech_threshold = no_speech_threshold
         self.logprob_threshold = logprob_threshold
         self.min_rms_dbfs = min_rms_dbfs
+        # Per thread, the event of a caller that may give up (voice.asr_cancel.cancellable):
+        # checked between windows, since one CTranslate2 generate cannot be stopped mid-way.
+        self.cancel_events: dict[int, threading.Event] = {}
         self.max_seconds = max_seconds
         self.short_context = short_context
         self.context_margin_frames = context_margin_frames
@@ -369,8 +373,13 @@ class FasterWhisperASR(GuardedRecognizer):
             # Same token budget as openai-whisper: a loop stops after ~1 s, not 224 tokens.
             max_new_tokens=token_budget(seconds),
         )
-        segments = list(segments)  # the generator decodes lazily
-        return _merge(segments, info.language)
+        decoded = []
+        for segment in segments:  # the generator decodes one window at a time
+            decoded.append(segment)
+            event = self.cancel_events.get(threading.get_ident())
+            if event is not None and event.is_set():
+                raise VoiceError("asr-cancelled", CANCELLED_MESSAGE)
+        return _merge(decoded, info.language)
 
     def _recognize_short(
         self,
