@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
             "fresh5",
             "fresh6",
             "fresh7",
+            "fresh8",
         ],
         help="bench understand: only this split (fresh..fresh5: benchmarks/understand_fresh*.yaml)",
     )

@@ -30,7 +30,10 @@ FRESH4_PATH = Path(__file__).with_name("understand_fresh4.yaml")
 FRESH5_PATH = Path(__file__).with_name("understand_fresh5.yaml")
 FRESH6_PATH = Path(__file__).with_name("understand_fresh6.yaml")  # written later the same day
 FRESH7_PATH = Path(__file__).with_name("understand_fresh7.yaml")
-SPLITS = ("tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
+FRESH8_PATH = Path(__file__).with_name("understand_fresh8.yaml")
+SPLITS = (
+    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8"
+)  # fmt: skip
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -70,7 +73,7 @@ class Case:
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
     """Read the set; ``split`` keeps only the cases of one of SPLITS (the fresh ones come from
-    their own files, FRESH_PATH .. FRESH7_PATH, when it exists, and only with that ``split``)."""
+    their own files, FRESH_PATH .. FRESH8_PATH, when it exists, and only with that ``split``)."""
     fresh_paths = {
         "fresh": FRESH_PATH,
         "fresh2": FRESH2_PATH,
@@ -79,6 +82,7 @@ def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
         "fresh5": FRESH5_PATH,
         "fresh6": FRESH6_PATH,
         "fresh7": FRESH7_PATH,
+        "fresh8": FRESH8_PATH,
     }
     if split in fresh_paths and path == SET_PATH:
         path = fresh_paths[split]
