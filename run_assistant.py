@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
             "fresh7",
             "fresh8",
         ],
-        help="bench understand: only this split (fresh..fresh5: benchmarks/understand_fresh*.yaml)",
+        help="bench understand: only this split (fresh..fresh8: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
     bench.add_argument(

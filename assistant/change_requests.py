@@ -32,7 +32,8 @@ _SOFTENERS = re.compile(
     r"what if)\b[\s,]*)+"
 )
 _TRAILING = re.compile(
-    r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little)$"
+    r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little|maybe|perhaps|"
+    r"i guess|i think)$"
     r"|,? like (?:his|hers|mine|theirs|before|that|the other one|the first one|it was)$"
     # "green, not blue", "marble instead of wood": what it was before goes with the old prompt
     r"|,? (?:and )?(?:not|instead of|rather than) (?:a |an |the )?[\w-]+(?: [\w-]+)?$"
@@ -212,6 +213,12 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
             return new, False
         return Change(kind=ChangeKind.REPLACE, object=obj, value=value), False
     said = _clean(re.sub(r"^(?:make it so|make it look like) (?=(?:the|his|her) )", "", said))
+    # "do the same bed in late autumn": the scene again, with what follows changed
+    said = re.sub(
+        r"^(?:do|make|draw|show)(?: me)? (?:the )?same (?:[\w-]+ )?(?=(?:in|at|during|on|under) )",
+        "same thing but ",
+        said,
+    )
     wrapped = False
     if m := _WRAPPER.match(said):
         said, wrapped = _clean(said[m.end() :]), True
@@ -398,6 +405,9 @@ def _phrase_change(value: str) -> Change | None:
         value = m.group("value")
     bare = re.sub(r"^(?:at|in|by|during|on|into|to|as|a|an|the)\s+", "", value)
     bare = re.sub(r"^(?:the|a|an)\s+", "", bare).removesuffix(" time").strip()
+    bare = re.sub(
+        r"^(?:late|early|mid|deep|high)[ -](?=(?:autumn|fall|spring|summer|winter)\b)", "", bare
+    )
     for table, kind in ((TIME_OF_DAY, ChangeKind.TIME_OF_DAY), (SEASONS, ChangeKind.SEASON)):
         if bare in table or bare.removesuffix("time") in table:
             return Change(kind=kind, value=bare if bare in table else bare.removesuffix("time"))

@@ -14,7 +14,9 @@ from common.text import drop_restarts
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
-    r"nah|naw|nope|yo|bruh|lowkey|honestly|by the way|btw|"
+    r"nah|naw|nope|yo|bruh|bro|dude|fam|aight|ight|lowkey|honestly|by the way|btw|separately|"
+    r"sorry(?: to bother you| to be a pain| to ask)?(?:,? but)?|chat (?:says|wants|said)|"
+    r"oh and|and separately|one more thing|"
     r"(?:mummy|mommy|mum|mom|daddy|dad|sweetie|honey|darling)(?=[\s,]+(?:i|can|make|draw|please|"
     r"look|put|give|now)\b)|"
     r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
@@ -32,7 +34,11 @@ _THANKS_THEN = re.compile(
 
 
 # A laugh or a quip after the request: ", safety first haha".
-_LAUGH_AFTER = re.compile(r",\s*(?:[\w' ]{0,25} )?(?:haha+|hehe+|lol|lmao)$")
+_LAUGH_AFTER = re.compile(r",\s*(?:[\w' ]{0,25} )?(?:haha+|hehe+|lol|lmao)$|\s+(?:haha+|lol|lmao)$")
+
+
+_NUMBERED = re.compile(r"^\s*1[.)]\s+\w")
+_NUMBERED_ITEM = re.compile(r"(?:^|[\s.,;]+)\d[.)]\s+")
 
 
 def normalise(text: str) -> str:
@@ -40,6 +46,9 @@ def normalise(text: str) -> str:
     text = text.lower().strip().replace("’", "'")
     # "um" between words, and a phrase restarted ("a dog a dog running", "make it make it")
     text = drop_restarts(_LAUGH_AFTER.sub("", text.rstrip(" !?.…")))
+    if _NUMBERED.match(text):  # "1. make it blue 2. add a cat": one change after another
+        items = [i.strip(" .,;") for i in _NUMBERED_ITEM.split(text) if i.strip(" .,;")]
+        text = ", then ".join(items)
     text = re.sub(r"\s+", " ", re.sub(r"[!?.…]+$", "", text))
     previous = None
     while previous != text:
@@ -66,6 +75,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r" the (?!undo\b)[\w-]+(?: [\w-]+)?)?$",
             r"^(?:no,? )*(?:go |step )?back(?: one step| a step)?$",
             r"^(?:belay|reverse|scrap) that(?: last)?(?: order| one| change| command| edit)?$",
+            r"^undo(?: that| it)? (?:again|once more)$",
             r"^revert(?: that| it)?$",
             r"^take (?:that|it|the|that last|the last) ?(?:change|edit|step)? back$",
             r"^(?:no,? )*(?:put|set|change|make|turn) it back(?: (?:to )?(?:how|the way|what) it "
@@ -84,6 +94,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:go |step )?forward(?: again| one| one step| a step)?$",
             r"\b(?:didn't|did not|don't|didnt) (?:mean|want) to undo\b",
             r"\bi did want (?:that|it|this)\b",
+            r"\b(?:preferred|liked) it (?:better )?before (?:i|you) undid\b",
             r"^(?:bring|put) back what (?:you|i|we) (?:just )?undid$",
             r"^undo the undo$",
         ),
@@ -143,6 +154,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:give me |show me |make |draw |try |let's see |can i (?:see|get|have) )?"
             r"another(?: one)?(?: (?:of|like) (?:those|these|that|this|it))?$",
             r"^one more(?: time)?$",
+            r"^run it back(?: again)?$",
             r"^(?:i (?:would|'d) like|can i (?:have|get)|give me|i want) (?:one more|another"
             r"(?: one)?)(?:,? (?:a )?different(?: one)?)?$",
             r"^try (?:again|once more|another one)$",
@@ -177,6 +189,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         _rx(
             r"^(?:show|list)(?: me| us)? (?:all (?:of )?(?:them|those|these|the ones)|"
             r"everything(?: so far| we (?:made|did|have))?)$",
+            r"^what(?:'s| has| is)? (?:changed|different)\b.*",
+            r"^what(?:'s| is) the difference\b.*",
             r"^what (?:did|have) you (?:just )?(?:take out|took out|remove|removed|add|added)"
             r"(?: (?:of|from|to) (?:it|the picture))?$",
             r"^what (?:did|have) you (?:just )?(?:change|changed|do|done)(?: to it)?"
@@ -228,6 +242,9 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:you are now|pretend to be|act as)\b",
             r"^(?:thanks|thank you) for watching\b.*",  # Whisper's hallucination on silence
             r"^(?:haha|hehe|lol|lmao)\b.*",
+            r"^are you (?:tired|ok|okay|bored|sleepy|real|human|alive|a robot|happy|there)\b.*",
+            r"^do you (?:like|love|enjoy|get tired of|ever get tired)\b.*",
+            r"^(?:w|l|gg|ggs|pog|poggers|lfg|ez|goated|huge w|big w)$",
             r"^(?:bet|say less|aight|ight|sick|dope|fire|lit|slay|based|no cap|fr|word|sweet|"
             r"neat|rad|nice one|legit|facts)(?: (?:bro|dude|man|fam|tho))?$",
         ),
@@ -274,11 +291,13 @@ SAME_SEED = re.compile(
     r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
 )
 UNDO_STEPS = re.compile(
-    r"^(?:go |step )?back (?P<n>two|three|four|five|\d+)(?: steps| times| pictures| images|"
-    r" versions| changes| edits)?$|"
+    r"^(?:go |step |take it |take me )?back (?P<n>two|three|four|five|\d+)(?: steps| times|"
+    r" pictures| images| versions| changes| edits)?$|"
     r"^undo(?: the last| the past| my last| your last)? (?P<n2>two|three|four|five|\d+)"
     r"(?: steps| times| changes| edits| things| of (?:them|those|these|my changes))?$|"
-    r"^undo (?:that )?(?P<n3>twice)$|^undo ?x ?(?P<n4>[2-5])$|^undo (?P<n5>[2-5]) ?x$"
+    r"^undo (?:that )?(?P<n3>twice)$|^undo ?x ?(?P<n4>[2-5])$|^undo (?P<n5>[2-5]) ?x$|"
+    r"^(?:please )?(?:perform (?:action|command)[: ]+)?undo[.,]? repeat[: ]+(?P<n6>[2-5]|two|three)"
+    r" times?$"
 )
 
 ORDINALS = {
@@ -342,8 +361,8 @@ SELECT = _rx(
     r"^(?:i (?:liked|preferred) )?(?:the )?(?P<ref4>[\w' -]+?) one (?:was|is) better$",
     r"^(?:(?:go )?back to|show(?: me)?|select|pick|switch to|use|open|let's go with|go with|"
     r"i'll take|i want|let me see|can i see|could i see) "
-    r"(?P<ref5>(?:picture |image |number |n|#) ?(?:\d+|one|two|three|four|five|six|seven|eight|"
-    r"nine))$",
+    r"(?P<ref5>(?:picture |image |number |panel |page |frame |slide |n|#) ?(?:\d+|one|two|three|"
+    r"four|five|six|seven|eight|nine))$",
     r"^(?P<ref6>number (?:\d+|one|two|three|four|five|six|seven|eight|nine))$",
     r"^(?:no,? )?(?:not this one,? )?(?:the )?other one,? (?:the )?(?P<ref7>[\w' -]+?)(?: one)?$",
     r"^(?:bring|give me|put) (?:the )?(?P<ref8>[\w' -]+?)(?: one| picture| version)? back$",
@@ -361,10 +380,14 @@ OUTPAINT = _rx(
     r"(?: (?:to|on|towards) the| to)? ?(?P<dir>left|right|up|down|top|bottom|upwards|downwards|"
     r"all sides|every side|all around|sides|north|south|east|west)?(?: side)?"
     r"(?: by (?P<px>\d+)(?: ?px| pixels)?)?(?: out| outwards)?(?: (?:past|beyond) [\w' -]+)?"
+    r"(?: into an? [\w' -]+?)?(?:,? more [\w' -]+?(?: (?:on|to|at) the (?P<dir4>left|right|top|"
+    r"bottom)(?: side)?)?)?"
     r"(?:,? (?:i want (?:to see )?|so i (?:can )?see |to (?:see|show) )more of (?:the )?"
     r"[\w' -]+|,? (?:i need|i want|we need|for|so (?:that )?(?:i|we) (?:can|have)) (?:more|some|"
     r"extra|room|space)\b[\w' -]*)?$",
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
+    r"^(?:extend|expand|widen|grow)(?: it| the (?:image|picture|scene|[\w-]+))? (?P<px2>\d+) ?"
+    r"(?:px|pixels) (?:to|on|towards) the (?P<dir5>left|right|top|bottom)(?: side)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
     r"(?: (?:on|to|towards) the (?P<dir2>left|right|top|bottom)(?: side)?)?$",
     r"^(?:add |give it |i want |can i have )?more (?:sky|space|room|ground|floor|sea|water|"

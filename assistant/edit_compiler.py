@@ -25,7 +25,8 @@ COLOURS = frozenset(
 # What a thing is made of: a new material replaces the old one ("make the table marble").
 MATERIALS = frozenset(
     """wooden wood metal metallic stone marble glass plastic steel iron brass copper concrete
-    brick leather velvet paper cardboard crystal ceramic porcelain""".split()
+    brick leather velvet paper cardboard crystal ceramic porcelain gravel cobblestone tile slate
+    straw wicker bamboo wool silk cotton denim fur ice sand""".split()
 )
 
 # Groups of mutually exclusive scene words: a change to one member removes the others.

@@ -39,7 +39,9 @@ _COMMAND_PREFIX = re.compile(
     r"go ahead and|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|gimme|"
     r"(?:one|another) of(?= (?:an?|some|two|three) )|"
     r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
-    r"by the way|btw|while you're at it|while you are at it|um+|uh+|"
+    r"by the way|btw|while you're at it|while you are at it|um+|uh+|separately|aight|"
+    r"(?:(?:the )?next |a new |new )?(?:panel|page|frame|shot|slide)(?: (?:one|two|three|four|five|"
+    r"six|\d+))?(?=\s*[:,-])|"
     r"(?:do|make|give) me (?:a |an )?(?:new|another|different) (?:one|picture|image)(?= *[:,-])|"
     r"(?:a )?new one(?= *[:,-]| (?:an?|some|two|three) )|(?:a )?new picture please|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows

@@ -83,9 +83,9 @@ _DISLIKE_ALONE = re.compile(
     r"not (?:quite|really|great|good|it)(?: (?:it|right|there))?|meh|nope|not what i wanted|"
     r"(?:that's|it's|this is) not (?:it|right|what i wanted|quite right)|i'm not (?:sure|happy|"
     r"convinced)(?: about (?:it|this|that))?|(?:that's|it's|this is|that is|it got) (?:even |"
-    r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly)|something (?:feels|looks|"
-    r"seems|is) (?:off|wrong|weird|strange|not right|missing)(?:,? (?:but|and) i (?:can't|cannot|"
-    r"can not) (?:put my finger on it|say what|name it|tell what))?)[ .!]*$"
+    r"much |way )?(?:worse|bad|awful|terrible|wrong|horrible|ugly)|something(?:'s| feels| looks|"
+    r" seems| is) (?:off|wrong|weird|strange|not right|missing)(?:,? (?:but|and) i (?:can't|"
+    r"cannot|can not) (?:put my finger on it|say what|name it|tell what))?)[ .!]*$"
 )
 
 # A request that starts like this changes the picture in focus rather than starting anew.
@@ -131,13 +131,16 @@ _CANT_DO = re.compile(
     r" .+)?$|"
     r"^(?:(?:can|could) you |please )?(?:delete|erase|trash|bin) (?:it|this|that|them|all|"
     r"everything|the (?:picture|image|pictures|images|session|history|\w+ one|\w+ picture))$|"
-    r"^(?:(?:can|could) you )?(?:make|turn) (?:it|this|them|him|her) (?:move|animated|into an "
-    r"animation|into a video|a video|a gif|into a gif|talk|sing|speak)\b.*"
+    r"^(?:(?:can|could) you )?(?:make|turn) (?:it|this|them|him|her|(?:these|those|the) [\w-]+) "
+    r"(?:move|animated|into an "
+    r"animation|into a video|a video|a gif|into a gif|into an animated gif|an animated gif|talk|"
+    r"sing|speak)\b.*"
 )
 # "change it", "edit this": an edit that says nothing of what to change.
 _NO_CHANGE_NAMED = re.compile(
     r"^(?:change|edit|modify|alter|tweak|adjust|fix|improve|redo) (?:it|this|that|something|"
-    r"the (?:picture|image)|it a bit|it somehow|something in it)$|^(?:make|do) (?:it|that|this)$"
+    r"the (?:picture|image)|it a bit|it somehow|something in it)$|^(?:make|do) (?:it|that|this)$|"
+    r"^(?:make|change|turn) the [\w-]+$"
 )
 # "keep the layout but make it winter": an edit that must hold the picture's structure. Shapes
 # and layout are kept through depth (depth2img); outlines through a canny ControlNet.
@@ -159,6 +162,8 @@ _DRAW_CUE = re.compile(
     r"(?:an?|some|two|three|four|five|a few|the) \w|"
     r"^(?:i need|i want|give me|gimme|make me)(?: an?)? (?:image|picture|photo|drawing|pic)"
     r"\s*[:,-]?\s*\w|"
+    r"^(?:(?:ok|okay|and|now)[ ,]+)?(?:(?:the )?next |a new |new )?(?:panel|page|frame|shot|slide)"
+    r"(?: (?:one|two|three|four|five|six|\d+))?\s*[:,-]\s*\w|"
     r"^(?:(?:do|make|give) me )?(?:a |an )?(?:new|another|different) (?:one|picture|image)"
     r"(?: please)?\s*[:,-]?\s*(?:an?|some|two|three|the) \w|"
     r"^(?:(?:oh|and|also|ok|okay)[ ,]+)*(?:while you're at it|while you are at it)[, ]+"
@@ -456,15 +461,18 @@ def _grammar_plan(
         if pattern.search(said):
             return _command_plan(intent, text, state)
     if m := g.UNDO_STEPS.match(said):
-        said_n = m.group("n") or m.group("n2") or m.group("n3") or m.group("n4") or m.group("n5")
+        said_n = next((v for v in m.groups() if v), None)
         steps = g.count_in(said_n, 1)
         return Plan(intent=Intent.UNDO, request=text, steps_back=steps)
 
+    if plan := _then_edit(text, said, state, rewriter):
+        return plan  # "go back to the night one and add an owl", "undo that and make it green"
     if current is not None and (m := _BRING_BACK.match(said)):
         thing = m.group("thing")
         removed = [n.strip() for n in current.negative_prompt.split(",")]
         if any(_prompt_names_text(n, thing) for n in removed):  # "put the moon back"
-            change = Change(kind=ChangeKind.ADD, value=f"the {thing}")
+            how = f", {m.group('how')}" if m.group("how") else ""  # "... but as a thin crescent"
+            change = Change(kind=ChangeKind.ADD, value=f"the {thing}{how}")
             return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
         undone = state.nodes.get(state.redo_target or "")
         if (
@@ -530,9 +538,12 @@ def _grammar_plan(
     if m := g.OUTPAINT.match(said):
         if current is None:
             return _clarify(text, NOTHING_YET)
-        side = m.group("dir") or m.group("dir2") or m.group("dir3")
+        side = next(
+            (m.group(k) for k in ("dir", "dir2", "dir3", "dir4", "dir5") if m.group(k)), None
+        )
         direction = g.DIRECTIONS.get(side, side)
-        pixels = int(m.group("px")) // 8 * 8 if m.group("px") else 128
+        px = m.group("px") or m.group("px2")
+        pixels = int(px) // 8 * 8 if px else 128
         return _keep_scene_plan(
             Intent.OUTPAINT,
             text,
@@ -979,6 +990,7 @@ def _combine_plan(
     """ "put the dragon on top of the castle": both named things are in different pictures."""
     first = resolve_reference(m.group("a"), state, strict=True)
     second = resolve_reference(m.group("b"), state, strict=True)
+    second = second or _owners_picture(m.group("b"), state)
     if first is None or second is None or first.id == second.id:
         return None
     how = m.group("how")
@@ -993,6 +1005,12 @@ def _combine_plan(
     return plan.model_copy(
         update={"source_ids": (first.id, second.id), "strength": COMBINE_STRENGTH}
     )
+
+
+def _owners_picture(phrase: str, state: DialogueState) -> ImageNode | None:
+    """ "the ship's deck": the picture of the ship (a part of a thing it shows)."""
+    m = re.match(r"^(?:the )?(?P<owner>[\w-]+)'s\b", phrase)
+    return resolve_reference(m.group("owner"), state, strict=True) if m else None
 
 
 def _combine_refs(
@@ -1025,10 +1043,33 @@ def _prompt_names(node: ImageNode, phrase: str) -> bool:
     return _prompt_names_text(node.prompt, phrase)
 
 
+# A move to another picture, then a change of it, in one breath.
+_THEN_EDIT = re.compile(
+    r"^(?:(?P<undo>undo(?: that| it)?|go back(?: one)?)|(?:go back to|back to|return to|switch to|"
+    r"take me back to|use) (?:the )?(?P<ref>[\w' -]+?)(?: one| picture| version)?),? "
+    r"(?:and|then|and then|but) (?P<rest>.+)$"
+)
+
+
+def _then_edit(text: str, said: str, state: DialogueState, rewriter: PromptRewriter) -> Plan | None:
+    """ "undo that and make her dress green": the picture before, changed; "go back to the
+    teapot and make it gold": that picture, changed (one plan, on the picture meant)."""
+    if (m := _THEN_EDIT.match(said)) is None or state.current is None:
+        return None
+    if m.group("undo"):
+        target = _previous(state)
+    else:
+        target = resolve_reference(m.group("ref"), state)
+    parsed = parse_change(m.group("rest"))
+    if target is None or parsed is None:
+        return None
+    return _change_plan(Intent.EDIT, text, parsed[0], target, rewriter, "img2img")
+
+
 _PUT_BACK = re.compile(r"\b(?:put|bring) (?:it|that|this) back\b")
 _BRING_BACK = re.compile(
     r"^(?:bring|put|give me|add|get) (?:back )?(?:the |my |his |her )?(?P<thing>[\w' -]+?)"
-    r"(?: back)?(?: again| in| please)*$"
+    r"(?: back)?(?: again| in| please)*(?:,? (?:but|and) (?:make it|as|like) (?P<how>[\w' -]+))?$"
 )
 
 
@@ -1159,9 +1200,12 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
         r"\1",
         ref,
     )
-    if not re.fullmatch(r"number \w+", ref):  # "number one" is a number, not "number"
+    if not re.fullmatch(r"(?:number|panel|page|frame|slide) \w+", ref):  # "number one": a number
         ref = re.sub(r"\s+(?:one|picture|image|version|pic)$", "", ref)
-    if number := re.fullmatch(r"(?:n|number |picture |image |#)\s*(\w+)", ref):
+    ref = re.sub(r"'s\b", "", ref)  # "the ship's deck": the ship
+    # "n2", "number two", "panel one" ("n" only before a digit: "night" is a word)
+    numbered = r"(?:n(?=\d)|number |picture |image |panel |page |frame |slide |#)\s*(\w+)"
+    if number := re.fullmatch(numbered, ref):
         index = g.NUMBERS.get(number.group(1), number.group(1))  # "number two" -> 2
         return state.nodes.get(f"n{index}")
     if ref == "middle" and len(nodes) >= 3:
@@ -1193,15 +1237,25 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
     if len(wanted) > 4 or len(ref.split()) > 7 or _NOT_A_NAME.search(ref):
         return None  # "the penguins to be wearing little scarves ...": a change, not a name
     joined = {"".join(content_words(ref))}  # "the jelly fish" is the jellyfish
-    best, best_score = None, 0
-    for node in nodes:
+
+    def score(node: ImageNode) -> int:
         have = set(words(node.prompt)) | (set() if strict else set(words(node.request)))
         stems = {_stem(w) for w in have}
-        score = sum(_word_in(w, stems) for w in wanted) or len(wanted) * bool(joined & have)
-        if score >= best_score and score > 0:
-            best, best_score = node, score
+        return sum(_word_in(w, stems) for w in wanted) or len(wanted) * bool(joined & have)
+
+    best, best_score = None, 0
+    for node in nodes:
+        if (points := score(node)) >= best_score and points > 0:
+            best, best_score = node, points
     if strict and best is not None and best_score < len(wanted):
         return None
+    # "the night one" in a chain of edits: the edit that made it night, not a later one that
+    # only kept the night (the words were there from that picture on).
+    while best is not None and best.parent_id in state.nodes:
+        parent = state.nodes[best.parent_id]
+        if score(parent) < best_score:
+            break
+        best = parent
     return best
 
 

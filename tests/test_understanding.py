@@ -777,3 +777,73 @@ def test_bringing_back_what_was_removed_or_undone():
     state.undo()  # the dog is back in view; the removal can be redone
     plan = understand("no wait i did want that, put it back", state, REWRITER)
     assert (plan.intent, plan.target_id) == (Intent.REDO, "n2")
+
+
+# --- from the fresh8 set's people (a comic artist, a gamer, numbered lists, two at once) ------
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("panel four: the detective kicks open a door, low angle", Intent.GENERATE),
+        ("ok next panel, he finds a letter on a desk", Intent.GENERATE),
+        ("oh and separately, could you draw a robin on a spade handle", Intent.GENERATE),
+        ("W", Intent.CHITCHAT),
+        ("are you tired? we've been at this a while", Intent.CHITCHAT),
+        ("bro flip it", Intent.TRANSFORM),
+        ("run it back", Intent.AGAIN),
+        ("undo again", Intent.UNDO),
+        ("hmm I preferred it before I undid that", Intent.REDO),
+        ("make the sky", Intent.CLARIFY),
+        ("something's off but I can't say what", Intent.CLARIFY),
+        ("what's changed between this one and the first?", Intent.HISTORY),
+        ("turn these pictures into an animated gif", Intent.CLARIFY),
+    ],
+)
+def test_comic_artists_gamers_and_shy_people(said, intent):
+    state = session("a red car on a road", "a cat on a sofa")
+    state.undo()  # something to redo
+    assert understand(said, state, REWRITER).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("said", "steps"),
+    [("take it back two edits", 2), ("Please perform action: undo. Repeat: 2 times.", 2)],
+)
+def test_undo_counts_said_other_ways(said, steps):
+    plan = understand(said, session(GARDEN, CAR), REWRITER)
+    assert (plan.intent, plan.steps_back) == (Intent.UNDO, steps)
+
+
+def test_numbered_instructions_are_each_carried_out():
+    plan = understand("1. make the car blue 2. add a cat", session(CAR), REWRITER)
+    assert plan.intent == Intent.EDIT and "blue" in plan.prompt and "cat" in plan.prompt
+    plan = understand("1) remove the car 2) add a boat", session(CAR), REWRITER)
+    assert "car" in plan.negative_prompt and "boat" in plan.prompt
+    plan = understand(
+        "1. Rotate 90 degrees clockwise. 2. Crop to a square.", session(CAR), REWRITER
+    )
+    assert plan.transforms == (Transform.ROTATE_RIGHT, Transform.SQUARE)
+    plan = understand("1. Extend the image 200 pixels to the right.", session(CAR), REWRITER)
+    assert (plan.intent, plan.direction, plan.pixels) == (Intent.OUTPAINT, "right", 200)
+
+
+def test_a_move_and_a_change_in_one_breath_change_the_picture_meant():
+    state = session("a fox in the snow")
+    for child, prompt in (
+        ("n2", "a fox in the snow at night"),
+        ("n3", "a fox in the snow at night, aurora"),
+    ):
+        parent = f"n{int(child[1]) - 1}"
+        state.add_node(replace(state.current, id=child, parent_id=parent, prompt=prompt))
+    plan = understand("go back to the night one and add an owl", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n2") and "owl" in plan.prompt
+    plan = understand("sorry, um, undo that and make the fox white maybe?", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n2") and "white fox" in plan.prompt
+    assert "maybe" not in plan.prompt
+
+
+def test_a_part_of_a_thing_names_the_picture_of_the_thing():
+    state = session(
+        "a blue teapot on a counter", "a sailing ship on a rough sea", "a bowl of ramen"
+    )
+    plan = understand("put the teapot on the ship's deck", state, REWRITER)
+    assert plan.intent == Intent.COMBINE and set(plan.source_ids) == {"n1", "n2"}
