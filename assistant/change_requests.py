@@ -35,6 +35,8 @@ _TRAILING = re.compile(
     r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little|maybe|perhaps|"
     r"i guess|i think)$"
     r"|,? like (?:his|hers|mine|theirs|before|that|the other one|the first one|it was)$"
+    r"|,? (?:and )?keep (?:everything|the rest|all|all the rest)(?: else)? "
+    r"(?:the same|identical|as it is)$"
     # "green, not blue", "marble instead of wood": what it was before goes with the old prompt
     r"|,? (?:and )?(?:not|instead of|rather than) (?:a |an |the )?[\w-]+(?: [\w-]+)?$"
 )
@@ -42,7 +44,8 @@ _TRAILING = re.compile(
 _REMOVE = re.compile(
     r"^(?:remove|delete|erase|lose|drop|ditch|hide|get rid of|take (?:out|away|off)|crop out|"
     r"paint out|pop|shave off|shave|cut off|rub out|wipe out|wipe off|scrub out|clear away|"
-    r"clean up|remove all|throw away|throw out|kill|strip away|strip out|strip|"
+    r"clean up|remove all|throw away|throw out|kill|strip away|strip out|strip|getting rid of|"
+    r"removing|losing|taking out|taking away|deleting|erasing|"
     r"cut out|leave out|without|no more|no|i don't want|i do not want|don't want)\s+"
     r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
     r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
@@ -53,8 +56,9 @@ _TAKE_OUT = re.compile(
     r"(?: of (?:it|the (?:picture|image|scene))| (?:of )?(?:him|her|them|it|the [\w-]+))?$"
 )
 _REPLACE = re.compile(
-    r"^(?:(?:turn|change|make|transform) (?:the |that |his |her |its )(?P<object>[\w' -]+?) "
-    r"(?:into|to)|swap (?:the |that |his |her |its )(?P<swapped>[\w' -]+?) (?:for|with)) "
+    r"^(?:(?:turn|change|make|transform|shift|switch) (?:the |that |his |her |its )"
+    r"(?P<object>[\w' -]+?) (?:into|to)|"
+    r"swap (?:the |that |his |her |its )(?P<swapped>[\w' -]+?) (?:for|with)) "
     r"(?P<value>(?:a |an |some )?[\w' -]+)$"
 )
 # "i want that the taxis are become red buses", "the cat becomes a tiger": one thing turns into
@@ -103,7 +107,7 @@ _BETTER_WITHOUT = re.compile(
 )
 # "make the tower at sunrise": a time, weather or season said after a thing of the picture
 _THING_AT = re.compile(
-    r"^(?:make|show|put|set|have) (?:the |his |her |its )?[\w'-]+(?: [\w'-]+)? "
+    r"^(?:make|show|put|set|have|see|show me|to see) (?:the |his |her |its )?[\w'-]+(?: [\w'-]+)? "
     r"(?P<phrase>(?:at|in|during|on a|under a|by) [\w -]+)$"
 )
 # "i want the street empty" (its "i want" already trimmed), "the car blue": a thing and how
@@ -126,6 +130,36 @@ _ARRIVES = re.compile(
 _THING_FIRST = re.compile(
     r"^(?:the|his|her|its) (?P<object>[\w' -]+?),? (?:i want|i'd like|make|can you make|could you "
     r"make|i would like) (?:it|them|him|her) (?:in |to be |more |to look )?(?P<value>[\w -]+)$"
+)
+# "make the wall behind the sofa a soft sage green": a thing (somewhere) and its new colour
+_MAKE_A_COLOUR = re.compile(
+    r"^(?:make|paint|colou?r) (?:the |his |her |its )(?P<object>[\w'-]+)"
+    r"(?: (?:behind|on|in|near|by|"
+    r"under|above) the [\w' -]+?)? (?:a |an )?"
+    r"(?P<value>(?!(?:more|less|a bit|slightly|much|even|too)\b)(?:[\w-]+ ){0,3}[\w-]+)$"
+)
+# "can the dragon breathe fire", "could the cat sleep on the sofa": what a thing does
+_CAN_DO = re.compile(
+    r"^(?:can|could|would|let|make|have) (?:the |his |her )(?P<object>[\w'-]+) "
+    r"(?P<verb>breathe|fly|"
+    r"run|jump|swim|dance|sing|smile|sleep|sit|stand|eat|drink|hug|climb|roar|wave|laugh|play|"
+    r"read|hold|carry|wear)(?P<rest>(?: [\w' -]+)?)$"
+)
+# "take the lemons and make them limes"
+_TAKE_AND_MAKE = re.compile(
+    r"^(?:take|get|grab) (?:the |those |these |his |her )?(?P<object>[\w' -]+?) and (?:make|turn) "
+    r"(?:them|it|him|her) (?:into )?(?P<value>(?:a |an |some )?[\w' -]+)$"
+)
+# "make like painting of Van Gogh", "in the style of Monet"
+_PAINTER = re.compile(
+    r"^(?:make (?:it )?(?:look )?like (?:a )?(?:painting|picture|work) (?:of|by)|"
+    r"(?:make it |do it |paint it )?(?:in|like) the style of) (?P<artist>[\w' .-]+)$"
+)
+# "it would be even nicer if it were evening time, you know, ...": the change in a wish
+_NICER_IF = re.compile(
+    r"^(?:i think )?(?:it would|it'd|it might|it could) (?:be|look) (?:even |much |a bit |a lot )?"
+    r"(?:nicer|better|lovelier|prettier|cosier|cozier) (?:if it (?:were|was) |with |in |at |as )"
+    r"(?P<rest>[^,]+)(?:,.*)?$"
 )
 # "make his cap a tweed one, a brown tweed": the thing stays, of another kind
 _A_KIND_ONE = re.compile(
@@ -165,9 +199,11 @@ TOO_MUCH = {  # what "too X" asks for instead
     "blurry": "sharper", "small": "bigger", "big": "smaller",
 }  # fmt: skip
 _SET = re.compile(
-    r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that )"
+    r"^(?:make|paint|colou?r|turn|change) (?:the |his |her |its |their |that |(?!(?:sure|it|this|"
+    r"that|me|him|her|them|us|everything|a|an|one|some|another|two|three|new|up|the|his|its|"
+    r"their|my|your)\b))"
     r"(?P<object>[\w' -]+?) (?P<value>(?:more |less |a bit |slightly |much |even )?[\w-]+"
-    r"(?: and (?:more |less )?[\w-]+)?)$"
+    r"(?: and (?:more |less )?[\w-]+| colou?red| tinted| toned)?)$"
 )
 _SETTING = re.compile(
     r"^(?:put|move|place|set|take) (?:it|him|her|them|everything|the scene|the \w+) "
@@ -244,6 +280,23 @@ def _structured(said: str) -> Change | None:
             return phrase
     if (m := _WANT_IT.match(said)) and _is_state(m.group("value")):  # "i want the street empty"
         return _attribute(m.group("object"), m.group("value"))
+    if m := _TAKE_AND_MAKE.match(said):
+        value, obj = m.group("value").strip(), m.group("object").strip()
+        if _is_quality(value):
+            return _attribute(obj, value)
+        return Change(kind=ChangeKind.REPLACE, object=obj, value=value)
+    if m := _PAINTER.match(said):
+        return Change(kind=ChangeKind.STYLE, value=f"painting in the style of {m.group('artist')}")
+    if (m := _NICER_IF.match(said)) and (phrase := _phrase_change(m.group("rest"))) is not None:
+        return phrase
+    if (m := _MAKE_A_COLOUR.match(said)) and m.group("value").split()[-1] in COLOURS:
+        return Change(
+            kind=ChangeKind.SET_ATTRIBUTE, object=m.group("object"), value=m.group("value")
+        )
+    if m := _CAN_DO.match(said):
+        obj = m.group("object")
+        doing = f"the {obj} {_ing(m.group('verb'))}{m.group('rest')}"
+        return Change(kind=ChangeKind.ADD, object=obj, value=doing)
     if m := _AGE.match(said):
         way = "young" if m.group("way") == "younger" else "old"
         age = f", about {m.group('age')} years old" if m.group("age") else ""
@@ -270,9 +323,7 @@ def _structured(said: str) -> Change | None:
         return Change(kind=ChangeKind.ADD, object=obj, value=f"{value} on the {obj}")
     if m := _DO.match(said):
         verb = m.group("verb").split()
-        ing = (verb[0][:-1] if verb[0].endswith("e") and verb[0] != "see" else verb[0]) + "ing"
-        ing = {"runing": "running", "swiming": "swimming", "siting": "sitting"}.get(ing, ing)
-        return Change(kind=ChangeKind.FREE, value=" ".join([ing, *verb[1:]]))
+        return Change(kind=ChangeKind.FREE, value=" ".join([_ing(verb[0]), *verb[1:]]))
     if (m := _WEAR.match(said)) and not said.startswith(("add ", "put ", "give ")):
         obj = (m.group("o1") or m.group("o2")).strip()
         verb = m.group("v1") or m.group("v2")
@@ -330,6 +381,13 @@ def _structured(said: str) -> Change | None:
 _STRONGER = {"worse", "stronger", "heavier", "wilder", "fiercer", "more intense", "more violent"}
 _STRONG_WEATHER = {"storm": "fierce", "wind": "howling", "waves": "huge", "sea": "rough",
                    "rain": "heavy", "snow": "heavy", "fog": "thick", "clouds": "dark"}  # fmt: skip
+
+
+def _ing(verb: str) -> str:
+    """ "smile" -> "smiling", "run" -> "running": what the thing in the picture is doing."""
+    ing = (verb[:-1] if verb.endswith("e") and verb != "see" else verb) + "ing"
+    doubled = {"runing": "running", "swiming": "swimming", "siting": "sitting", "huging": "hugging"}
+    return doubled.get(ing, ing)
 
 
 def _attribute(obj: str, value: str) -> Change:

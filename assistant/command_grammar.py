@@ -15,8 +15,12 @@ _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
     r"nah|naw|nope|yo|bruh|bro|dude|fam|aight|ight|lowkey|honestly|by the way|btw|separately|"
-    r"sorry(?: to bother you| to be a pain| to ask)?(?:,? but)?|chat (?:says|wants|said)|"
-    r"oh and|and separately|one more thing|"
+    r"(?:i'm )?(?:so |very |terribly )?sorry(?: to bother you| to be a (?:pain|bother)| to ask)?"
+    r"(?:,? but)?|chat (?:says|wants|said)|good (?:morning|afternoon|evening)(?=[\s,.!]+\w+ \w)|"
+    r"(?:that's|it's|this is) (?:very |really |so )?(?:nice|lovely|great|good|beautiful),? but|"
+    r"(?:is|it is|is it) possible (?:to|that you)|would there be any way (?:of|to)|"
+    r"is there (?:any )?way (?:of|to)|might i trouble you for|could i trouble you for|"
+    r"oh and|and separately|one more thing|while i think of it|before i forget|"
     r"(?:mummy|mommy|mum|mom|daddy|dad|sweetie|honey|darling)(?=[\s,]+(?:i|can|make|draw|please|"
     r"look|put|give|now)\b)|"
     r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
@@ -34,7 +38,8 @@ _THANKS_THEN = re.compile(
 
 
 # A laugh or a quip after the request: ", safety first haha".
-_LAUGH_AFTER = re.compile(r",\s*(?:[\w' ]{0,25} )?(?:haha+|hehe+|lol|lmao)$|\s+(?:haha+|lol|lmao)$")
+_LAUGH = r"(?:(?:ha){2,}h?|haha+|he(?:he)+|lol|lmao)"
+_LAUGH_AFTER = re.compile(rf",\s*(?:[\w' ]{{0,25}} )?{_LAUGH}$|\s+{_LAUGH}$")
 
 
 _NUMBERED = re.compile(r"^\s*1[.)]\s+\w")
@@ -95,6 +100,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"\b(?:didn't|did not|don't|didnt) (?:mean|want) to undo\b",
             r"\bi did want (?:that|it|this)\b",
             r"\b(?:preferred|liked) it (?:better )?before (?:i|you) undid\b",
+            r"\b(?:bring|bringing|put|putting) back (?:the (?:version|one|picture) )?(?:that )?"
+            r"(?:you|i|we) (?:just )?undid\b",
             r"^(?:bring|put) back what (?:you|i|we) (?:just )?undid$",
             r"^undo the undo$",
         ),
@@ -126,6 +133,9 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:i'm|i am) (?:stuck|lost|confused)$",
             r"^what are my options$",
             r"^how do i (?:use|start|do) (?:this|it)\b.*",
+            r"\bwhat (?:sort|kind) of things (?:am i able to|can i|could i|may i) (?:ask|say|do)\b",
+            r"^(?:can|could|do) you (?:also )?(?:make|do|create|draw) (?:videos?|animations?|gifs?|"
+            r"music|songs?|3d models?|text)\b.*",
             r"^how (?:do|can|should|would) i (?:go back|undo|get back|pick|choose|select|save|"
             r"start over|change|edit|fix|get)\b.*",
         ),
@@ -155,6 +165,9 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"another(?: one)?(?: (?:of|like) (?:those|these|that|this|it))?$",
             r"^one more(?: time)?$",
             r"^run it back(?: again)?$",
+            r"^(?:do|try|make) (?:it|that) again,? but (?:different|differently|another way)$",
+            r"^(?:could you |can you )?try (?:that|it|this)(?: one)? (?:one more time|again|"
+            r"once more)$",
             r"^(?:i (?:would|'d) like|can i (?:have|get)|give me|i want) (?:one more|another"
             r"(?: one)?)(?:,? (?:a )?different(?: one)?)?$",
             r"^try (?:again|once more|another one)$",
@@ -182,11 +195,15 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^what (?:is|was) the prompt\b.*",
             r"^what (?:did you|have you) (?:draw|drawn|make|made|use|used)\b.*",
             r"^what (?:is|'s) (?:this|that|in the picture|in it)$",
+            r"\bwhat (?:it was )?you (?:wrote|typed|used|put) (?:down )?(?:to make|for|in)\b",
         ),
     ),
     (
         Intent.HISTORY,
         _rx(
+            r"^(?:(?:would|could|can) you (?:please )?)(?:show|list|tell)(?: me| us)? "
+            r"(?:all |every )"
+            r"(?:of )?(?:the |my |our )?(?:pictures|images|versions|ones|drawings)\b.*",
             r"^(?:show|list)(?: me| us)? (?:all (?:of )?(?:them|those|these|the ones)|"
             r"everything(?: so far| we (?:made|did|have))?)$",
             r"^what(?:'s| has| is)? (?:changed|different)\b.*",
@@ -243,6 +260,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:thanks|thank you) for watching\b.*",  # Whisper's hallucination on silence
             r"^(?:haha|hehe|lol|lmao)\b.*",
             r"^are you (?:tired|ok|okay|bored|sleepy|real|human|alive|a robot|happy|there)\b.*",
+            r"\b(?:i was|i'm|i am) (?:just )?talking to (?:my|someone|somebody|the)\b.*",
+            r"\b(?:wasn't|was not|not) talking to you\b",
             r"^do you (?:like|love|enjoy|get tired of|ever get tired)\b.*",
             r"^(?:w|l|gg|ggs|pog|poggers|lfg|ez|goated|huge w|big w)$",
             r"^(?:bet|say less|aight|ight|sick|dope|fire|lit|slay|based|no cap|fr|word|sweet|"
@@ -283,6 +302,7 @@ VARIATIONS = re.compile(
     r"(?:(?:more|other|different|new|extra|alternative) )?(?:more|variations|versions|options|"
     r"alternatives|takes|variants)(?: (?:like|of) (?:this|that|it|this one|these)(?: [\w-]+)?)?"
     r"(?:,? (?:say|like|maybe|about) (?P<n_after>two|three|four|[2-5]))?$|"
+    r"^another (?P<n_again>two|three|four|[2-5])(?: (?:more|versions|of (?:those|these|them)))?$|"
     r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
 )
 SAME_SEED = re.compile(
@@ -291,7 +311,7 @@ SAME_SEED = re.compile(
     r",? (?:but |and )?(?:with |in |as )?(?P<rest>.+)"
 )
 UNDO_STEPS = re.compile(
-    r"^(?:go |step |take it |take me )?back (?P<n>two|three|four|five|\d+)(?: steps| times|"
+    r"^(?:go |step |take it |take me )?back (?P<n>two|three|four|five|\d+)(?: steps?| times|"
     r" pictures| images| versions| changes| edits)?$|"
     r"^undo(?: the last| the past| my last| your last)? (?P<n2>two|three|four|five|\d+)"
     r"(?: steps| times| changes| edits| things| of (?:them|those|these|my changes))?$|"
@@ -354,7 +374,10 @@ SELECT = _rx(
     r"(?P<ref>.+?)"
     r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*"
     r"(?:,? (?:please )?(?:show|give|bring|open) (?:it|me it|it to me|that one|it back)"
-    r"(?: again)?(?: please)?)?$",
+    r"(?: again)?(?: please)?)?(?:,? the one (?:with|without|where|from) [\w' -]+)?$",
+    r"^(?:i think )?i (?:liked|preferred|like|prefer) the (?P<ref9>first|second|third|last|"
+    r"previous|"
+    r"original|earlier|other) (?:one|picture|version)(?: better| more| best)?\b.*$",
     r"^(?:the )?(?P<ref2>first|second|third|fourth|fifth|last|original|previous|earlier) "
     r"(?:one|image|picture|version)(?: (?:please|again|was better))?$",
     r"^the (?P<ref3>[\w' -]+?) one(?: (?:please|again|was better|is better))?$",
@@ -386,6 +409,8 @@ OUTPAINT = _rx(
     r"[\w' -]+|,? (?:i need|i want|we need|for|so (?:that )?(?:i|we) (?:can|have)) (?:more|some|"
     r"extra|room|space)\b[\w' -]*)?$",
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
+    r"^(?:the )?(?:picture|image)(?: more)? (?:wide|wider|bigger)\b.*\b(?:in|on|to) (?:the )?"
+    r"(?P<dir6>left|right|top|bottom)(?: side)?$",
     r"^(?:extend|expand|widen|grow)(?: it| the (?:image|picture|scene|[\w-]+))? (?P<px2>\d+) ?"
     r"(?:px|pixels) (?:to|on|towards) the (?P<dir5>left|right|top|bottom)(?: side)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"
@@ -417,6 +442,9 @@ UPSCALE = re.compile(
     r"huge)|"
     r"(?:bigger|larger|high-?res|higher-?res|print|hd) (?:version|copy)|"
     r"increase (?:the )?resolution|(?:make it )?(?P<n>2|two|4|four) ?(?:x|times)(?: bigger)?|"
+    r"make (?:it|this|the (?:picture|image)) (?:a (?:good|great) deal |much |a lot |a bit |way )?"
+    r"(?:larger|bigger)|"
+    r"(?:the (?:picture|image) )?(?:a (?:good|great) deal|much|a lot|way) (?:larger|bigger)|"
     r"make (?:it|this) (?:larger|high(?:er)? resolution|hi-?res|high-? ?res|higher-? ?res|hd|4k|"
     r"print quality)|hd|"
     r"make it hd)"
@@ -493,6 +521,7 @@ _TRANSFORM_WORDS = re.compile(
     r"closeup|bigger|larger|smaller|shrink|downscale|sideways|image|phone|story|size|cinematic|"
     r"reverse|side|sides|other|way|one|first|second|third|last|previous|1:1|2:3|9:16|16:9|3:2|"
     r"tighter|instead|now|just|my|our|your|wallpaper|screen|lock|so|faces?|facing|looks?|desktop|"
+    r"mean|kindly|apologise|apologize|sorry|boat|is|are|there|where|"
     r"wider|panorama|panoramic|round|him|her|them|he|she|he's|she's|they're|facing|"
     r"looking|pic|avatar)\b"
 )
@@ -543,6 +572,11 @@ COMBINE_REFS = re.compile(
     r"(?: pictures| images| ones)?(?: side by side| together| into one(?: picture| image)?)?$|"
     r"^(?:both|the two|these two) (?:in|into) one (?:picture|image)$|"
     r"^put together (?:the two|both|them|these two|those two)(?: pictures| images)?(?:,? .+)?$"
+)
+# "make the unicorn ride on the dragon": one picture's thing doing something with another's
+COMBINE_DOING = re.compile(
+    r"^(?:make|have|let) (?:the )?(?P<a>[\w' -]+?) (?:ride|sit|stand|sleep|dance|perch) "
+    r"(?P<how>on top of|on|with|next to|beside) (?:the )?(?P<b>[\w' -]+?)$"
 )
 COMBINE = _rx(
     r"^(?:(?:can|could|would) you |please |let's )?"

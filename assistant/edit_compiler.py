@@ -19,7 +19,8 @@ from assistant.rewrite import _stem, strip_quality, thing_stems, words
 COLOURS = frozenset(
     """red orange yellow green blue purple violet pink brown black white grey gray golden gold
     silver teal turquoise cyan magenta beige crimson navy maroon lilac lavender cream ivory
-    scarlet emerald indigo""".split()
+    scarlet emerald indigo burgundy sage mint olive coral salmon peach mustard ochre amber
+    charcoal cobalt azure aqua rust bronze plum mauve tan khaki ruby sapphire jade lime""".split()
 )
 
 # What a thing is made of: a new material replaces the old one ("make the table marble").
@@ -166,6 +167,9 @@ def compile_edit(
         negatives = [obj, *[n for n in negatives if not _same(n, obj)]]
     elif kind == ChangeKind.SET_ATTRIBUTE:
         scene = set_attribute(scene, obj, value)
+    elif kind == ChangeKind.REPLACE and obj.lower() in COLOURS and _has_term(scene, obj):
+        new = re.sub(r"^(?:an?|the)\s+", "", value)  # "the teal" -> "a deep burgundy": the colour
+        scene = re.sub(rf"(?<![\w-]){re.escape(obj)}(?![\w-])", new, scene, flags=re.I)
     elif kind == ChangeKind.REPLACE:
         scene, found = replace_object(scene, obj, value)
         if not found:

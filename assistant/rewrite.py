@@ -36,7 +36,8 @@ _COMMAND_PREFIX = re.compile(
     r"please|"
     r"can you|could you|would you|will you|i want|i'd like|i would like|i'd love|i would love|"
     r"let's|lets|"
-    r"go ahead and|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|gimme|"
+    r"go ahead and|(?:can|could|may) (?:i|we) (?:perhaps |maybe |please )?(?:get|have|see)|"
+    r"i need|gimme|perhaps|maybe|"
     r"(?:one|another) of(?= (?:an?|some|two|three) )|"
     r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
     r"by the way|btw|while you're at it|while you are at it|um+|uh+|separately|aight|"
@@ -45,15 +46,18 @@ _COMMAND_PREFIX = re.compile(
     r"(?:do|make|give) me (?:a |an )?(?:new|another|different) (?:one|picture|image)(?= *[:,-])|"
     r"(?:a )?new one(?= *[:,-]| (?:an?|some|two|three) )|(?:a )?new picture please|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
-    r"(?:next|new|another|a new|a different|different) (?:picture|one|image|subject|topic|thing|"
-    r"scene)\s*[:,-]|"
+    r"(?:next|new|another|a new|a different|different|diff) (?:picture|one|image|subject|topic|"
+    r"thing|scene|concept|design)\s*[:,.-]|"
+    r"(?:i'd|i would) (?:be (?:ever so |very |really |so )?grateful for|love|appreciate)|"
+    r"(?:another|a new) (?:picture|image|one)(?: now| please)?(?:,? if i may)?,?(?: of)?(?= )|"
+    r"good (?:morning|afternoon|evening)[,.!]|"
     r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
     r"(?![a-z])\s*[,.!:]?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce|"
     r"do(?= (?:one of|another of|an?|some|two|three|four|a few) )(?: one of| another of)?)"
     r"(?:\s+(?:me|us|(?:my|our) \w+(?= (?:a|an|some|two|three) )))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.
-    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s*[:-]?\s+"
+    r"(?:(?:(?:a|an|the|some|another)\s+)?(?:new\s+)?(?:picture|image|pic|render)s?\s*[:,-]?\s+"
     r"(?:of\s+)?)?",
     re.IGNORECASE,
 )
@@ -100,7 +104,8 @@ _SAME_THING = [
     {"car", "automobile"}, {"sofa", "couch"}, {"puppy", "pup", "doggy", "dog"},
     {"kitten", "kitty", "cat"}, {"bunny", "rabbit"}, {"kid", "child"}, {"mom", "mum", "mother"},
     {"dad", "father"}, {"tv", "television"}, {"ocean", "sea"}, {"boat", "ship"},
-    {"grey", "gray"}, {"colour", "color"},
+    {"grey", "gray"}, {"colour", "color"}, {"daytime", "day", "daylight"},
+    {"nighttime", "night"},
 ]  # fmt: skip
 _SAME_AS = {w: group for group in _SAME_THING for w in group}
 

@@ -23,7 +23,7 @@ COMMAND_WORDS = frozenset(
     portrait landscape variations versions reset restart start over previous picture image
     prompt first second third last seed export download history bigger smaller extend
     horizontally vertically widescreen resolution settings negative original remove delete
-    another different forward back revert pictures images options alternatives
+    another different forward back revert pictures images options alternatives version
     """.split()
 )
 # Real words one edit away from a command word that people mean as themselves.
@@ -65,7 +65,7 @@ _CHAT_WORDS = {
     "sho": "show", "shw": "show", "agian": "again", "remuv": "remove", "remov": "remove",
     "rmv": "remove", "makeit": "make it", "mkaeit": "make it",
     "becuase": "because", "nvm": "never mind", "nevermind": "never mind", "wiht": "with",
-    "whit": "with", "hte": "the",
+    "whit": "with", "hte": "the", "n": "and", "verison": "version", "versoin": "version",
 }  # fmt: skip
 # Words Whisper writes for the command or number said (in the phrases where nothing else fits).
 _SOUNDS_LIKE = [
@@ -76,6 +76,10 @@ _SOUNDS_LIKE = [
     (r"\bup scale\b", "upscale"),
 ]
 # A full stop Whisper puts inside one phrase: "Remove the. Umbrellas."
+# "make the teapot. Red.": the value said after a breath, as its own sentence
+_STOP_BEFORE_VALUE = re.compile(
+    r"\b(make (?:it|the [\w-]+|his [\w-]+|her [\w-]+))[.,] (?=[a-z]+[.!]?$)", re.I
+)
 _STOP_INSIDE = re.compile(
     r"\b(the|a|an|to|of|my|his|her|its|some|more|make|remove|add)\. (?=\w)", re.I
 )
@@ -96,6 +100,8 @@ def repair_heard(text: str) -> str:
         said = " ".join(_CHAT_WORDS.get(w, w) for w in said.split())
     if re.match(r"^ad (?:a|an|some|the|more)\b", said):  # "ad a rainbow"
         return "add " + text.split(" ", 1)[1]
+    said = re.sub(r"^i want see\b", "i want to see", said)
+    text = re.sub(r"^(i want) (see)\b", r"\1 to \2", text, flags=re.I)
     core = _LEAD_IN.sub("", said)  # "Actually, and do that."
     repaired = _HEARD_AS.get(core) or _AND_DO.sub("undo that", core)
     if repaired != core:
@@ -105,7 +111,7 @@ def repair_heard(text: str) -> str:
         return repaired
     for pattern, fixed in _SOUNDS_LIKE:  # on the words as written: sentences stay sentences
         text = re.sub(pattern, fixed, text, flags=re.I)
-    return _STOP_INSIDE.sub(r"\1 ", text)
+    return _STOP_BEFORE_VALUE.sub(r"\1 ", _STOP_INSIDE.sub(r"\1 ", text))
 
 
 # Real words that are other real words with two letters swapped: never "repaired".

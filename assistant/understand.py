@@ -78,7 +78,7 @@ WHAT_DIFFERENT = N_(
     "name, e.g. make the sky darker."
 )
 _DISLIKE_ALONE = re.compile(
-    r"^(?:(?:hmm+|oh|well|no|nah|ugh|eh|uh|um+)[ ,]*)*(?:(?:i )?(?:don't|do not|dont) "
+    r"^(?:(?:hmm+|oh|well|no|nah|ugh|eh|uh|um+|yeah)[ ,.]*)*(?:(?:i )?(?:don't|do not|dont) "
     r"(?:really )?(?:like|love) (?:it|this|that|this one|that one)(?: (?:much|very much|at all))?|"
     r"not (?:quite|really|great|good|it)(?: (?:it|right|there))?|meh|nope|not what i wanted|"
     r"(?:that's|it's|this is) not (?:it|right|what i wanted|quite right)|i'm not (?:sure|happy|"
@@ -122,9 +122,12 @@ _NEXT_PICTURE = re.compile(
 )
 # What the assistant cannot do, asked for plainly: said so, never drawn or read as an edit.
 _CANT_DO = re.compile(
+    r"\b(?:in real life|for real|an actual (?:sandwich|pizza|cake|coffee|meal|drink|thing)|a real "
+    r"(?:sandwich|pizza|cake|coffee|meal))\b|"
     r"^(?:(?:can|could) you |please )?write (?:me )?(?:a|an|the|some) (?:[\w-]+ )?(?:lesson plan|"
     r"essay|story|poem|e-?mail|letter|song|report|summary|article|caption|speech|worksheet|"
     r"quiz|code|script)s?\b.*|"
+    r"^(?:(?:can|could) you |please )?animate\b.*|"
     r"^(?:(?:can|could) you |please )?(?:post|share|upload|send|email|e-mail|tweet|text|print|"
     r"publish)(?: (?:it|this|that|them|these|that one|this one|the (?:picture|image|\w+ one)))?"
     r"(?: (?:on|to|for)"
@@ -158,7 +161,8 @@ _DRAW_CUE = re.compile(
     r"painting|drawing|"
     r"watercolou?r|sketch|portrait) of)\b|"
     r"^(?:how about|what about|i(?:'d| would) (?:like|love)|i want|let's (?:have|do|see)|"
-    r"maybe|now|(?:can|could|may) (?:i|we) (?:get|have|see)|i need|i'd love) "
+    r"maybe|now|(?:can|could|may) (?:i|we) (?:perhaps |maybe |please )?(?:get|have|see)|i need|"
+    r"i'd love) "
     r"(?:an?|some|two|three|four|five|a few|the) \w|"
     r"^(?:i need|i want|give me|gimme|make me)(?: an?)? (?:image|picture|photo|drawing|pic)"
     r"\s*[:,-]?\s*\w|"
@@ -170,9 +174,13 @@ _DRAW_CUE = re.compile(
     r"(?:an?|some|two|three|draw|paint|make) \w|"
     r"^(?:(?:oh|and|also|ok|okay)[ ,]+)*(?:i (?:also )?need|i'd also like|i also want|also|and) "
     r"(?:one|another|a picture|an image) of (?:an?|some|the|two|three) \w|"
-    r"^(?:(?:next|new|another|a new|a different|different) (?:picture|one|image|idea|subject|"
-    r"topic|thing|scene)|something (?:different|"
-    r"else|new)(?: now)?|different idea) ?[:,-] ?\w|"
+    r"^(?:i'd|i would) (?:be (?:ever so |very |really |so )?grateful for|love|appreciate) "
+    r"(?:an?|some) \w|"
+    r"^(?:i'd like|i would like|can i have|could i have|let's have) another "
+    r"(?:picture|image|one)\b|"
+    r"^(?:(?:next|new|another|a new|a different|different|diff) (?:picture|one|image|idea|subject|"
+    r"topic|thing|scene|concept|design)|something (?:different|"
+    r"else|new)(?: now)?|different idea) ?[:,.-] ?\w|"
     r"^(?:\w+ ){0,5}(?:an? |some )?(?:picture|image|photo|drawing|painting) (?:of|from|with)"
     r" (?:an?|some|the|two|three|my)\b|"
     r"^(?:and )?(?:one more|another one|another) of (?:an?|some|two|three) \w"
@@ -356,13 +364,16 @@ _REASON = re.compile(
     r"|,\s*(?:i want to|i need to|i'd like to|i would like to|i wanna|i'm going to|i plan to)"
     r" \w.*"
     r"|,\s*(?:they are|they look|he is|she is|it is|the way|as if|as though)\b.*"
+    r"|,\s*(?:they|he|she|it|we) (?:always|never|used to|keep|kept|remind)\b.*"
+    r"|,\s*my (?:eyes|glasses|screen|phone)\b.*"
     r"|\s+(?:i want it|i need it|i'd like it) (?:as|for) \w.*)$"
 )
 
 
 _PRAISE = re.compile(
     r"\b(?:is|looks|was|are) (?:perfect|great|lovely|beautiful|amazing|nice|good|fine|cool)\b|"
-    r"^(?:perfect|great|lovely|nice|love it|i love it|awesome|cool)\b"
+    r"^(?:perfect|great|lovely|nice|love it|i love it|awesome|cool|wow|stunning|truly|amazing|"
+    r"beautiful|brilliant|gorgeous|incredible|fantastic)\b"
 )
 # "When I was a lad my father kept a dory just like that one, ...": a story told beside it
 _STORY = re.compile(
@@ -403,7 +414,15 @@ def _command_in_parts(
             for p in others
             if not (_DISLIKE_ALONE.match(p) or _PRAISE.search(p) or _STORY.match(p))
         ]
-        if any(parse_change(p) or _DRAW_CUE.match(p) for p in others):
+        others = [
+            p
+            for p in others
+            if not (
+                (same := _grammar_plan(text, p, state, rewriter, style))
+                and same.intent == plan.intent
+            )
+        ]  # "Make it bigger. Higher, higher resolution.": one request said twice
+        if any(parse_change(p) or _DRAW_CUE.match(p) or _ARTICLE_LED.match(p) for p in others):
             return None  # "undo. and make it blue": two requests, not one command with words
         return plan
     return None
@@ -503,7 +522,9 @@ def _grammar_plan(
     # Two pictures named together: "merge the first and the last one".
     if (m := g.COMBINE_REFS.match(said)) and (plan := _combine_refs(text, m, state, rewriter)):
         return plan
-    if (m := g.COMBINE.match(said)) and (plan := _combine_plan(text, m, state, rewriter)):
+    if (m := g.COMBINE.match(said) or g.COMBINE_DOING.match(said)) and (
+        plan := _combine_plan(text, m, state, rewriter)
+    ):
         return plan
 
     # A new picture asked for in so many words: "draw two otters holding hands".
@@ -532,14 +553,16 @@ def _grammar_plan(
         )
 
     if m := g.VARIATIONS.match(said):
-        count = g.count_in(m.group("n") or m.group("n_after"), 3 if "variations" in said else 1)
+        said_n = m.group("n") or m.group("n_after") or m.group("n_again")
+        count = g.count_in(said_n, 3 if "variations" in said else 1)
         return _again_plan(text, current, count) if current else _clarify(text, NOTHING_YET)
 
     if m := g.OUTPAINT.match(said):
         if current is None:
             return _clarify(text, NOTHING_YET)
         side = next(
-            (m.group(k) for k in ("dir", "dir2", "dir3", "dir4", "dir5") if m.group(k)), None
+            (m.group(k) for k in ("dir", "dir2", "dir3", "dir4", "dir5", "dir6") if m.group(k)),
+            None,
         )
         direction = g.DIRECTIONS.get(side, side)
         px = m.group("px") or m.group("px2")
@@ -1046,7 +1069,7 @@ def _prompt_names(node: ImageNode, phrase: str) -> bool:
 # A move to another picture, then a change of it, in one breath.
 _THEN_EDIT = re.compile(
     r"^(?:(?P<undo>undo(?: that| it)?|go back(?: one)?)|(?:go back to|back to|return to|switch to|"
-    r"take me back to|use) (?:the )?(?P<ref>[\w' -]+?)(?: one| picture| version)?),? "
+    r"take me back to|use|take) (?:the )?(?P<ref>[\w' ,-]+?)(?: one| picture| version)?),? "
     r"(?:and|then|and then|but) (?P<rest>.+)$"
 )
 
@@ -1058,8 +1081,8 @@ def _then_edit(text: str, said: str, state: DialogueState, rewriter: PromptRewri
         return None
     if m.group("undo"):
         target = _previous(state)
-    else:
-        target = resolve_reference(m.group("ref"), state)
+    else:  # "the very first version, the grey sofa one": the first naming
+        target = resolve_reference(m.group("ref").split(",")[0], state)
     parsed = parse_change(m.group("rest"))
     if target is None or parsed is None:
         return None

@@ -847,3 +847,74 @@ def test_a_part_of_a_thing_names_the_picture_of_the_thing():
     )
     plan = understand("put the teapot on the ship's deck", state, REWRITER)
     assert plan.intent == Intent.COMBINE and set(plan.source_ids) == {"n1", "n2"}
+
+
+# --- from the fresh5 set's people (a designer, a grandfather, a child, ESL, a kitchen) --------
+@pytest.mark.parametrize(
+    ("said", "intent"),
+    [
+        ("Terribly sorry, would you please show me all the pictures we've made so far?",
+         Intent.HISTORY),
+        ("Could I perhaps have a new picture, of a hedgehog asleep in a pile of leaves?",
+         Intent.GENERATE),
+        ("Oh, and while I think of it, I'd love a picture of a hot air balloon.", Intent.GENERATE),
+        ("Good afternoon. I'd be ever so grateful for a watercolour of a country church.",
+         Intent.GENERATE),
+        ("Could you make the picture a good deal larger so that I can see it properly",
+         Intent.UPSCALE),
+        ("Make it bigger. Higher, higher resolution.", Intent.UPSCALE),
+        ("turn it upside down hahaha", Intent.TRANSFORM),
+        ("Can you make videos too, or only pictures?", Intent.HELP),
+        ("Can you animate the waves so they actually move?", Intent.CLARIFY),
+        ("Go back two step please.", Intent.UNDO),
+        ("do it again but different", Intent.AGAIN),
+        ("Wow. Stunning. Truly. Could you try that one more time.", Intent.AGAIN),
+        ("Sorry, I was talking to my son.", Intent.CHITCHAT),
+        ("Would you mind terribly bringing back the version I just undid?", Intent.REDO),
+        ("another three", Intent.VARIATIONS),
+        ("Yeah, no. That's not it.", Intent.CLARIFY),
+    ],
+)  # fmt: skip
+def test_polite_long_and_second_language_requests(said, intent):
+    state = session("a red car on a road", "a small boat on a lake")
+    state.undo()  # something to redo
+    assert understand(said, state, REWRITER).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("prompt", "said", "has", "lacks"),
+    [
+        ("a teal armchair by a window", "Shift the teal to a deep burgundy, keep everything else "
+         "identical.", ["deep burgundy armchair"], ["teal"]),
+        ("a sofa in front of a white wall", "Make the wall behind the sofa a soft sage green.",
+         ["soft sage green wall"], ["white"]),
+        ("a white unicorn in a meadow", "make the unicorn rainbow colored", ["rainbow colored"],
+         []),
+        ("a blue teapot on a table", "Um, uh, make the teapot. Red.", ["red teapot"], ["blue"]),
+        ("a bowl of lemons on a table", "Hold on. Okay, take the, the lemons and make them limes.",
+         ["limes"], ["lemons"]),
+        ("a fox in a forest at night", "I want see the fox in day, not in night.", ["day"],
+         ["night"]),
+        ("a harbour at noon", "That's very nice, but I think it would be even nicer if it were "
+         "evening time, you know, when the sun goes down.", ["evening"], ["noon"]),
+        ("a harbour with seagulls", "And would there be any way of getting rid of those seagulls, "
+         "they always used to pinch my sandwiches.", [], ["seagulls", "sandwich"]),
+        ("a big moon over hills", "Please make moon more big.", ["moon"], ["more big"]),
+        ("a mountain cabin", "Make like painting of Van Gogh.", ["style of van gogh"], []),
+    ],
+)  # fmt: skip
+def test_designers_grandfathers_and_learners_edits(prompt, said, has, lacks):
+    plan = understand(said, session(prompt), REWRITER)
+    assert plan.intent in (Intent.EDIT, Intent.STYLE)
+    for words in has:
+        assert words in plan.prompt.lower()
+    for word in lacks:
+        assert word not in plan.prompt.lower()
+
+
+def test_a_thing_in_another_picture_that_can_do_something_edits_that_picture():
+    state = session("a red dragon on a rock", "a white unicorn in a meadow")
+    plan = understand("can the dragon breathe fire", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n1") and "breathing fire" in plan.prompt
+    plan = understand("make the unicorn ride on the dragon", state, REWRITER)
+    assert plan.intent == Intent.COMBINE and set(plan.source_ids) == {"n1", "n2"}
