@@ -52,7 +52,7 @@ def clean_text(text: str, field: str = "text") -> str:
 
 # "a dog a dog running", "in the uh in the autumn": speech that restarts a phrase mid-way.
 _HESITATION = re.compile(r"(?<=\w),? (?:um+|uh+|erm+|er)\b,?(?= \w)", re.I)
-_RESTART = re.compile(r"\b(?!undo\b)((?:[\w']+ ){0,2}[\w']+) \1\b", re.I)
+_RESTART = re.compile(r"\b(?!undo\b)((?:[\w']+ ){0,2}[\w']+),? \1\b", re.I)
 
 
 def drop_restarts(text: str) -> str:
