@@ -161,6 +161,15 @@ _NICER_IF = re.compile(
     r"(?:nicer|better|lovelier|prettier|cosier|cozier) (?:if it (?:were|was) |with |in |at |as )"
     r"(?P<rest>[^,]+)(?:,.*)?$"
 )
+# "the smoke's a bit much, tone it down": less of a thing the picture has
+_TOO_MUCH_OF = re.compile(
+    r"^(?:the |that |those |this )?(?P<object>[\w-]+(?: [\w-]+)??)(?:'s| is| are)? (?:a bit |"
+    r"way |far |rather |just |a little )?(?:too much|much|overwhelming|too strong|overdone|"
+    r"too heavy|too thick)(?:,? (?:tone (?:it|them) down|less of (?:it|them)))?$"
+)
+_TONE_DOWN = re.compile(
+    r"^tone (?:it|that|this|everything) down$|^tone down the (?P<object>[\w' -]+)$"
+)
 # "make his cap a tweed one, a brown tweed": the thing stays, of another kind
 _A_KIND_ONE = re.compile(
     r"^(?:make|turn|change) (?:the |his |her |its |their )(?P<object>[\w' -]+?) (?:into )?"
@@ -280,6 +289,13 @@ def _structured(said: str) -> Change | None:
             return phrase
     if (m := _WANT_IT.match(said)) and _is_state(m.group("value")):  # "i want the street empty"
         return _attribute(m.group("object"), m.group("value"))
+    if m := _TOO_MUCH_OF.match(said):  # fewer of many things, a fainter one of one
+        obj = m.group("object")
+        value = "fewer" if _is_thing(obj) else "faint"
+        return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
+    if m := _TONE_DOWN.match(said):
+        obj = m.group("object") or ""
+        return Change(kind=ChangeKind.ADJUST, object=obj, value="more subtle")
     if m := _TAKE_AND_MAKE.match(said):
         value, obj = m.group("value").strip(), m.group("object").strip()
         if _is_quality(value):

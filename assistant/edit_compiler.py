@@ -122,6 +122,8 @@ OPPOSITES = {
     "calm": ["stormy", "chaotic", "busy"],
     "colorful": ["monochrome", "black and white", "muted colors"],
     "young": ["old", "elderly", "aged", "senior"],
+    "fewer": ["many", "countless", "several", "numerous", "dozens", "hundreds"],
+    "faint": ["thick", "heavy", "dense"],
     "old": ["young", "youthful"],
     "simple": ["busy", "detailed", "cluttered"],
 }
@@ -251,6 +253,8 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
             start = j
             while start > 0 and _bare(tokens[start - 1]) not in _DETERMINERS | _PHRASE_BREAK:
                 start -= 1
+            if value_words == ["fewer"] and start > 0 and _bare(tokens[start - 1]) in _MANY:
+                start -= 1  # "many birds" -> "fewer birds"
             adjectives = tokens[start:j]
             if is_colour or is_material or is_weather:
                 replaced = (COLOURS if is_colour else set()) | (MATERIALS if is_material else set())
@@ -332,6 +336,7 @@ def adjust(scene: str, negatives: list[str], obj: str, value: str) -> tuple[str,
 
 
 # --- small text helpers ---------------------------------------------------------------------
+_MANY = {"many", "several", "countless", "numerous", "lots"}
 _BEFORE_COLOUR = set(
     """small big large tiny huge little giant old young new ancient tall short long round cute
     cozy cosy beautiful pretty lovely fluffy fat thin wide narrow""".split()

@@ -54,6 +54,7 @@ _COMMAND_PREFIX = re.compile(
     r"something (?:different|else|new)(?: now)?\s*[:,-]|(?:a )?(?:different|new) idea\s*[:,-])"
     r"(?![a-z])\s*[,.!:]?\s*)*"
     r"(?:(?:draw|paint|sketch|create|generate|make|render|imagine|show|give|produce|"
+    r"whip up|knock up|cook up|dream up|conjure up|conjure|come up with|put together|"
     r"do(?= (?:one of|another of|an?|some|two|three|four|a few) )(?: one of| another of)?)"
     r"(?:\s+(?:me|us|(?:my|our) \w+(?= (?:a|an|some|two|three) )))?\s+)?"
     # "a picture of" goes; "a photo of", "a painting of" stay: they name the medium.

@@ -157,6 +157,7 @@ _JOINERS = re.compile(r"^(?:[\s,;.]|but\b|and\b|just\b|only\b)+|(?:[\s,;.]|but\b
 _DRAW_CUE = re.compile(
     r"^(?:(?:can|could|would|will) you |i(?:'d| would) (?:like|love) |i want |let's |please |"
     r"maybe |how about |what about )*(?:draw|paint|sketch|create|generate|make|render|imagine|"
+    r"whip up|knock up|cook up|dream up|conjure(?: up)?|come up with|"
     r"design|illustrate|show me(?! more\b)|give me(?! more\b)|picture|an? (?:picture|image|photo|"
     r"painting|drawing|"
     r"watercolou?r|sketch|portrait) of)\b|"
@@ -710,6 +711,8 @@ def _several_changes(said: str) -> list[Change] | None:
         if parsed is None:
             return None
         change = parsed[0]
+        if changes and change.kind == ChangeKind.ADJUST and change.value == "more subtle":
+            continue  # "the smoke's a bit much, tone it down": said once already
         if change.kind == ChangeKind.FREE and (phrases := split_phrases(change.value)):
             changes += phrases  # "make it foggy early morning"
             continue

@@ -918,3 +918,11 @@ def test_a_thing_in_another_picture_that_can_do_something_edits_that_picture():
     assert (plan.intent, plan.target_id) == (Intent.EDIT, "n1") and "breathing fire" in plan.prompt
     plan = understand("make the unicorn ride on the dragon", state, REWRITER)
     assert plan.intent == Intent.COMBINE and set(plan.source_ids) == {"n1", "n2"}
+
+
+def test_too_much_of_a_thing_makes_less_of_it_and_a_casual_verb_draws():
+    state = session("a cabin by a lake, with some smoke coming out of the chimney")
+    plan = understand("hmm the smoke's a bit much, tone it down", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "faint smoke" in plan.prompt and "tone" not in plan.prompt
+    plan = understand("could you whip up a cosy cabin by a frozen lake", DialogueState(), REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith("a cosy cabin")
