@@ -138,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
             "fresh6",
             "fresh7",
             "fresh8",
+            "fresh9",
         ],
-        help="bench understand: only this split (fresh..fresh8: benchmarks/understand_fresh*.yaml)",
+        help="bench understand: only this split (fresh..fresh9: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
     bench.add_argument(

@@ -31,8 +31,10 @@ FRESH5_PATH = Path(__file__).with_name("understand_fresh5.yaml")
 FRESH6_PATH = Path(__file__).with_name("understand_fresh6.yaml")  # written later the same day
 FRESH7_PATH = Path(__file__).with_name("understand_fresh7.yaml")
 FRESH8_PATH = Path(__file__).with_name("understand_fresh8.yaml")
+FRESH9_PATH = Path(__file__).with_name("understand_fresh9.yaml")
 SPLITS = (
-    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8"
+    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8",
+    "fresh9",
 )  # fmt: skip
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
@@ -73,7 +75,7 @@ class Case:
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
     """Read the set; ``split`` keeps only the cases of one of SPLITS (the fresh ones come from
-    their own files, FRESH_PATH .. FRESH8_PATH, when it exists, and only with that ``split``)."""
+    their own files, FRESH_PATH .. FRESH9_PATH, when it exists, and only with that ``split``)."""
     fresh_paths = {
         "fresh": FRESH_PATH,
         "fresh2": FRESH2_PATH,
@@ -83,6 +85,7 @@ def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
         "fresh6": FRESH6_PATH,
         "fresh7": FRESH7_PATH,
         "fresh8": FRESH8_PATH,
+        "fresh9": FRESH9_PATH,
     }
     if split in fresh_paths and path == SET_PATH:
         path = fresh_paths[split]
