@@ -170,6 +170,14 @@ _TOO_MUCH_OF = re.compile(
 _TONE_DOWN = re.compile(
     r"^tone (?:it|that|this|everything) down$|^tone down the (?P<object>[\w' -]+)$"
 )
+_COUNTED = re.compile(
+    r"^(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d+) (?P<noun>[\w-]+s)$"
+)
+# "make the skeleton a zombie (instead)": the thing becomes another
+_MAKE_THE_X_A = re.compile(
+    r"^(?:make|turn) (?:the |his |her |its )(?P<object>[\w'-]+) (?:a|an) "
+    r"(?!(?:bit|little|lot|tad|touch)\b)(?P<value>[\w'-]+(?: [\w'-]+)?)$"
+)
 # "make his cap a tweed one, a brown tweed": the thing stays, of another kind
 _A_KIND_ONE = re.compile(
     r"^(?:make|turn|change) (?:the |his |her |its |their )(?P<object>[\w' -]+?) (?:into )?"
@@ -369,6 +377,11 @@ def _structured(said: str) -> Change | None:
         return Change(kind=ChangeKind.ADD, value=f"the {obj} {_VERB_ING.get(verb, verb)} {value}")
     if m := _SETTING.match(said):
         return Change(kind=ChangeKind.SETTING, value=m.group("value").replace("to ", "in ", 1))
+    if (m := _MAKE_IT.match(said)) and (count := _COUNTED.match(m.group("value").strip())):
+        # "change it to six candles": the five candles become six
+        return Change(kind=ChangeKind.REPLACE, object=count.group("noun"), value=count.group())
+    if (m := _MAKE_THE_X_A.match(said)) and not _is_quality(m.group("value")):
+        return Change(kind=ChangeKind.REPLACE, object=m.group("object"), value=m.group("value"))
     if m := _MAKE_IT.match(said):
         if m.group("value").strip() in COLOURS:  # "make it yellow": the thing that had a colour
             return Change(kind=ChangeKind.SET_ATTRIBUTE, value=m.group("value").strip())

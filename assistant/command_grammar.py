@@ -264,6 +264,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"\b(?:wasn't|was not|not) talking to you\b",
             r"^do you (?:like|love|enjoy|get tired of|ever get tired)\b.*",
             r"^(?:w|l|gg|ggs|pog|poggers|lfg|ez|goated|huge w|big w)$",
+            r"^(?:(?:huh|hm+|oh|well)[.,!]* )?(?:not bad|not too shabby|pretty good|"
+            r"that works)\b.*",
             r"^(?:bet|say less|aight|ight|sick|dope|fire|lit|slay|based|no cap|fr|word|sweet|"
             r"neat|rad|nice one|legit|facts)(?: (?:bro|dude|man|fam|tho))?$",
         ),
@@ -297,7 +299,8 @@ VARIATIONS = re.compile(
     r"^(?:(?:give me|show me|make|draw|generate|let's see|can i see|i want|try|can i get|"
     r"could i get|can i have|could i have|can you make|i'd like|let me see|do|can you do|"
     r"could i see|may i see|can we see|can we get|could we get|"
-    r"could you do|you could do|maybe|how about) )?"
+    r"could you do|you could do|maybe|how about|can you show me|could you show me|can you give me|"
+    r"could you give me|can you make me) )?"
     r"(?P<n>two|three|four|[234]|a few|some|several|a couple(?: of)?)? ?"
     r"(?:(?:more|other|different|new|extra|alternative) )?(?:more|variations|versions|options|"
     r"alternatives|takes|variants)(?: (?:like|of) (?:this|that|it|this one|these)(?: [\w-]+)?)?"
@@ -374,7 +377,8 @@ SELECT = _rx(
     r"(?P<ref>.+?)"
     r"(?: one| image| picture| version| pic| again| back| best| more| most| better)*"
     r"(?:,? (?:please )?(?:show|give|bring|open) (?:it|me it|it to me|that one|it back)"
-    r"(?: again)?(?: please)?)?(?:,? the one (?:with|without|where|from) [\w' -]+)?$",
+    r"(?: again)?(?: please)?)?(?:,? the one (?:with|without|where|from) [\w' -]+)?"
+    r"(?:, before [\w' -]+)?(?:, (?:redo|bring it back|show it)(?: please)?)?$",
     r"^(?:i think )?i (?:liked|preferred|like|prefer) the (?P<ref9>first|second|third|last|"
     r"previous|"
     r"original|earlier|other) (?:one|picture|version)(?: better| more| best)?\b.*$",
@@ -411,6 +415,8 @@ OUTPAINT = _rx(
     r"^zoom out(?: a (?:bit|little|little bit|touch)| slightly)?$",
     r"^(?:the )?(?:picture|image)(?: more)? (?:wide|wider|bigger)\b.*\b(?:in|on|to) (?:the )?"
     r"(?P<dir6>left|right|top|bottom)(?: side)?$",
+    r"^make (?:more big|more large|bigger|larger) the (?:picture|image) (?:on|at|to) the "
+    r"(?P<dir7>top|bottom|left|right)\b.*",
     r"^(?:extend|expand|widen|grow)(?: it| the (?:image|picture|scene|[\w-]+))? (?P<px2>\d+) ?"
     r"(?:px|pixels) (?:to|on|towards) the (?P<dir5>left|right|top|bottom)(?: side)?$",
     r"^(?:show|give me|let me see|i want to see) more of (?:the )?[\w' -]+?"

@@ -179,7 +179,8 @@ _DRAW_CUE = re.compile(
     r"(?:an?|some) \w|"
     r"^(?:i'd like|i would like|can i have|could i have|let's have) another "
     r"(?:picture|image|one)\b|"
-    r"^(?:(?:next|new|another|a new|a different|different|diff) (?:picture|one|image|idea|subject|"
+    r"^(?:forget (?:it|that|this|the [\w-]+(?: [\w-]+)?)[,.;]? )?"
+    r"(?:(?:next|new|another|a new|a different|different|diff) (?:picture|one|image|idea|subject|"
     r"topic|thing|scene|concept|design)|something (?:different|"
     r"else|new)(?: now)?|different idea) ?[:,.-] ?\w|"
     r"^(?:\w+ ){0,5}(?:an? |some )?(?:picture|image|photo|drawing|painting) (?:of|from|with)"
@@ -367,6 +368,8 @@ _REASON = re.compile(
     r"|,\s*(?:they are|they look|he is|she is|it is|the way|as if|as though)\b.*"
     r"|,\s*(?:they|he|she|it|we) (?:always|never|used to|keep|kept|remind)\b.*"
     r"|,\s*my (?:eyes|glasses|screen|phone)\b.*"
+    r"|,\s*(?:is|are|looks?|was) (?:ugly|bad|weird|wrong|horrible|boring|distracting|annoying|"
+    r"too [\w-]+)\b.*"
     r"|\s+(?:i want it|i need it|i'd like it) (?:as|for) \w.*)$"
 )
 
@@ -562,7 +565,11 @@ def _grammar_plan(
         if current is None:
             return _clarify(text, NOTHING_YET)
         side = next(
-            (m.group(k) for k in ("dir", "dir2", "dir3", "dir4", "dir5", "dir6") if m.group(k)),
+            (
+                m.group(k)
+                for k in ("dir", "dir2", "dir3", "dir4", "dir5", "dir6", "dir7")
+                if m.group(k)
+            ),
             None,
         )
         direction = g.DIRECTIONS.get(side, side)

@@ -33,8 +33,8 @@ FRESH7_PATH = Path(__file__).with_name("understand_fresh7.yaml")
 FRESH8_PATH = Path(__file__).with_name("understand_fresh8.yaml")
 FRESH9_PATH = Path(__file__).with_name("understand_fresh9.yaml")
 SPLITS = (
-    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8",
-    "fresh9",
+    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7",
+    "fresh8", "fresh9",
 )  # fmt: skip
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})

@@ -926,3 +926,27 @@ def test_too_much_of_a_thing_makes_less_of_it_and_a_casual_verb_draws():
     assert plan.intent == Intent.EDIT and "faint smoke" in plan.prompt and "tone" not in plan.prompt
     plan = understand("could you whip up a cosy cabin by a frozen lake", DialogueState(), REWRITER)
     assert plan.intent == Intent.GENERATE and plan.prompt.startswith("a cosy cabin")
+
+
+# --- from the fresh9 set (a family on a Sunday) ---------------------------------------------
+def test_a_family_sunday():
+    cake = session("a birthday cake with five candles and pink balloons")
+    plan = understand("change it to six candles", cake, REWRITER)
+    assert "six candles" in plan.prompt and "five" not in plan.prompt
+    plan = understand("Remove the balloons, is ugly", cake, REWRITER)
+    assert "balloons" in plan.negative_prompt and "ugly" not in plan.prompt
+    spooky = session("a skeleton dancing in a graveyard")
+    plan = understand("make the skeleton a zombie instead", spooky, REWRITER)
+    assert "zombie" in plan.prompt and "skeleton" not in plan.prompt
+    state = session("a cat on a sofa", "a dog in a park")
+    plan = understand(
+        "forget the cat, new picture: a barbecue grill with sausages", state, REWRITER
+    )
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith("a barbecue grill")
+    plan = understand("can you show me three other versions of this", state, REWRITER)
+    assert (plan.intent, plan.count) == (Intent.VARIATIONS, 3)
+    plan = understand(
+        "Make more big the picture on the top, I want to see more sky", state, REWRITER
+    )
+    assert (plan.intent, plan.direction) == (Intent.OUTPAINT, "up")
+    assert understand("huh. not bad for a computer", state, REWRITER).intent == Intent.CHITCHAT
