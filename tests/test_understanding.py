@@ -34,6 +34,13 @@ def session(*prompts: str) -> DialogueState:
     return state
 
 
+def assert_describes(prompt: str, has: list[str], lacks: list[str]) -> None:
+    """The new prompt holds every phrase of ``has`` and no word of ``lacks``."""
+    missing = [words for words in has if words not in prompt]
+    kept = [word for word in lacks if word in prompt]
+    assert not missing and not kept, (prompt, missing, kept)
+
+
 @pytest.mark.parametrize(
     ("said", "intent"),
     [
@@ -471,10 +478,7 @@ def test_edits_said_many_ways_describe_the_new_scene(prompt, said, has, lacks, n
     plan = understand(said, session(prompt), REWRITER)
     assert plan.intent == Intent.EDIT and plan.target_id == "n1"
     assert said not in plan.prompt.lower()  # never the instruction appended
-    for words in has:
-        assert words in plan.prompt
-    for word in lacks:
-        assert word not in plan.prompt
+    assert_describes(plan.prompt, has, lacks)
     if negative_has:
         assert negative_has in plan.negative_prompt
 
@@ -613,10 +617,7 @@ FLOWERS = "an orange cat sitting in a garden with yellow flowers, highly detaile
 def test_corrections_hedges_and_misspellings_still_make_the_edit(said, has, lacks):
     plan = understand(said, session(FLOWERS), REWRITER)
     assert plan.intent == Intent.EDIT
-    for words in has:
-        assert words in plan.prompt
-    for word in lacks:
-        assert word not in plan.prompt
+    assert_describes(plan.prompt, has, lacks)
 
 
 def test_a_correction_to_a_new_picture_draws_the_last_one_said():
@@ -642,10 +643,7 @@ def test_a_correction_to_a_new_picture_draws_the_last_one_said():
 def test_other_words_for_the_thing_and_scene_words_said_on_a_thing(prompt, said, has, lacks):
     plan = understand(said, session(prompt), REWRITER)
     assert plan.intent == Intent.EDIT
-    for words in has:
-        assert words in plan.prompt
-    for word in lacks:
-        assert word not in plan.prompt
+    assert_describes(plan.prompt, has, lacks)
 
 
 @pytest.mark.parametrize(
@@ -753,10 +751,7 @@ def test_more_next_pictures_said_in_passing(said, subject):
 def test_children_poets_and_sailors_edits(prompt, said, has, lacks):
     plan = understand(said, session(prompt), REWRITER)
     assert plan.intent == Intent.EDIT
-    for words in has:
-        assert words in plan.prompt
-    for word in lacks:
-        assert word not in plan.prompt
+    assert_describes(plan.prompt, has, lacks)
 
 
 def test_the_word_no_in_a_picture_is_text_not_a_negative():
@@ -906,10 +901,7 @@ def test_polite_long_and_second_language_requests(said, intent):
 def test_designers_grandfathers_and_learners_edits(prompt, said, has, lacks):
     plan = understand(said, session(prompt), REWRITER)
     assert plan.intent in (Intent.EDIT, Intent.STYLE)
-    for words in has:
-        assert words in plan.prompt.lower()
-    for word in lacks:
-        assert word not in plan.prompt.lower()
+    assert_describes(plan.prompt.lower(), has, lacks)
 
 
 def test_a_thing_in_another_picture_that_can_do_something_edits_that_picture():
