@@ -181,6 +181,7 @@ class Controller:
         self.planner = planner  # assistant.planner.LLMPlanner for open requests, or None
         # Evaluate the planner's view of the session after each turn, in the background.
         self.prepare_plans = prepare_plans and planner is not None
+        self._preparing: threading.Thread | None = None  # at most one, behind the LLM's lock
         self.router = router  # assistant.router.IntentRouter (intent by meaning), or None
         self.translator = translator
         self.reply_language = reply_language
@@ -512,6 +513,8 @@ class Controller:
         person reads or listens: an open request next costs ~0.3 s of prompt, not ~1.5 s."""
         from assistant.planner import PlanContext  # noqa: PLC0415
 
+        if self._preparing is not None and self._preparing.is_alive():
+            return  # busy sessions: never a queue of head starts in front of real requests
         context = PlanContext.of(session.state)
 
         def prepare() -> None:
@@ -520,7 +523,8 @@ class Controller:
             except Exception:  # noqa: BLE001 (a head start only: the request itself still works)
                 logger.debug("Planner context not prepared", exc_info=True)
 
-        threading.Thread(target=prepare, name="prepare-plan", daemon=True).start()
+        self._preparing = threading.Thread(target=prepare, name="prepare-plan", daemon=True)
+        self._preparing.start()
 
     def _record(self, session: Session, turn: int, said: str, reply: str, outcome: str) -> Exchange:
         exchange = Exchange(

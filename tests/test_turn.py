@@ -375,3 +375,28 @@ def test_after_a_turn_the_planner_is_handed_the_new_session_to_prepare(tiny_conf
     run(controller, session, text="draw a red barn")
     assert prepared.wait(10)
     assert seen[-1].current == session.state.focus_id and "red barn" in seen[-1].pictures[-1][1]
+
+
+def test_only_one_head_start_runs_at_a_time(tiny_config):
+    """Many turns at once (the API) never queue head starts in front of real requests."""
+    import threading
+
+    from assistant.build import build_controller
+
+    controller, _ = build_controller(tiny_config, with_asr=False, with_tts=False)
+    release, calls = threading.Event(), []
+
+    class SlowPlanner:
+        def plan(self, request, context=None):
+            return None
+
+        def prepare_for(self, context):
+            calls.append(context)
+            release.wait(10)
+
+    controller.planner, controller.prepare_plans = SlowPlanner(), True
+    for said in ("draw a red barn", "draw a blue boat", "draw a green frog"):
+        run(controller, controller.new_session(), text=said)
+    release.set()
+    controller._preparing.join(10)
+    assert len(calls) == 1
