@@ -148,7 +148,7 @@ def _tidy(text: str) -> str:
 
 def subject_of(request: str) -> str:
     """The request with leading command words removed: 'draw me a cat' -> 'a cat'."""
-    request = drop_restarts(request)  # "a dog a dog running": one dog
+    request = drop_restarts(request, keep_repeated_words=True)  # "a dog a dog running": one dog
     stripped = _COMMAND_PREFIX.sub("", request, count=1)
     return _tidy(stripped) or _tidy(request)
 

@@ -53,9 +53,17 @@ def clean_text(text: str, field: str = "text") -> str:
 # "a dog a dog running", "in the uh in the autumn": speech that restarts a phrase mid-way.
 _HESITATION = re.compile(r"(?<=\w),? (?:um+|uh+|erm+|er)\b,?(?= \w)", re.I)
 _RESTART = re.compile(r"\b(?!undo\b)((?:[\w']+ ){0,2}[\w']+),? \1\b", re.I)
+# In a description one word said twice is often the name itself ("Bora Bora", "choo choo"):
+# only phrases of two or more words, or the little words, are restarts there.
+_PHRASE_RESTART = re.compile(
+    r"\b((?:[\w']+ ){1,2}[\w']+|a|an|the|in|on|at|of|to|with|and|it|make|draw),? \1\b", re.I
+)
 
 
-def drop_restarts(text: str) -> str:
+def drop_restarts(text: str, keep_repeated_words: bool = False) -> str:
     """``text`` without hesitation sounds between words and with a phrase said twice in a row
-    said once ("undo undo" stays: a repeated undo is a count of steps)."""
-    return _RESTART.sub(r"\1", _HESITATION.sub("", text))
+    said once ("undo undo" stays: a repeated undo is a count of steps). With
+    ``keep_repeated_words`` (a picture's description) a single word said twice stays, unless it
+    is a little word ("the, the lemons")."""
+    text = _HESITATION.sub("", text)
+    return (_PHRASE_RESTART if keep_repeated_words else _RESTART).sub(r"\1", text)

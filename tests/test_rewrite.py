@@ -218,3 +218,12 @@ def test_the_chat_writer_starts_the_answer_with_the_persons_words():
     assert options == {"max_tokens": 40, "stop": ["\n"]}
     # The instructions and examples are the same for every request (the prefix cache's key).
     assert ChatPromptWriter.messages("x")[:-2] == ChatPromptWriter.messages("y")[:-2]
+
+
+def test_a_restarted_phrase_is_drawn_once_but_a_doubled_name_stays_whole():
+    from assistant.rewrite import subject_of
+
+    assert (
+        subject_of("draw a dog a dog running in the uh in the park") == "a dog running in the park"
+    )
+    assert subject_of("a choo choo train near Bora Bora") == "a choo choo train near Bora Bora"
