@@ -167,6 +167,9 @@ _TOO_MUCH_OF = re.compile(
     r"way |far |rather |just |a little )?(?:too much|much|overwhelming|too strong|overdone|"
     r"too heavy|too thick)(?:,? (?:tone (?:it|them) down|less of (?:it|them)))?$"
 )
+# What is too much as a haze gets fainter; a thing too much ("the scarf") gets subtler.
+_HAZES = {"smoke", "fog", "mist", "steam", "haze", "glow", "light", "lighting", "rain", "snow",
+          "clouds", "sparkle", "glitter", "shine", "reflection", "blur"}  # fmt: skip
 _TONE_DOWN = re.compile(
     r"^tone (?:it|that|this|everything) down$|^tone down the (?P<object>[\w' -]+)$"
 )
@@ -299,7 +302,7 @@ def _structured(said: str) -> Change | None:
         return _attribute(m.group("object"), m.group("value"))
     if m := _TOO_MUCH_OF.match(said):  # fewer of many things, a fainter one of one
         obj = m.group("object")
-        value = "fewer" if _is_thing(obj) else "faint"
+        value = "fewer" if _is_thing(obj) else "faint" if obj in _HAZES else "subtle"
         return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
     if m := _TONE_DOWN.match(said):
         obj = m.group("object") or ""

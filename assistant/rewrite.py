@@ -38,7 +38,7 @@ _COMMAND_PREFIX = re.compile(
     r"let's|lets|"
     r"go ahead and|(?:can|could|may) (?:i|we) (?:perhaps |maybe |please )?(?:get|have|see)|"
     r"i need|gimme|perhaps|maybe|"
-    r"(?:one|another) of(?= (?:an?|some|two|three) )|"
+    r"(?:one|another) (?:of|with|where)(?= (?:an?|some|two|three|four|five) )|"
     r"forget (?:it|that|this|about (?:it|that)|(?:about )?the [\w-]+(?: [\w-]+)?)(?=[,.;])|"
     r"by the way|btw|while you're at it|while you are at it|um+|uh+|separately|aight|"
     r"(?:(?:the )?next |a new |new )?(?:panel|page|frame|shot|slide)(?: (?:one|two|three|four|five|"

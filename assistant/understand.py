@@ -115,7 +115,7 @@ _NEW_PICTURE = re.compile(
 # (checked on the words as said: normalising drops the "now").
 _NEXT_PICTURE = re.compile(
     r"^(?:(?:ok|okay|and|so|right|alright|great|cool|nice)[\s,.!]+)*"
-    r"(?:now|next|then|and now|next up|next one)[\s,.:!-]+(?:(?:one|another) of )?"
+    r"(?:now|next|then|and now|next up|next one)[\s,.:!-]+(?:(?:one|another) (?:of|with|where) )?"
     r"(?:an?|some|two|three|four|five|a few|a pair of|a couple of) "
     r"(?!(?:bit|little|lot|tad|touch|few more|different|new version|bigger|smaller)\b)"
     r"(?![\w -]*\b(?:one|version|copy)$)\w"

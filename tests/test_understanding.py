@@ -942,3 +942,11 @@ def test_a_family_sunday():
     )
     assert (plan.intent, plan.direction) == (Intent.OUTPAINT, "up")
     assert understand("huh. not bad for a computer", state, REWRITER).intent == Intent.CHITCHAT
+
+
+def test_the_next_picture_with_and_too_much_of_a_thing_found_in_the_chat_window():
+    state = session("a red fox under a tree", "a red fox under a tree, with a little scarf")
+    plan = understand("and now one with two foxes playing in the snow", state, REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith("two foxes playing")
+    plan = understand("hmm nah, the scarf is a bit much", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "subtle little scarf" in plan.prompt
