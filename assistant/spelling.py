@@ -103,6 +103,9 @@ def repair_heard(text: str) -> str:
     said = re.sub(r"^i want see\b", "i want to see", said)
     text = re.sub(r"^(i want) (see)\b", r"\1 to \2", text, flags=re.I)
     core = _LEAD_IN.sub("", said)  # "Actually, and do that."
+    if (m := re.fullmatch(r"(\w+(?: \w+){0,2}?)(?: \1)+", core)) and m.group(1) in _HEARD_AS:
+        # "and do and do": the misheard command said more than once ("undo undo")
+        return " ".join([_HEARD_AS[m.group(1)]] * (len(core.split()) // len(m.group(1).split())))
     repaired = _HEARD_AS.get(core) or _AND_DO.sub("undo that", core)
     if repaired != core:
         return repaired

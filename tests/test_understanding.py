@@ -950,3 +950,9 @@ def test_the_next_picture_with_and_too_much_of_a_thing_found_in_the_chat_window(
     assert plan.intent == Intent.GENERATE and plan.prompt.startswith("two foxes playing")
     plan = understand("hmm nah, the scarf is a bit much", state, REWRITER)
     assert plan.intent == Intent.EDIT and "subtle little scarf" in plan.prompt
+
+
+def test_a_misheard_undo_said_twice_goes_back_twice():
+    """Piper's "Undo undo." came back from Whisper as "and do and do."."""
+    plan = understand("and do and do.", session(GARDEN, CAR, FLOWERS), REWRITER)
+    assert (plan.intent, plan.steps_back) == (Intent.UNDO, 2)
