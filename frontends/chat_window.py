@@ -55,6 +55,9 @@ AUTH_ENV = "ASSISTANT_UI_AUTH"  # "user:password,user2:password2"
 
 
 # --- one request and the worker that answers requests in order ---------------------------
+CANCELLING = object()  # put in a job's events by Cancel, ahead of the turn's own end
+
+
 @dataclass
 class TurnJob:
     """One request waiting for, or in, its turn; the worker posts the turn's events here."""
@@ -78,9 +81,15 @@ class ChatTab:
     streaming: int = 0  # streams showing the jobs now
 
     def cancel_current(self) -> bool:
+        """Stop the running request; its own stream shows "Cancelling…" then how it ended.
+
+        The note goes through the job's event queue, not the Cancel click's output: a click
+        answered after the turn already ended would otherwise leave "Cancelling…" for good.
+        """
         with self.lock:
-            if self.jobs and not self.jobs[0].done:
+            if self.jobs and not self.jobs[0].done and not self.jobs[0].cancel.is_set():
                 self.jobs[0].cancel.set()
+                self.jobs[0].events.put(CANCELLING)
                 return True
         return False
 
@@ -276,10 +285,13 @@ def _stream(tab: ChatTab, me: int, view: View) -> Iterator[tuple]:
         view.status = "Working…" + (f" ({ahead} more queued)" if ahead else "")
         yield render(tab, view)
         while (event := job.events.get()) is not None:
-            apply_event(event, view, tab.session)
+            if event is CANCELLING:
+                view.status = "Cancelling…"
+            else:
+                apply_event(event, view, tab.session)
             if me != tab.drainer:
                 return
-            if event.type != EventType.TTS_CHUNK:
+            if event is CANCELLING or event.type != EventType.TTS_CHUNK:
                 yield render(tab, view)
         with tab.lock:
             if tab.jobs and tab.jobs[0] is job:
@@ -693,8 +705,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
             )
 
         def on_cancel(sid):
-            tab = sessions.get(sid)
-            return "Cancelling…" if tab.cancel_current() else gr.skip()
+            sessions.get(sid).cancel_current()
 
         def on_settings(sid, stored_id, *values):
             tab = sessions.get(sid or stored_id)
@@ -738,7 +749,7 @@ def build_app(controller: Controller, notices: list[str] | None = None):
         repaint.click(
             on_repaint, [region, brush, *with_settings], turn_outputs, api_name="repaint", **stream
         )
-        cancel.click(on_cancel, [session_id], [status], api_name=False, concurrency_limit=None)
+        cancel.click(on_cancel, [session_id], [], api_name=False, concurrency_limit=None)
         gallery.select(
             on_select, [session_id], [image, details_box, brush, gallery], api_name=False
         )

@@ -168,3 +168,29 @@ def test_a_window_reachable_from_elsewhere_needs_a_login(tiny_config, host, shar
     assert check_exposure(config, True, environ={"ASSISTANT_UI_AUTH": "bo:pw"}) == (
         [("ana", "secret")] if auth else [("bo", "pw")]
     )
+
+
+def test_cancel_is_shown_by_the_turns_own_stream_so_it_always_ends(tiny_config, tmp_path):
+    """Cancel's note goes in order with the turn's events: "Cancelled" is the last word.
+
+    (When the Cancel click wrote the status itself, a click answered after the turn ended
+    left "Cancelling…" on screen for good; CI saw it on a busy machine.)
+    """
+    from assistant.build import build_controller
+    from assistant.events import Event, EventType, TurnEnded
+    from frontends.chat_window import ChatSessions, TurnJob, stream_jobs
+
+    config = tiny_config.model_copy(deep=True)
+    config.output_dir, config.tts.enabled = tmp_path, False
+    controller, _ = build_controller(config, with_asr=False)
+    tab = ChatSessions(controller).new()
+    job = TurnJob(UserInput(text="draw a kite"), "draw a kite")
+    tab.jobs.append(job)
+    assert tab.cancel_current() and not tab.cancel_current()  # a second click adds nothing
+    job.events.put(Event(EventType.TURN_END, TurnEnded(False, "image-cancelled", 0.1, "cancelled")))
+    job.done = True
+    job.events.put(None)
+    statuses = [frame[2] for frame in stream_jobs(tab)]
+    assert "Cancelling…" in statuses
+    assert statuses[-1].startswith("Cancelled") and not tab.jobs
+    assert not tab.cancel_current()  # nothing left to cancel: a late click changes nothing
