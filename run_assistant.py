@@ -61,6 +61,8 @@ def _common_options(top_level: bool) -> argparse.ArgumentParser:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from benchmarks.understand_cases import SPLITS  # the understanding sets on disk
+
     common = _common_options(top_level=False)
     parser = argparse.ArgumentParser(
         description=__doc__,
@@ -127,20 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--split",
-        choices=[
-            "tune",
-            "heldout",
-            "fresh",
-            "fresh2",
-            "fresh3",
-            "fresh4",
-            "fresh5",
-            "fresh6",
-            "fresh7",
-            "fresh8",
-            "fresh9",
-        ],
-        help="bench understand: only this split (fresh..fresh9: benchmarks/understand_fresh*.yaml)",
+        choices=SPLITS,
+        help="bench understand: only this split (fresh...: benchmarks/understand_fresh*.yaml)",
     )
     bench.add_argument("--json", action="store_true", help="bench understand: print JSON")
     bench.add_argument(

@@ -17,25 +17,17 @@ import yaml
 from assistant.state import DialogueState, Exchange, ImageNode
 
 SET_PATH = Path(__file__).with_name("understand_set.yaml")
-# A second held-out set written later and apart from everything tuned (split "fresh"); read only
-# when asked for, so the tune / heldout proportions of the main set stay as they are.
-FRESH_PATH = Path(__file__).with_name("understand_fresh.yaml")
-# A third, written the same way later still (split "fresh2"), read only when asked for.
-FRESH2_PATH = Path(__file__).with_name("understand_fresh2.yaml")
-# A fourth, written the same way later still (split "fresh3"), read only when asked for.
-FRESH3_PATH = Path(__file__).with_name("understand_fresh3.yaml")
-# Two more (fresh4, fresh5), written apart on 2026-12-02's fifth session; fresh5 is kept unread
-# for the day's last honest figure.
-FRESH4_PATH = Path(__file__).with_name("understand_fresh4.yaml")
-FRESH5_PATH = Path(__file__).with_name("understand_fresh5.yaml")
-FRESH6_PATH = Path(__file__).with_name("understand_fresh6.yaml")  # written later the same day
-FRESH7_PATH = Path(__file__).with_name("understand_fresh7.yaml")
-FRESH8_PATH = Path(__file__).with_name("understand_fresh8.yaml")
-FRESH9_PATH = Path(__file__).with_name("understand_fresh9.yaml")
-SPLITS = (
-    "tune", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7",
-    "fresh8", "fresh9",
-)  # fmt: skip
+# Held-out sets written later, each apart from everything tuned, one file per split
+# (understand_fresh.yaml, understand_fresh2.yaml, ...): each is read only when its split is
+# asked for, so the tune / heldout proportions of the main set stay as they are.
+FRESH_PATHS = {
+    p.stem.removeprefix("understand_"): p
+    for p in sorted(
+        SET_PATH.parent.glob("understand_fresh*.yaml"),
+        key=lambda p: int(re.sub(r"\D", "", p.stem) or 1),
+    )
+}
+SPLITS = ("tune", "heldout", *FRESH_PATHS)
 # Intents that describe a picture or a change to it: the router's "open" class.
 OPEN_INTENTS = frozenset({"generate", "edit", "inpaint", "clarify"})
 CONTENT_INTENTS = frozenset({"generate", "edit", "inpaint"})  # timed as "open requests"
@@ -75,22 +67,9 @@ class Case:
 
 def load_cases(path: Path = SET_PATH, split: str | None = None) -> list[Case]:
     """Read the set; ``split`` keeps only the cases of one of SPLITS (the fresh ones come from
-    their own files, FRESH_PATH .. FRESH9_PATH, when it exists, and only with that ``split``)."""
-    fresh_paths = {
-        "fresh": FRESH_PATH,
-        "fresh2": FRESH2_PATH,
-        "fresh3": FRESH3_PATH,
-        "fresh4": FRESH4_PATH,
-        "fresh5": FRESH5_PATH,
-        "fresh6": FRESH6_PATH,
-        "fresh7": FRESH7_PATH,
-        "fresh8": FRESH8_PATH,
-        "fresh9": FRESH9_PATH,
-    }
-    if split in fresh_paths and path == SET_PATH:
-        path = fresh_paths[split]
-        if not path.exists():
-            return []
+    their own files, FRESH_PATHS, and only with that ``split``)."""
+    if split in FRESH_PATHS and path == SET_PATH:
+        path = FRESH_PATHS[split]
     return [c for c in _read_cases(path) if split is None or c.split == split]
 
 
