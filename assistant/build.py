@@ -251,6 +251,7 @@ def build_controller(
         voice_choices=list(dict.fromkeys([config.tts.engine, *config.ui.voices])),
         # The resolved device, not image_engine.info: that would wait for the background load.
         budget=budget_for(config.api.cost_budget, device),
+        confirm_below=config.asr.confirm_below,
     )
     # Last in the background queue (after the router), behind the LLM's lock: the fixed
     # prompts' KV states, loaded from the cache in milliseconds (``prepare`` saved them), or

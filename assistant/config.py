@@ -34,6 +34,8 @@ class AsrConfig(_Section):
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_rms_dbfs: float = Field(-55.0, le=0.0)
     max_seconds: float = Field(120, gt=0, le=3600)
+    # Confirm a spoken picture request heard with less confidence than this (0: never).
+    confirm_below: float = Field(0.6, ge=0.0, le=1.0)
 
 
 class StylePreset(_Section):

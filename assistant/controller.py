@@ -22,6 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from assistant.confirm import (
+    SAY_AGAIN,
+    Answer,
+    answer_to,
+    confirming_question,
+    needs_confirming,
+)
 from assistant.errors import AssistantError
 from assistant.events import (
     Event,
@@ -166,6 +173,7 @@ class Controller:
         image_model_choices: list[str] | None = None,
         voice_choices: list[str] | None = None,
         budget: Any = None,
+        confirm_below: float = 0.0,
     ):
         self.image_engine = image_engine
         self.rewriter = rewriter
@@ -192,6 +200,9 @@ class Controller:
         self.voice_choices = list(voice_choices or [])
         # assistant.cost.CostBudget: what one turn's pictures may cost (api.cost_budget), or None.
         self.budget = budget
+        # A spoken request heard with less confidence than this is confirmed before a picture
+        # is made or changed from it (asr.confirm_below; 0: never).
+        self.confirm_below = confirm_below
 
     def engine_for(self, session: Session) -> Any:
         """The image engine this session chose, else the one loaded at start."""
@@ -467,10 +478,10 @@ class Controller:
         exchange: Exchange | None = None
         try:
             try:
-                text, said = yield from self._hear(session, user_input)
+                text, said, confidence = yield from self._hear(session, user_input)
                 if user_input.image is not None:
                     yield from self._adopt_upload(session, user_input.image, text)
-                plan = self._plan(text, session, has_mask=user_input.mask is not None)
+                plan = self._plan_heard(text, said, confidence, session, user_input)
                 yield Event(EventType.PLAN, Planned(plan))
                 reply = yield from self._act(session, plan, cancel, user_input.mask, said)
             except AssistantError as e:
@@ -539,9 +550,10 @@ class Controller:
         """(the request as English text, as the person said it); sets the reply language."""
         if fixed := self._fixed_language(session):
             session.language = fixed  # even for "ok", and for a turn that fails
+        """(the English request, what was said or typed, ASR confidence or None if typed)."""
         if user_input.audio is None:
             text = self._check_text(user_input.text)
-            return (yield from self._read_typed(session, text)), text
+            return (yield from self._read_typed(session, text)), text, None
         if self.asr is None:
             raise AssistantError("model-missing", "Speech input is off: no ASR model is loaded.")
         yield Event(EventType.ASR_START, {})
@@ -549,7 +561,8 @@ class Controller:
         if heard.language:
             self._set_language(session, heard.language)
         yield Event(EventType.ASR_END, self._heard(heard, transcript))
-        return self._check_text(transcript.text), heard.text or transcript.text
+        said = heard.text or transcript.text
+        return self._check_text(transcript.text), said, heard.confidence
 
     def _transcribe(self, audio: Any, language: str | None) -> tuple[Any, Any]:
         """(as heard, in English): a language the person set is not detected again."""
@@ -626,6 +639,34 @@ class Controller:
                 "and describe the picture in a sentence or two.",
             )
         return text
+
+    def _plan_heard(
+        self,
+        text: str,
+        said: str,
+        confidence: float | None,
+        session: Session,
+        user_input: UserInput,
+    ) -> Plan:
+        """The plan for this turn, with a hearing check: a picture made or changed from words
+        heard with little confidence is asked about first, and the answer is read here."""
+        state = session.state
+        pending, state.pending_confirmation = state.pending_confirmation, None
+        if pending is not None:
+            answer, rest = answer_to(said)
+            if answer == Answer.YES:
+                text, confidence = pending, None  # confirmed: as it was heard
+            elif answer == Answer.NO and not rest:
+                return Plan(intent=Intent.CLARIFY, request=said, question=SAY_AGAIN)
+            elif answer == Answer.NO:
+                text = rest  # "no, make the boat green": the corrected request
+        plan = self._plan(text, session, has_mask=user_input.mask is not None)
+        if needs_confirming(confidence, plan.intent in IMAGE_INTENTS, self.confirm_below):
+            state.pending_confirmation = text
+            question = confirming_question(said, session.language)
+            plan = Plan(intent=Intent.CLARIFY, request=said, question=question)
+            state.pending_question = question
+        return plan
 
     def _plan(self, text: str, session: Session, has_mask: bool = False) -> Plan:
         rewriter = self.rewriter

@@ -56,6 +56,8 @@ class DialogueState:
         self.focus_id: str | None = None
         self.history: list[Exchange] = []
         self.pending_question: str | None = None
+        # A request heard with little confidence, waiting for "yes" (assistant/confirm.py).
+        self.pending_confirmation: str | None = None
         # Node ids come from a counter that only goes up and is saved with the state: a node
         # whose file went missing (so is not loaded) never hands its id to a new picture.
         self._next_id = 1
@@ -114,6 +116,7 @@ class DialogueState:
             "back": list(self._back),
             "forward": list(self._forward),
             "pending_question": self.pending_question,
+            "pending_confirmation": self.pending_confirmation,
             "history": [asdict(x) for x in self.history],
         }
 
@@ -129,6 +132,7 @@ class DialogueState:
         self._back = [n for n in snapshot.get("back", []) if n in known]
         self._forward = [n for n in snapshot.get("forward", []) if n in known]
         self.pending_question = snapshot.get("pending_question")
+        self.pending_confirmation = snapshot.get("pending_confirmation")
         names = {f.name for f in fields(Exchange)}
         self.history = [
             Exchange(**{k: v for k, v in x.items() if k in names})
