@@ -78,5 +78,5 @@ def needs_confirming(confidence: float | None, makes_a_picture: bool, below: flo
 
 def confirming_question(said: str, lang: str) -> str:
     """'I heard "make the moat breathe". Shall I go ahead?' in the reply language."""
-    heard = textwrap.shorten(said.strip(), 120, placeholder="...")
+    heard = textwrap.shorten(said.strip().rstrip(".!,;: "), 120, placeholder="...")
     return t(lang, HEARD_RIGHT, heard=heard)
