@@ -33,7 +33,7 @@ _SOFTENERS = re.compile(
 )
 _TRAILING = re.compile(
     r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little|maybe|perhaps|"
-    r"i guess|i think)$"
+    r"i guess|i think|again|back again)$"
     r"|,? like (?:his|hers|mine|theirs|before|that|the other one|the first one|it was)$"
     r"|,? (?:and )?keep (?:everything|the rest|all|all the rest)(?: else)? "
     r"(?:the same|identical|as it is)$"
@@ -83,6 +83,13 @@ _COULD = re.compile(
     r"(?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
 # "there should be a cat on the windowsill", "i want a rainbow in it", "give the fox a hat"
+# "some pine trees behind it", "a little dog next to her", "a few birds in the sky": a thing
+# placed by the picture's own things or parts is added to it (a new scene names its place).
+_PLACED_BY_IT = re.compile(
+    r"^(?P<value>(?:a|an|some|a few|a couple of|two|three|lots of|more) [\w' -]+? "
+    r"(?:(?:behind|in front of|next to|beside|around|under|above|below|on top of|near|on) "
+    r"(?:it|him|her|them)|in the (?:background|foreground|sky|distance|corner)))$"
+)
 _THERE_BE = re.compile(
     r"^(?:there (?:should|could|must|needs to|has to) be|can there be|could there be|"
     r"i want|i'd like|i would like|it needs|it should have|it could use) "
@@ -343,7 +350,7 @@ def _structured(said: str) -> Change | None:
     if m := _TOO.match(said):
         quality = m.group("quality")
         return Change(kind=ChangeKind.ADJUST, value=TOO_MUCH.get(quality, f"less {quality}"))
-    if m := _THERE_BE.match(said):
+    if m := (_THERE_BE.match(said) or _PLACED_BY_IT.match(said)):
         return Change(kind=ChangeKind.ADD, value=m.group("value").strip())
     if m := _GIVE.match(said):
         obj, value = m.group("object").strip(), m.group("value").strip()

@@ -152,6 +152,8 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
             r"^(?:let's |can we )?(?:begin|start) (?:from|with|on) a (?:blank|clean|new|fresh) "
             r"(?:canvas|slate|page)$",
             r"^(?:clear|reset|wipe) (?:it all|everything|the whole thing|all of it|it)$",
+            r"^(?:let's |lets |can we |could we |i want to |i'd like to )?start (?:a |an )?"
+            r"(?:new|fresh|clean|different) (?:one|picture|image|drawing|page)$",
             r"\bwipe the slate clean\b",
             r"\b(?:we're|we are|let's|let us|we'll) start(?:ing)? (?:all )?(?:over|again|afresh|"
             r"from scratch)\b",
@@ -306,7 +308,12 @@ VARIATIONS = re.compile(
     r"alternatives|takes|variants)(?: (?:like|of) (?:this|that|it|this one|these)(?: [\w-]+)?)?"
     r"(?:,? (?:say|like|maybe|about) (?P<n_after>two|three|four|[2-5]))?$|"
     r"^another (?P<n_again>two|three|four|[2-5])(?: (?:more|versions|of (?:those|these|them)))?$|"
-    r"^(?:some |a few )?variations(?: of (?:this|that|it))?$"
+    r"^(?:some |a few )?variations(?: of (?:this|that|it))?$|"
+    # "make three of those", "can i get two like that one"
+    r"^(?:(?:give me|show me|make|make me|draw|generate|do|try|can you make|can you do|"
+    r"can i get|could i get|can i have|could i have|i want|i'd like|let's see|let's have) )"
+    r"(?P<n_of>two|three|four|five|[2-5]|a few|a couple(?: of)?|some) (?:more )?"
+    r"(?:of|like) (?:those|these|that|this|it|them|this one|that one)$"
 )
 SAME_SEED = re.compile(
     r"^(?:(?:can|could) we |let's )?(?:do |use |keep |with )?(?:the )?(?:same )?seed"

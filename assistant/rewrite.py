@@ -46,6 +46,8 @@ _COMMAND_PREFIX = re.compile(
     r"(?:do|make|give) me (?:a |an )?(?:new|another|different) (?:one|picture|image)(?= *[:,-])|"
     r"(?:a )?new one(?= *[:,-]| (?:an?|some|two|three) )|(?:a )?new picture please|"
     # "next picture: a robot ...", "something different now: a fox ...": a new picture follows
+    r"(?:let's |lets )?start (?:a |an )?(?:fresh|new|another|different|clean)(?: one| picture| "
+    r"image| page)?\s*[:,.-]|"
     r"(?:next|new|another|a new|a different|different|diff) (?:picture|one|image|subject|topic|"
     r"thing|scene|concept|design)\s*[:,.-]|"
     r"(?:i'd|i would) (?:be (?:ever so |very |really |so )?grateful for|love|appreciate)|"
@@ -227,7 +229,8 @@ _NIGHT = _group("night nighttime midnight moon moonlit moonlight moonrise starry
 _DAYLIGHT = _group(
     "day daytime daylight sunlit sunny sunshine sunlight sun sunbeams midday noon morning afternoon"
 )
-_TWILIGHT = _group("dawn sunrise dusk sunset evening twilight")
+_TWILIGHT = _group("dawn sunrise dusk sunset evening twilight goldenhour")
+_NEON = _group("neon")  # city light after dark: not with daylight or a golden hour
 _DAWN, _DUSK = _group("dawn sunrise morning"), _group("dusk sunset evening")
 _WINTER = _group("winter wintry wintery snow snowy snowfall snowflakes snowing frost frosty icy")
 _AUTUMN = _group("autumn autumnal")
@@ -247,6 +250,12 @@ _OLD = _group(
 )
 _MODERN = _group(
     "modern futuristic contemporary skyscraper skyscrapers neon cyberpunk sci-fi high-tech cars"
+)
+# Said or clearly implied places under the open sky, against an added "cozy interior".
+_INDOORS = _group("interior indoors indoor")
+_OUTDOORS = _group(
+    "outdoors outdoor outside snow snowy field fields forest meadow mountain mountains beach "
+    "cliff lake ocean sea desert landscape street"
 )
 _PHOTO = _group("photo photos photograph photography photographic photorealistic dslr 35mm 85mm")
 _ARTWORK = _group(
@@ -269,11 +278,18 @@ OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     (_DESERT, _LUSH | _UNDERWATER),
     (_OLD, _MODERN),
     (_PHOTO, _ARTWORK),
+    (_NEON, _DAYLIGHT | _TWILIGHT),
+    (_INDOORS, _OUTDOORS),
 )
 
 
 # Several words that mean one thing, read as that one word.
-_PHRASES = {"black and white": "monochrome", "black-and-white": "monochrome", "b&w": "monochrome"}
+_PHRASES = {
+    "black and white": "monochrome",
+    "black-and-white": "monochrome",
+    "b&w": "monochrome",
+    "golden hour": "goldenhour",
+}
 
 
 def _meaning_words(text: str) -> set[str]:

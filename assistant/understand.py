@@ -557,7 +557,7 @@ def _grammar_plan(
         )
 
     if m := g.VARIATIONS.match(said):
-        said_n = m.group("n") or m.group("n_after") or m.group("n_again")
+        said_n = m.group("n") or m.group("n_after") or m.group("n_again") or m.group("n_of")
         count = g.count_in(said_n, 3 if "variations" in said else 1)
         return _again_plan(text, current, count) if current else _clarify(text, NOTHING_YET)
 

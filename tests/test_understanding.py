@@ -956,3 +956,37 @@ def test_a_misheard_undo_said_twice_goes_back_twice():
     """Piper's "Undo undo." came back from Whisper as "and do and do."."""
     plan = understand("and do and do.", session(GARDEN, CAR, FLOWERS), REWRITER)
     assert (plan.intent, plan.steps_back) == (Intent.UNDO, 2)
+
+
+def test_a_fox_conversation_found_on_the_cli():
+    """Unscripted follow-ups after "a fox curled up asleep in the snow" (sixth session)."""
+    fox = "an orange fox curled up asleep in the snow"
+    state = session(fox, f"{fox}, pine trees behind it")
+    plan = understand("hmm and maybe some pine trees behind it", session(fox), REWRITER)
+    assert plan.intent == Intent.EDIT and "pine trees behind it" in plan.prompt
+    assert "hmm" not in plan.prompt and "maybe" not in plan.prompt
+    plan = understand("maybe a few birds in the sky", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "birds in the sky" in plan.prompt
+    plan = understand("actually take the trees away again", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "trees" in plan.negative_prompt
+    assert "away" not in plan.prompt
+    plan = understand("make three of those", state, REWRITER)
+    assert (plan.intent, plan.count) == (Intent.VARIATIONS, 3)
+    plan = understand("start a fresh one: a tram in Lisbon at golden hour", state, REWRITER)
+    assert plan.intent == Intent.GENERATE and plan.prompt.startswith("a tram in Lisbon")
+    assert understand("start a new one", state, REWRITER).intent == Intent.RESET
+    # A new scene in view of the old one is still a new picture, not a thing added to it.
+    assert understand("a cat on the sofa", state, REWRITER).intent == Intent.GENERATE
+
+
+def test_llm_additions_do_not_move_a_snowy_scene_indoors_or_light_a_golden_hour_with_neon():
+    from assistant.rewrite import drop_contradictions
+
+    prompt, dropped = drop_contradictions(
+        "a fox asleep in the snow, soft snowlight, cozy interior", "a fox asleep in the snow"
+    )
+    assert dropped == ["cozy interior"] and "snowlight" in prompt
+    _, dropped = drop_contradictions(
+        "a tram in Lisbon at golden hour, neon lights, bustling city", "a tram at golden hour"
+    )
+    assert dropped == ["neon lights"]
