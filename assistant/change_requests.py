@@ -242,6 +242,17 @@ _ADD = re.compile(
     r"(?P<value>.+)$"
 )
 _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
+# "fewer people", "less fog", "not so many birds": less of a thing that is in the picture.
+_FEWER = re.compile(
+    r"^(?:fewer|less|not so many|not as many|not so much|not as much) (?P<object>[\w-]+)$"
+)
+_PLURALS = {"people", "children", "men", "women", "sheep", "fish", "deer", "mice", "geese"}
+# "the background needs some people watching", "the sky could use a few birds"
+_PART_NEEDS = re.compile(
+    r"^(?:the |that |this )?(?P<part>background|foreground|sky|scene|picture|image|room|table|"
+    r"street|garden|wall|stage) (?:needs|could use|could do with|should have|wants|needs to have)"
+    r" (?P<value>(?:a|an|some|more|two|three|a few|lots of|a couple of) [\w' -]+)$"
+)
 _MAKE_IT = re.compile(
     r"^(?:(?:render|paint|draw|redo|do) (?:it|this|that)(?= (?:in|as) )|"
     r"make (?:it|this|that|everything|the (?:picture|image|scene)|(?:him|her|them)(?= (?:look|"
@@ -307,10 +318,8 @@ def _structured(said: str) -> Change | None:
             return phrase
     if (m := _WANT_IT.match(said)) and _is_state(m.group("value")):  # "i want the street empty"
         return _attribute(m.group("object"), m.group("value"))
-    if m := _TOO_MUCH_OF.match(said):  # fewer of many things, a fainter one of one
-        obj = m.group("object")
-        value = "fewer" if _is_thing(obj) else "faint" if obj in _HAZES else "subtle"
-        return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
+    if m := (_TOO_MUCH_OF.match(said) or _FEWER.match(said)):
+        return _less_of(m.group("object"))
     if m := _TONE_DOWN.match(said):
         obj = m.group("object") or ""
         return Change(kind=ChangeKind.ADJUST, object=obj, value="more subtle")
@@ -405,6 +414,10 @@ def _structured(said: str) -> Change | None:
         return _attribute(m.group("object"), m.group("value"))
     if m := (_MORE_OF.match(said)):
         return Change(kind=ChangeKind.ADD, value=m.group("value"))
+    if m := _PART_NEEDS.match(said):
+        part, value = m.group("part"), m.group("value").strip()
+        where = f" in the {part}" if part in ("background", "foreground", "sky") else ""
+        return Change(kind=ChangeKind.ADD, value=f"{value}{where}")
     if m := _ADD.match(said):
         return _phrase_change(m.group("value").strip()) or Change(
             kind=ChangeKind.ADD, value=m.group("value").strip()
@@ -526,6 +539,13 @@ def _phrase_change(value: str) -> Change | None:
 
 
 _ADJECTIVE_ENDINGS = ("ful", "y", "ic", "ous", "ive", "al", "ish", "ant", "ent", "ed", "le")
+
+
+def _less_of(obj: str) -> Change:
+    """Less of ``obj``: fewer of many things, a fainter haze, a subtler single thing."""
+    many = _is_thing(obj) or obj in _PLURALS
+    value = "fewer" if many else "faint" if obj in _HAZES else "subtle"
+    return Change(kind=ChangeKind.SET_ATTRIBUTE, object=obj, value=value)
 
 
 def _is_thing(word: str) -> bool:

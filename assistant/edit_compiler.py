@@ -251,11 +251,21 @@ def set_attribute(scene: str, obj: str, value: str) -> str:
     for j in range(len(tokens) - 1, -1, -1):
         if target and _stem(_bare(tokens[j])) in target:
             start = j
-            while start > 0 and _bare(tokens[start - 1]) not in _DETERMINERS | _PHRASE_BREAK:
+            while (
+                start > 0
+                and _bare(tokens[start - 1]) not in _DETERMINERS | _PHRASE_BREAK
+                and not tokens[start - 1].endswith(",")  # a term ends: its words are not ours
+            ):
                 start -= 1
-            if value_words == ["fewer"] and start > 0 and _bare(tokens[start - 1]) in _MANY:
+            if (
+                value_words == ["fewer"]
+                and start > 0
+                and _bare(tokens[start - 1]) in _MANY | {"some", "several"}
+            ):
                 start -= 1  # "many birds" -> "fewer birds"
             adjectives = tokens[start:j]
+            if value_words == ["fewer"]:  # "some people" -> "fewer people", not "fewer some"
+                adjectives = [a for a in adjectives if _bare(a) not in _MANY | {"some"}]
             if is_colour or is_material or is_weather:
                 replaced = (COLOURS if is_colour else set()) | (MATERIALS if is_material else set())
                 replaced |= set(WEATHER) if is_weather else set()

@@ -31,7 +31,8 @@ STOPWORDS = frozenset(
 
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
-    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|hey|ok|okay|oh|also|so|um|uh|and|"
+    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|right(?=\s*[,.!])|hey|ok|okay|oh|"
+    r"also|so|um|uh|and|"
     r"then|now|"
     r"please|"
     r"can you|could you|would you|will you|i want|i'd like|i would like|i'd love|i would love|"

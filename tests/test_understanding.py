@@ -990,3 +990,23 @@ def test_llm_additions_do_not_move_a_snowy_scene_indoors_or_light_a_golden_hour_
         "a tram in Lisbon at golden hour, neon lights, bustling city", "a tram at golden hour"
     )
     assert dropped == ["neon lights"]
+
+
+def test_a_jazz_poster_conversation_found_on_the_cli():
+    state = session("a saxophone player on a dimly lit stage, smoky, gold sax")
+    plan = understand(
+        "right, I need a poster for a jazz night: a saxophone player on a stage",
+        DialogueState(),
+        REWRITER,
+    )
+    assert plan.prompt.startswith("a poster for a jazz night")
+    plan = understand("the background needs some people watching", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "people watching in the background" in plan.prompt
+    assert "needs" not in plan.prompt
+    crowded = session(f"{state.current.prompt}, with some people watching in the background")
+    for said in ("nah that's too crowded, fewer people", "fewer people", "not so many people"):
+        plan = understand(said, crowded, REWRITER)
+        assert plan.intent == Intent.EDIT and "with fewer people watching" in plan.prompt, said
+        assert plan.prompt.startswith("a saxophone player on a dimly lit stage"), said
+    plan = understand("less smoke", crowded, REWRITER)
+    assert "faint smoke" in plan.prompt
