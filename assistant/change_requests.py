@@ -72,7 +72,8 @@ _BECOME = re.compile(
 )
 # "the dog should be wearing a red collar", "the sign should say closed", "the sky should be pink"
 _SHOULD = re.compile(
-    r"^(?:(?:the|his|her|its|their) (?P<object>[\w' -]+?)|(?P<pronoun>he|she|they|it)) "
+    r"^(?:(?:the|his|her|its|their) (?P<object>[\w' -]+?)|(?P<pronoun>he|she|they|it)|"
+    r"(?!(?:there|this|that|everything|you|i|we)\b)(?P<bare>[\w'-]+(?: [\w'-]+)?)) "
     r"(?:should|could|must|needs to|has to)"
     r" (?P<verb>be wearing|wear|have|hold|be holding|say|read|be|look) (?P<value>.+)$"
 )
@@ -104,7 +105,8 @@ _WEAR = re.compile(
 )
 # "the leaves are more orange", "the sky is too grey"
 _IS = re.compile(
-    r"^(?:the|his|her|its|their) (?P<object>[\w' -]+?) (?:is|are|looks?) (?P<value>(?:more |"
+    r"^(?:the|his|her|its|their) (?P<object>(?:(?!\b(?:should|could|must|would|will|can)\b)"
+    r"[\w' -])+?) (?:is|are|looks?) (?P<value>(?:more |"
     r"less |a bit |much |too )?[\w-]+)$"
 )
 # "i wonder if it might look nicer without the clouds": a removal, said as a wish
@@ -120,7 +122,8 @@ _THING_AT = re.compile(
 # "i want the street empty" (its "i want" already trimmed), "the car blue": a thing and how
 _WANT_IT = re.compile(
     r"^(?:i want |i'd like |i would like |i need |let's have |i prefer )?(?:the |his |her )"
-    r"(?!(?:too|so|very|really|a|bit)\b)(?P<object>[\w'-]+(?: [\w'-]+)?) "
+    r"(?!(?:too|so|very|really|a|bit)\b)(?P<object>[\w'-]+(?: (?!(?:is|are|was|looks?)\b)"
+    r"[\w'-]+)?) "
     r"(?P<value>(?:more |less |a bit |completely |totally )?[\w-]+)$"
 )
 _STATES = set(
@@ -238,7 +241,9 @@ _SETTING = re.compile(
 )
 _ADD = re.compile(
     r"^(?:add|include|put in|throw in|give (?:it|him|her|them)|with|plus|and|"
-    r"put (?=(?:a|an|some|two|three) ))\s*"
+    r"put (?=(?:a|an|some|two|three) )|"
+    r"put (?=[\w' -]+ (?:in the (?:background|foreground|sky|corner|distance)|behind (?:it|him|her|"
+    r"them)|next to (?:it|him|her|them))$))\s*"
     r"(?P<value>.+)$"
 )
 _MORE_OF = re.compile(r"^(?P<value>(?:more|lots of|many|a lot more|some) [\w' -]+s)$")
@@ -312,7 +317,8 @@ def _structured(said: str) -> Change | None:
     ) is not None:
         return phrase
     if m := _THING_FIRST.match(said):
-        return _attribute(m.group("object"), m.group("value"))
+        obj = re.sub(r" (?:looks?|is|are|seems?|feels?) [\w -]+$", "", m.group("object"))
+        return _attribute(obj, m.group("value"))
     if m := _THING_AT.match(said):  # "make the tower at sunrise": the scene's time, not a thing
         if (phrase := _phrase_change(m.group("phrase"))) is not None:
             return phrase
@@ -380,7 +386,7 @@ def _structured(said: str) -> Change | None:
                           value=TOO_MUCH.get(quality, f"less {quality}"))  # fmt: skip
         return _attribute(m.group("object"), value)
     if m := (_SHOULD.match(said) or _COULD.match(said)):
-        obj = m.groupdict().get("object") or ""
+        obj = m.groupdict().get("object") or m.groupdict().get("bare") or ""
         verb, value = m.group("verb"), m.group("value").strip()
         # "could be something other than yellow... lavender, maybe": the colour that follows
         value = re.sub(r"^something (?:other|else) than [\w-]+\W+", "", value)

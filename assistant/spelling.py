@@ -66,6 +66,8 @@ _CHAT_WORDS = {
     "rmv": "remove", "makeit": "make it", "mkaeit": "make it",
     "becuase": "because", "nvm": "never mind", "nevermind": "never mind", "wiht": "with",
     "whit": "with", "hte": "the", "n": "and", "verison": "version", "versoin": "version",
+    "ty": "thank you", "tysm": "thank you so much", "thnx": "thanks", "thanx": "thanks",
+    "res": "resolution", "bg": "background", "pic": "picture", "r": "are", "sry": "sorry",
 }  # fmt: skip
 # Words Whisper writes for the command or number said (in the phrases where nothing else fits).
 _SOUNDS_LIKE = [
@@ -89,15 +91,21 @@ _WON_AFTER_ORDINAL = re.compile(r"\b(first|second|third|fourth|last|other|previo
 _WORD = re.compile(r"[a-z]+")
 
 
+def expand_chat_words(text: str) -> str:
+    """``text`` with texting shorthand and common slips written out ("can u do" -> "can you
+    do", "thx" -> "thanks"), word by word; a word with punctuation on it is left as it is."""
+    if not any(w in _CHAT_WORDS for w in text.lower().split()):
+        return text
+    return " ".join(_CHAT_WORDS.get(w.lower(), w) for w in text.split())
+
+
 def repair_heard(text: str) -> str:
     """``text`` with the mishearings of whole short commands that cannot mean anything else
     repaired ("Un do.", "Start offer.", "Show me the first won."); else ``text`` as it was."""
     said = re.sub(r"\s+", " ", re.sub(r"[^\w' -]+", " ", text.lower())).strip()
     if said in ("ctrl z", "control z", "command z", "cmd z"):
         return "undo"
-    if any(w in _CHAT_WORDS for w in text.lower().split()):  # the words, punctuation kept
-        text = " ".join(_CHAT_WORDS.get(w.lower(), w) for w in text.split())
-        said = " ".join(_CHAT_WORDS.get(w, w) for w in said.split())
+    text, said = expand_chat_words(text), expand_chat_words(said)
     if re.match(r"^ad (?:a|an|some|the|more)\b", said):  # "ad a rainbow"
         return "add " + text.split(" ", 1)[1]
     said = re.sub(r"^i want see\b", "i want to see", said)

@@ -36,7 +36,12 @@ from assistant.rewrite import (
     thing_stems,
     words,
 )
-from assistant.spelling import repair_command_words, repair_from_prompt, repair_heard
+from assistant.spelling import (
+    expand_chat_words,
+    repair_command_words,
+    repair_from_prompt,
+    repair_heard,
+)
 from assistant.state import DialogueState, ImageNode
 
 logger = logging.getLogger(__name__)
@@ -251,6 +256,7 @@ def understand(
 
     Returns a validated Plan.
     """
+    text = expand_chat_words(text)  # "can u do a cat astronaut": the prompt gets the words
     try:
         corrected = _self_corrected(normalise(repair_heard(text)))
         if corrected is not None:  # "make the flowers red, no, blue": the last word counts

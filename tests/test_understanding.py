@@ -1010,3 +1010,25 @@ def test_a_jazz_poster_conversation_found_on_the_cli():
         assert plan.prompt.startswith("a saxophone player on a dimly lit stage"), said
     plan = understand("less smoke", crowded, REWRITER)
     assert "faint smoke" in plan.prompt
+
+
+def test_a_texted_cat_astronaut_conversation_found_on_the_cli():
+    from assistant.replies import command_reply
+
+    plan = understand("can u do a cat astronaut floating in space", DialogueState(), REWRITER)
+    assert plan.prompt.startswith("a cat astronaut floating")
+    state = session("a cat astronaut floating in space, glass helmet")
+    plan = understand("helmet should be see-through", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "see-through glass helmet" in plan.prompt
+    plan = understand("put earth in the background", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "with earth in the background" in plan.prompt
+    assert "put" not in plan.prompt
+    plan = understand("hmm the cat looks sad, make him happy", state, REWRITER)
+    assert plan.change.object == "cat" and plan.prompt.startswith("a happy cat")
+    plan = understand("the sky should look purple", state, REWRITER)
+    assert "purple sky" in plan.prompt and "should" not in plan.prompt
+    plan = understand("the cat is orange", state, REWRITER)
+    assert plan.prompt.startswith("an orange cat")
+    plan = understand("ok thx", state, REWRITER)
+    assert plan.intent == Intent.CHITCHAT
+    assert command_reply(plan, state.current).startswith("Glad you like it")
