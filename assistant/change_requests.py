@@ -50,6 +50,18 @@ _REMOVE = re.compile(
     r"(?:the |that |those |this |these |all (?:the |of the )?|any |a |an |his |her |its )?"
     r"(?P<object>[\w' -]+?)(?: anymore| any more| from (?:it|the (?:picture|image|scene)))?$"
 )
+# "i don't like the stars, remove them", "the clouds are ugly, take them out": the thing
+# named before the pronoun goes.
+_NAMED_THEN_REMOVED = re.compile(
+    r"^(?:(?:[\w' ]+ )?(?:don't|doesn't|do not|does not|didn't|did not) (?:like|want|love)|"
+    r"(?:i |he |she |we |they )?(?:hate|can't stand|dislike)) "
+    r"(?:the|those|these|that|this) (?P<object>[\w' -]+?)[,.;]? (?:so |just |please |can you |"
+    r"could you )?(?:take (?:it|them|that|those) (?:out|away|off)|get rid of (?:it|them|that|"
+    r"those)|remove (?:it|them|that|those)|lose (?:it|them)|delete (?:it|them))$|"
+    r"^(?:the|those|these) (?P<object2>[\w' -]+?) (?:are|is|look|looks) [\w' ]+?[,.;]? "
+    r"(?:so |just |please )?(?:take (?:it|them) (?:out|away|off)|get rid of (?:it|them)|"
+    r"remove (?:it|them)|lose (?:it|them)|delete (?:it|them))$"
+)
 _TAKE_OUT = re.compile(
     r"^(?:take|get|leave|cut|shave|wipe|rub) (?:the |that |those |his |her |its |their )?"
     r"(?P<object>[\w' -]+?) (?:out|away|off)"
@@ -310,6 +322,8 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
 
 
 def _structured(said: str) -> Change | None:
+    if m := _NAMED_THEN_REMOVED.match(said):
+        return Change(kind=ChangeKind.REMOVE, object=(m.group("object") or m.group("object2")))
     if m := (_TAKE_OUT.match(said) or _REMOVE.match(said) or _BETTER_WITHOUT.match(said)):
         return Change(kind=ChangeKind.REMOVE, object=m.group("object").strip())
     if (m := _ARRIVES.match(said)) and (

@@ -11,9 +11,17 @@ import re
 from assistant.plan import Intent, Transform
 from common.text import drop_restarts
 
+# Words passed on from someone else: "my son wants ...", "she says ...", "the client would like".
+RELAYED = (
+    r"(?:(?:my|our|the) (?:son|daughter|kids?|child|children|boy|girl|little one|grandson|"
+    r"granddaughter|nephew|niece|wife|husband|partner|friend|brother|sister|mum|mom|dad|boss|"
+    r"client|customer|teacher)|he|she|they) (?:says|said|wants|would like|would love|asked for|"
+    r"asks for|is asking for|asked|asks)(?: (?:you |me )?to (?:see|draw|make|add|have))?"
+)
 _FILLER = re.compile(
     r"^(?:(?:ok|okay|oh|hey|um+|uh+|er+m?|hmm+|so|now|please|and|alright|right|well|"
     r"like(?=,)|just|yeah|yes|cool|wait|oops|ah|ahh|right then|actually|ugh|argh|hmph|no wait|"
+    r"no(?=,? the (?:one|picture|version) before\b)|"
     r"nah|naw|nope|yo|bruh|bro|dude|fam|aight|ight|lowkey|honestly|by the way|btw|separately|"
     r"(?:i'm )?(?:so |very |terribly )?sorry(?: to bother you| to be a (?:pain|bother)| to ask)?"
     r"(?:,? but)?|chat (?:says|wants|said)|good (?:morning|afternoon|evening)(?=[\s,.!]+\w+ \w)|"
@@ -23,7 +31,9 @@ _FILLER = re.compile(
     r"oh and|and separately|one more thing|while i think of it|before i forget|"
     r"(?:mummy|mommy|mum|mom|daddy|dad|sweetie|honey|darling)(?=[\s,]+(?:i|can|make|draw|please|"
     r"look|put|give|now)\b)|"
-    r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w))[\s,.!]+)+|"
+    r"um+|uh+|(?:hi|hello|hiya|hey there)(?=[\s,.!]+\w+ \w)|"
+    + RELAYED
+    + r"(?=[\s,:]+\w+ \w))[\s,.!:]+)+|"
     r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|now|for me|if you can|if you could))+$"
 )
 # "thanks, now make it darker": the thanks is politeness, the request follows it.

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from assistant.command_grammar import RELAYED
 from assistant.llm_chat import ChatLLM, ChatMessages, warm_prompt
 from common.text import drop_restarts
 
@@ -31,7 +32,9 @@ STOPWORDS = frozenset(
 
 # Leading politeness and command words that are not part of the picture.
 _COMMAND_PREFIX = re.compile(
-    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|right(?=\s*[,.!])|hey|ok|okay|oh|"
+    r"^\s*(?:(?:(?:hey|hi|hello|hiya)(?: there)?(?=\s*[,.!])|right(?=\s*[,.!])|"
+    + RELAYED
+    + r"(?=[\s,:]+\w+ \w)|hey|ok|okay|oh|"
     r"also|so|um|uh|and|"
     r"then|now|"
     r"please|"

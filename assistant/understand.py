@@ -1085,7 +1085,9 @@ def _prompt_names(node: ImageNode, phrase: str) -> bool:
 # A move to another picture, then a change of it, in one breath.
 _THEN_EDIT = re.compile(
     r"^(?:(?P<undo>undo(?: that| it)?|go back(?: one)?)|(?:go back to|back to|return to|switch to|"
-    r"take me back to|use|take) (?:the )?(?P<ref>[\w' ,-]+?)(?: one| picture| version)?),? "
+    r"take me back to|use|take) (?:the )?(?P<ref>[\w' ,-]+?)(?: one| picture| version)?|"
+    # "do the blue dinosaur one but in crayon style": a picture named as "the ... one"
+    r"(?:do|redo|try|make) the (?P<named>[\w' ,-]+?) (?:one|picture|version)),? "
     r"(?:and|then|and then|but) (?P<rest>.+)$"
 )
 
@@ -1098,8 +1100,11 @@ def _then_edit(text: str, said: str, state: DialogueState, rewriter: PromptRewri
     if m.group("undo"):
         target = _previous(state)
     else:  # "the very first version, the grey sofa one": the first naming
-        target = resolve_reference(m.group("ref").split(",")[0], state)
-    parsed = parse_change(m.group("rest"))
+        target = resolve_reference((m.group("ref") or m.group("named")).split(",")[0], state)
+    rest = m.group("rest")
+    parsed = parse_change(rest)
+    if parsed is None and re.match(r"(?:in|as|at|during) ", rest):  # "but in crayon style"
+        parsed = parse_change(f"make it {rest}")
     if target is None or parsed is None:
         return None
     return _change_plan(Intent.EDIT, text, parsed[0], target, rewriter, "img2img")

@@ -1032,3 +1032,21 @@ def test_a_texted_cat_astronaut_conversation_found_on_the_cli():
     plan = understand("ok thx", state, REWRITER)
     assert plan.intent == Intent.CHITCHAT
     assert command_reply(plan, state.current).startswith("Glad you like it")
+
+
+def test_a_parent_relaying_a_child_found_on_the_cli():
+    plan = understand("my son wants a dinosaur eating pizza on the moon", DialogueState(), REWRITER)
+    assert plan.prompt.startswith("a dinosaur eating pizza")
+    dino = session("a dinosaur eating pizza on the moon", "a blue dinosaur eating pizza")
+    plan = understand("he says the dinosaur should be green", dino, REWRITER)
+    assert plan.intent == Intent.EDIT and plan.prompt.startswith("a green dinosaur")
+    starry = session("a blue dinosaur eating pizza on the moon, stars")
+    for said in ("he doesn't like the stars take them out", "i don't like the stars, remove them"):
+        plan = understand(said, starry, REWRITER)
+        assert plan.intent == Intent.EDIT and "stars" in plan.negative_prompt, said
+        assert "stars" not in plan.prompt and "them" not in plan.negative_prompt, said
+    three = session("a dinosaur on the moon", "a blue dinosaur on the moon", "a green dinosaur")
+    plan = understand("no the one before that", three, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n2")
+    plan = understand("ok do the blue dinosaur one but in crayon style", three, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n2") and "crayon" in plan.prompt
