@@ -272,7 +272,8 @@ _PART_NEEDS = re.compile(
 )
 _MAKE_IT = re.compile(
     r"^(?:(?:render|paint|draw|redo|do) (?:it|this|that)(?= (?:in|as) )|"
-    r"make (?:it|this|that|everything|the (?:picture|image|scene)|(?:him|her|them)(?= (?:look|"
+    r"make (?:it|this|that|everything|the (?:picture|image|scene)|the whole (?:thing|picture|"
+    r"image|scene)|(?:him|her|them)(?= (?:look|"
     r"feel|seem|more|less|a|an|younger|older|happier|sadder|bigger|smaller|taller)\b))"
     r"(?: look| feel| seem)?|"
     r"turn (?:it|this|that) into|change (?:it|this|that) (?:in)?to|it should be|"

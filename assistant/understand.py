@@ -303,6 +303,53 @@ def _self_corrected(said: str) -> str | None:
     return " ".join(head[: -len(value)] + value + extra).replace(" ,", ",")
 
 
+# "I'm making a birthday card for my grandma, she loves roses and teacups": the thing being
+# made, and what it should show.
+_MAKING = re.compile(
+    r"^(?:i'm|i am|we're|we are|i'll be|im) (?:making|doing|designing|creating|working on|"
+    r"putting together|planning) (?P<thing>(?:an?|some) [\w' -]+?)(?: for (?:my|our|a|an|the) "
+    r"[\w' -]+?)?(?:[,.;]+ (?:and )?(?:she|he|they|it|who|which) (?:loves?|likes?|is into|are "
+    r"into|wants?|needs?|should (?:have|show)) (?P<with>[\w' ,-]+))?$"
+)
+# "hmm the text came out weird, remove it": "it" is the thing named first
+_NAMED_THEN_IT = re.compile(
+    r"^(?:the|that|those|these) (?P<thing>[\w'-]+(?: [\w'-]+)??) (?:came out|come out|turned out|"
+    r"looks?|is|are|seems?|got|went)\b[\w' ]*?[,.;]+ "
+    r"(?:so |just |please |can you |could you )?(?P<verb>remove|take out|get rid of|lose|delete|"
+    r"erase) (?:it|them|that|those)$"
+)
+# "show me what we had before the softer one": the picture the named change was made from
+_BEFORE_CHANGE = re.compile(
+    r"^(?:show me |go back to |back to |bring back |can i see |let me see )?(?:what we had|what it "
+    r"was|what it looked like|how it looked|the one|the picture|the version) before (?:the |you "
+    r"made it |it got |we made it |i asked for )?(?P<ref>[\w' -]+?)(?: one| version| change)?$"
+)
+
+
+def _before_change(said: str, state: DialogueState) -> Plan | None:
+    """The picture before the change was made: of the pictures the one in view came from,
+    the parent of the first that names it ("before the note": before the note was added)."""
+    if (m := _BEFORE_CHANGE.match(said)) is None:
+        return None
+    wanted = [_stem(w) for w in content_words(m.group("ref"))]
+    if not wanted:
+        return None
+
+    def names(node: ImageNode) -> bool:
+        have = {_stem(w) for w in words(f"{node.request} {node.prompt}")}
+        # "the softer one" for a picture made "soft": a comparative names its adjective
+        return all(w in have or (w.endswith("er") and w[:-2] in have) for w in wanted)
+
+    chain, node = [], state.current
+    while node is not None:
+        chain.append(node)
+        node = state.nodes.get(node.parent_id) if node.parent_id else None
+    for node in [*reversed(chain), *reversed(list(state.nodes.values()))]:
+        if names(node) and node.parent_id in state.nodes:
+            return Plan(intent=Intent.SELECT, request=said, target_id=node.parent_id)
+    return None
+
+
 def _understand(
     text: str,
     state: DialogueState,
@@ -313,7 +360,16 @@ def _understand(
     router: Any,
 ) -> Plan:
     said = _SELF_TALK.sub("", normalise(repair_heard(text)))  # "what was i saying oh yeah ..."
+    if m := _NAMED_THEN_IT.match(said):  # "the text came out weird, remove it"
+        said = f"{m.group('verb')} the {m.group('thing')}"
     current = state.current
+    if current is None and (m := _MAKING.match(said)):
+        thing = m.group("thing") + (f" with {m.group('with')}" if m.group("with") else "")
+        return _generate_plan(text, thing, rewriter, style)
+    if current is None and _REFERS_TO_PICTURE.search(said) and parse_change(said):
+        return _clarify(text, NOTHING_TO_CHANGE)  # "make it more vintage": nothing to change
+    if current is not None and (plan := _before_change(said, state)):
+        return plan
     if current is not None:
         said = repair_from_prompt(said, words(current.prompt))
     if has_mask and current is not None:
