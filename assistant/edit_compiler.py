@@ -208,8 +208,15 @@ def compile_edit(
 
 
 # --- the operations -------------------------------------------------------------------------
+# Writing in the picture: "remove the text" also takes out a sign or note that says something.
+_WRITING = {"text", "writing", "words", "lettering", "letters", "caption"}
+_SAYS = re.compile(r"\b(?:says|saying|reads|reading|that say|with the words)\b")
+
+
 def remove_object(scene: str, obj: str) -> str:
     """The scene without the phrase that names ``obj`` ("with a small boat", "and a cat")."""
+    if obj.lower() in _WRITING:
+        scene = ", ".join(p for p in _parts(scene) if not _SAYS.search(p)) or scene
     target = thing_stems(obj)
     if not target:
         return scene

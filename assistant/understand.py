@@ -335,8 +335,8 @@ def _before_change(said: str, state: DialogueState) -> Plan | None:
     if not wanted:
         return None
 
-    def names(node: ImageNode) -> bool:
-        have = {_stem(w) for w in words(f"{node.request} {node.prompt}")}
+    def names(text: str) -> bool:
+        have = {_stem(w) for w in words(text)}
         # "the softer one" for a picture made "soft": a comparative names its adjective
         return all(w in have or (w.endswith("er") and w[:-2] in have) for w in wanted)
 
@@ -344,9 +344,12 @@ def _before_change(said: str, state: DialogueState) -> Plan | None:
     while node is not None:
         chain.append(node)
         node = state.nodes.get(node.parent_id) if node.parent_id else None
-    for node in [*reversed(chain), *reversed(list(state.nodes.values()))]:
-        if names(node) and node.parent_id in state.nodes:
-            return Plan(intent=Intent.SELECT, request=said, target_id=node.parent_id)
+    candidates = [*reversed(chain), *reversed(list(state.nodes.values()))]
+    # What was asked for names a change best; a prompt may hold the word from the start.
+    for text_of in (lambda n: n.request, lambda n: n.prompt):
+        for node in candidates:
+            if node.parent_id in state.nodes and names(text_of(node)):
+                return Plan(intent=Intent.SELECT, request=said, target_id=node.parent_id)
     return None
 
 

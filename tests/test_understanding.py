@@ -1062,16 +1062,18 @@ def test_a_birthday_card_for_grandma_found_on_the_cli():
     assert plan.prompt.startswith("a birthday card with roses and teacups")
     plan = understand("could you make it more vintage looking", DialogueState(), REWRITER)
     assert plan.intent == Intent.CLARIFY and "no picture yet" in plan.question
-    card = "a birthday card with pink roses and teacups"
+    card = "a birthday card with pink roses and teacups, soft light"  # "soft" from the start
     state = session(card)
     for i, (added, request) in enumerate(
-        [(", with a note", "add a note"), (", soft", "can you make the whole thing softer")], 2
+        [(", with a note that says happy birthday", "add a note"), (", soft", "make it softer")],
+        2,
     ):
         parent = state.nodes[f"n{i - 1}"]
         child = replace(parent, id=f"n{i}", parent_id=parent.id, prompt=parent.prompt + added)
         state.add_node(replace(child, operation="img2img", request=request))
     plan = understand("hmm the text came out weird, remove it", state, REWRITER)
     assert plan.intent == Intent.EDIT and plan.negative_prompt.startswith("text")
+    assert "says" not in plan.prompt  # the note that said it went with the text
     plan = understand("show me what we had before the softer one", state, REWRITER)
     assert (plan.intent, plan.target_id) == (Intent.SELECT, "n2")
     plan = understand("what it looked like before the note", state, REWRITER)
