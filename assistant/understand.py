@@ -315,8 +315,8 @@ _MAKING = re.compile(
 _NAMED_THEN_IT = re.compile(
     r"^(?:the|that|those|these) (?P<thing>[\w'-]+(?: [\w'-]+)??) (?:came out|come out|turned out|"
     r"looks?|is|are|seems?|got|went)\b[\w' ]*?[,.;]+ "
-    r"(?:so |just |please |can you |could you )?(?P<verb>remove|take out|get rid of|lose|delete|"
-    r"erase) (?:it|them|that|those)$"
+    r"(?:so |just |please |can you |could you )?(?:(?P<verb>remove|take out|get rid of|lose|delete|"
+    r"erase) (?:it|them|that|those)|take (?:it|them|that|those) (?:out|away|off))$"
 )
 # "show me what we had before the softer one": the picture the named change was made from
 _BEFORE_CHANGE = re.compile(
@@ -364,7 +364,7 @@ def _understand(
 ) -> Plan:
     said = _SELF_TALK.sub("", normalise(repair_heard(text)))  # "what was i saying oh yeah ..."
     if m := _NAMED_THEN_IT.match(said):  # "the text came out weird, remove it"
-        said = f"{m.group('verb')} the {m.group('thing')}"
+        said = f"{m.group('verb') or 'remove'} the {m.group('thing')}"
     current = state.current
     if current is None and (m := _MAKING.match(said)):
         thing = m.group("thing") + (f" with {m.group('with')}" if m.group("with") else "")

@@ -1041,7 +1041,12 @@ def test_a_parent_relaying_a_child_found_on_the_cli():
     plan = understand("he says the dinosaur should be green", dino, REWRITER)
     assert plan.intent == Intent.EDIT and plan.prompt.startswith("a green dinosaur")
     starry = session("a blue dinosaur eating pizza on the moon, stars")
-    for said in ("he doesn't like the stars take them out", "i don't like the stars, remove them"):
+    for said in (
+        "he doesn't like the stars take them out",
+        "i don't like the stars, remove them",
+        "the stars are too bright, take them out",
+        "the stars look weird, get rid of them",
+    ):
         plan = understand(said, starry, REWRITER)
         assert plan.intent == Intent.EDIT and "stars" in plan.negative_prompt, said
         assert "stars" not in plan.prompt and "them" not in plan.negative_prompt, said
