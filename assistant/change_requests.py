@@ -307,7 +307,8 @@ def parse_change(said: str) -> tuple[Change, bool] | None:
     said = _clean(re.sub(r"^(?:make it so|make it look like) (?=(?:the|his|her) )", "", said))
     # "do the same bed in late autumn": the scene again, with what follows changed
     said = re.sub(
-        r"^(?:do|make|draw|show)(?: me)? (?:the )?same (?:[\w-]+ )?(?=(?:in|at|during|on|under) )",
+        r"^(?:do|make|draw|show)(?: me)? (?:the )?same (?:[\w-]+ )?(?:but |and |only )?"
+        r"(?=(?:in|at|during|on|under) )",
         "same thing but ",
         said,
     )

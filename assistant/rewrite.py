@@ -259,7 +259,8 @@ _MODERN = _group(
 _INDOORS = _group("interior indoors indoor")
 _OUTDOORS = _group(
     "outdoors outdoor outside snow snowy field fields forest meadow mountain mountains beach "
-    "cliff lake ocean sea desert landscape street"
+    "cliff lake ocean sea desert landscape street river sky garden park hill hills valley island "
+    "road"
 )
 _PHOTO = _group("photo photos photograph photography photographic photorealistic dslr 35mm 85mm")
 _ARTWORK = _group(

@@ -1083,3 +1083,17 @@ def test_a_birthday_card_for_grandma_found_on_the_cli():
     assert (plan.intent, plan.target_id) == (Intent.SELECT, "n2")
     plan = understand("what it looked like before the note", state, REWRITER)
     assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
+
+
+def test_a_candy_castle_found_on_the_cli():
+    from assistant.rewrite import drop_contradictions
+
+    state = session("a castle made of candy with a chocolate river")
+    plan = understand("okay now do the same castle but in winter", state, REWRITER)
+    assert plan.intent == Intent.EDIT and "in winter" in plan.prompt
+    assert plan.prompt.startswith("a castle made of candy")
+    _, dropped = drop_contradictions(
+        "a castle made of candy with a chocolate river, soft lighting, cozy interior",
+        "a castle made of candy with a chocolate river",
+    )
+    assert dropped == ["cozy interior"]
