@@ -71,6 +71,9 @@ def normalise(text: str) -> str:
     if (m := _THANKS_THEN.match(text)) and len(text) > m.end() + 3:
         text = normalise(text[m.end() :])
     # "undo undo undo": three steps back; "stop, stop, stop": one command said for emphasis
+    # "flip h", "mirror v": a power user's shorthand for the direction
+    text = re.sub(r"^(flip|mirror)( it)? (?:h|horiz)$", r"\1\2 horizontally", text)
+    text = re.sub(r"^(flip|mirror)( it)? (?:v|vert)$", r"\1\2 vertically", text)
     if m := re.fullmatch(r"undo(?:[\s,]+undo){1,4}", text):
         return f"undo {m.group().count('undo')} times"
     return re.sub(r"^(\w+)(?:[\s,]+\1)+$", r"\1", text)
@@ -200,6 +203,7 @@ COMMANDS: list[tuple[Intent, re.Pattern[str]]] = [
         Intent.DESCRIBE,
         _rx(
             r"^(?:what|which) (?:prompt|settings|seed|parameters|model|steps)\b.*",
+            r"^(?:the |your )?(?:seed|prompt|settings|parameters)(?: (?:number|used|please))?$",
             r"^how did you (?:make|draw|do|create) (?:it|this|that)$",
             r"^(?:show|tell) me the (?:prompt|settings|seed|parameters)\b.*",
             r"^what(?:'s| is|s) the (?:prompt|seed|negative prompt)$",

@@ -12,6 +12,7 @@ the request with confidence, the plan is a short question that says what is poss
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from dataclasses import replace
@@ -24,7 +25,7 @@ from assistant.change_requests import parse_change, repair_change, split_phrases
 from assistant.command_grammar import normalise
 from assistant.edit_compiler import compile_edit
 from assistant.i18n import N_
-from assistant.plan import Change, ChangeKind, Intent, Plan, Transform
+from assistant.plan import IMAGE_INTENTS, Change, ChangeKind, Intent, Plan, Transform
 from assistant.planner import LLMPlan, LLMPlanner, PlanContext
 from assistant.region_requests import parse_region_request
 from assistant.rewrite import (
@@ -353,6 +354,46 @@ def _before_change(said: str, state: DialogueState) -> Plan | None:
     return None
 
 
+# "upscale #1", "flip picture 2": a command for a numbered picture; "v2 of #3 but red"
+_FOR_NUMBERED = re.compile(
+    r"^(?P<rest>[\w' -]+?),? (?:on |of |for |to )?(?:the )?(?:#|n(?=\d)|number |picture |pic |"
+    r"image )(?P<n>\d+)$|"
+    r"^(?:v\d+|version \d+|a variation|another|a new version) of (?:#|n(?=\d)|number |picture )"
+    r"(?P<vn>\d+)(?:,? (?:but|and|in|with) (?P<how>.+))?$"
+)
+
+
+def _for_numbered(
+    text: str,
+    said: str,
+    state: DialogueState,
+    rewriter: PromptRewriter,
+    style: str | None,
+    router: Any,
+) -> Plan | None:
+    """The command said for a numbered picture, planned on that picture (not the one in view)."""
+    if (m := _FOR_NUMBERED.match(said)) is None:
+        return None
+    node = state.nodes.get(f"n{m.group('n') or m.group('vn')}")
+    if node is None:
+        return None
+    view = copy.copy(state)  # the same pictures, that one in view: nothing is changed
+    view.focus_id = node.id
+    if m.group("vn"):
+        how = m.group("how")
+        if not how:
+            again = "another version of this"
+            return _understand(again, view, rewriter, False, style, None, router)
+        parsed = parse_change(how) or parse_change(f"make it {how}")
+        if parsed is None:
+            return None
+        return _change_plan(Intent.EDIT, text, parsed[0], node, rewriter, "img2img")
+    plan = _understand(m.group("rest"), view, rewriter, False, style, None, router)
+    if plan.intent not in IMAGE_INTENTS or plan.target_id != node.id:
+        return None  # "go back to #2" and the like: the grammar reads those itself
+    return plan.model_copy(update={"request": text})
+
+
 def _understand(
     text: str,
     state: DialogueState,
@@ -372,6 +413,8 @@ def _understand(
     if current is None and _REFERS_TO_PICTURE.search(said) and parse_change(said):
         return _clarify(text, NOTHING_TO_CHANGE)  # "make it more vintage": nothing to change
     if current is not None and (plan := _before_change(said, state)):
+        return plan
+    if current is not None and (plan := _for_numbered(text, said, state, rewriter, style, router)):
         return plan
     if current is not None:
         said = repair_from_prompt(said, words(current.prompt))

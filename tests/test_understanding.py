@@ -1097,3 +1097,18 @@ def test_a_candy_castle_found_on_the_cli():
         "a castle made of candy with a chocolate river",
     )
     assert dropped == ["cozy interior"]
+
+
+def test_a_terse_power_user_found_on_the_cli():
+    state = session("neon samurai, rain, alley", "neon samurai, rain, alley, dark")
+    plan = understand("flip h", state, REWRITER)
+    assert (plan.intent, plan.transforms) == (Intent.TRANSFORM, (Transform.FLIP_HORIZONTAL,))
+    assert understand("seed?", state, REWRITER).intent == Intent.DESCRIBE
+    plan = understand("upscale #1", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.UPSCALE, "n1")
+    plan = understand("flip picture 1", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.TRANSFORM, "n1")
+    plan = understand("v2 of #1 but red", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.EDIT, "n1") and "red" in plan.prompt
+    plan = understand("go back to #1", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
