@@ -228,7 +228,8 @@ def test_bench_image_puts_plain_diffusers_beside_ours(tokenizer_cache):
     assert result["steady_s"] > 0 and result["reference_steady_s"] > 0
     assert result["reference_vae_decode_s"] > 0 and result["vae_decode_s"] > 0
     assert result["text_encode_s"] == 0 and result["reference_text_encode_s"] > 0  # cached
-    assert result["speedup"] == pytest.approx(1 / result["ratio"], rel=0.02)
+    # Both are rounded (speedup to 0.01): a 0.19 speedup is 1 / 5.15 give or take 0.005.
+    assert result["speedup"] == pytest.approx(1 / result["ratio"], rel=0.01, abs=0.006)
     assert len(result["load_avg"]) == 3
     lines: list[str] = []
     print_image_table(result, out=lines.append)
