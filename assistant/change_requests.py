@@ -35,8 +35,8 @@ _TRAILING = re.compile(
     r"[\s,]+(?:instead|then|now|please|pls|as well|too|for me|a bit|a little|maybe|perhaps|"
     r"i guess|i think|again|back again)$"
     r"|,? like (?:his|hers|mine|theirs|before|that|the other one|the first one|it was)$"
-    r"|,? (?:and )?keep (?:everything|the rest|all|all the rest)(?: else)? "
-    r"(?:the same|identical|as it is)$"
+    r"|,? (?:and )?keep (?:everything|the rest|all|all the rest)(?: else)?"
+    r"(?: (?:the same|identical|as it is))?$"
     # "green, not blue", "marble instead of wood": what it was before goes with the old prompt
     r"|,? (?:and )?(?:not|instead of|rather than) (?:a |an |the )?[\w-]+(?: [\w-]+)?$"
 )

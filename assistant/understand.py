@@ -32,6 +32,7 @@ from assistant.rewrite import (
     PromptRewriter,
     _stem,
     content_words,
+    contradiction,
     split_negatives,
     subject_of,
     thing_stems,
@@ -312,6 +313,8 @@ _MAKING = re.compile(
     r"[\w' -]+?)?(?:[,.;]+ (?:and )?(?:she|he|they|it|who|which) (?:loves?|likes?|is into|are "
     r"into|wants?|needs?|should (?:have|show)) (?P<with>[\w' ,-]+))?$"
 )
+# "no, I meant bigger fox, not bigger picture": what was meant, without what it was taken for
+_I_MEANT = re.compile(r"^(?:no,? )?i meant (?P<meant>[\w' -]+?),? not (?:the |a |an )?[\w' -]+$")
 # "hmm the text came out weird, remove it": "it" is the thing named first
 _NAMED_THEN_IT = re.compile(
     r"^(?:the|that|those|these) (?P<thing>[\w'-]+(?: [\w'-]+)??) (?:came out|come out|turned out|"
@@ -404,6 +407,11 @@ def _understand(
     router: Any,
 ) -> Plan:
     said = _SELF_TALK.sub("", normalise(repair_heard(text)))  # "what was i saying oh yeah ..."
+    if m := _I_MEANT.match(said):  # "no, i meant bigger fox, not bigger picture"
+        meant = m.group("meant")
+        if c := re.fullmatch(r"(?:an? |the )?(?P<adj>\w+er) (?P<thing>[\w' -]+)", meant):
+            meant = f"make the {c.group('thing')} {c.group('adj')}"  # "bigger fox"
+        said = meant
     if m := _NAMED_THEN_IT.match(said):  # "the text came out weird, remove it"
         said = f"{m.group('verb') or 'remove'} the {m.group('thing')}"
     current = state.current
@@ -752,7 +760,11 @@ def _grammar_plan(
         and (m := re.match(r"^(?:replace|swap) the (?P<o>[\w' -]+?) (?:with|for) (?P<v>.+)$", said))
         and _prompt_names(current, m.group("o"))
     ):
-        change = Change(kind=ChangeKind.REPLACE, object=m.group("o"), value=m.group("v"))
+        # The value as the change reader cleans it ("an owl, keep everything else": an owl)
+        parsed = parse_change(said)
+        replace_with = parsed and parsed[0].kind == ChangeKind.REPLACE
+        value = parsed[0].value if replace_with else m.group("v")
+        change = Change(kind=ChangeKind.REPLACE, object=m.group("o"), value=value)
         return _change_plan(Intent.EDIT, text, change, current, rewriter, "img2img")
 
     if (region := parse_region_request(said)) is not None:
@@ -1402,7 +1414,17 @@ def resolve_reference(ref: str, state: DialogueState, strict: bool = False) -> I
         if score(parent) < best_score:
             break
         best = parent
+    if best is None and not strict:
+        best = _by_opposite(wanted, nodes)
     return best
+
+
+def _by_opposite(wanted: set[str], nodes: list[ImageNode]) -> ImageNode | None:
+    """ "the daytime one" when no prompt says day but one says night: the latest picture whose
+    prompt does not contradict the words (only when some other picture's does)."""
+    said = " ".join(sorted(wanted))
+    fits = [n for n in nodes if not contradiction(said, set(words(n.prompt)))]
+    return fits[-1] if fits and len(fits) < len(nodes) else None
 
 
 _NOT_A_NAME = re.compile(r"\b(?:to be|should|would|could|and it|and make|and add|is wearing)\b")

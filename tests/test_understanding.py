@@ -1112,3 +1112,16 @@ def test_a_terse_power_user_found_on_the_cli():
     assert (plan.intent, plan.target_id) == (Intent.EDIT, "n1") and "red" in plan.prompt
     plan = understand("go back to #1", state, REWRITER)
     assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")
+
+
+def test_a_fox_by_day_and_by_night_found_on_the_rules_path():
+    fox = "a red fox sitting in a snowy forest"
+    state = session(fox)
+    night = replace(state.current, id="n2", parent_id="n1", prompt=f"{fox}, at night")
+    state.add_node(replace(night, operation="img2img", request="make it night"))
+    plan = understand("can we go back to the daytime one", state, REWRITER)
+    assert (plan.intent, plan.target_id) == (Intent.SELECT, "n1")  # the one not at night
+    plan = understand("swap the fox for an owl, keep everything else", state, REWRITER)
+    assert plan.prompt.startswith("an owl sitting in a snowy forest") and "keep" not in plan.prompt
+    plan = understand("no, I meant bigger fox, not bigger picture", state, REWRITER)
+    assert plan.intent == Intent.EDIT and plan.prompt.startswith("a bigger red fox")
